@@ -1,0 +1,257 @@
+//! Checkpoints and the storage contract every backend implements.
+//!
+//! A thread's history is a tree of checkpoints: each one names its parent and carries the
+//! message operations ([`MessageOp`]) it adds. The state at a checkpoint is the result of
+//! applying, oldest first, the operations of every checkpoint on its parent chain. A turn
+//! therefore writes only its new rows; it never rewrites earlier history.
+//!
+//! Backends: [`memory::MemoryCheckpointer`] (tests and demos only: it forgets on
+//! restart) and [`sql::SqlCheckpointer`] (Durable Object SQLite in production, real
+//! SQLite in native tests). [`conformance`] holds the one suite they all pass.
+
+pub mod conformance;
+pub mod memory;
+pub mod sql;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::message::{Message, MessageOp};
+use crate::runtime::{uuid_v7, Entropy};
+use crate::thread::{ThreadId, ThreadRecord};
+
+/// A checkpoint id: a time-ordered UUID whose text sorts in creation order.
+///
+/// Within a thread, ids are unique and strictly increasing: [`CheckpointId::next`] never
+/// returns an id at or below the one it is given, even if the clock goes back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CheckpointId(String);
+
+impl CheckpointId {
+    /// Validates `raw` (1 to 64 characters of `[A-Za-z0-9-]`).
+    pub fn parse(raw: &str) -> Result<Self> {
+        if raw.is_empty()
+            || raw.len() > 64
+            || !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(Error::invalid(
+                "checkpoint_id",
+                format!("{raw:?} is not a checkpoint id (1 to 64 letters, digits or dashes)"),
+            ));
+        }
+        Ok(CheckpointId(raw.to_string()))
+    }
+
+    /// A new id for a checkpoint made at `now_ms`, strictly greater than `after`.
+    pub fn next(after: Option<&CheckpointId>, now_ms: i64, entropy: &dyn Entropy) -> Self {
+        let candidate = CheckpointId(uuid_v7(now_ms, entropy));
+        match after {
+            Some(prev) if candidate <= *prev => {
+                // Same millisecond or a clock that went back: move to the next millisecond
+                // after the previous id, which sorts strictly after it.
+                let prev_ms = prev.timestamp_ms().unwrap_or(now_ms);
+                CheckpointId(uuid_v7(prev_ms.max(now_ms) + 1, entropy))
+            }
+            _ => candidate,
+        }
+    }
+
+    /// The millisecond timestamp of a version 7 id.
+    fn timestamp_ms(&self) -> Option<i64> {
+        let hex: String = self.0.chars().filter(|c| *c != '-').take(12).collect();
+        i64::from_str_radix(&hex, 16).ok()
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CheckpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CheckpointId {
+    type Error = Error;
+    fn try_from(raw: String) -> Result<Self> {
+        CheckpointId::parse(&raw)
+    }
+}
+
+impl From<CheckpointId> for String {
+    fn from(id: CheckpointId) -> String {
+        id.0
+    }
+}
+
+/// Why a checkpoint was made (LangGraph's `metadata.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckpointSource {
+    /// The input of a run, before the model ran.
+    Input,
+    /// A completed step of a run.
+    Loop,
+    /// A direct state update (`POST /threads/{id}/state`).
+    Update,
+    /// A run that continued from a checkpoint older than the head.
+    Fork,
+}
+
+impl CheckpointSource {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointSource::Input => "input",
+            CheckpointSource::Loop => "loop",
+            CheckpointSource::Update => "update",
+            CheckpointSource::Fork => "fork",
+        }
+    }
+}
+
+/// A checkpoint without its messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// The thread it belongs to.
+    pub thread_id: ThreadId,
+    /// Its id.
+    pub checkpoint_id: CheckpointId,
+    /// The checkpoint it continues from; `None` for a thread's first.
+    pub parent_id: Option<CheckpointId>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// `source`, `step`, `writes` and whatever the run stamped (run id, graph id, ...).
+    pub metadata: Map<String, Value>,
+}
+
+impl CheckpointRecord {
+    /// `metadata.step`, or 0 when absent.
+    pub fn step(&self) -> i64 {
+        self.metadata
+            .get("step")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A checkpoint to store: its record and the message operations it adds to its parent's
+/// state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCheckpoint {
+    /// The record.
+    pub record: CheckpointRecord,
+    /// What it changes, applied in order with [`crate::message::add_messages`].
+    pub ops: Vec<MessageOp>,
+}
+
+/// The state of a thread at one checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The checkpoint.
+    pub checkpoint: CheckpointRecord,
+    /// The messages at that checkpoint, in order.
+    pub messages: Vec<Message>,
+}
+
+/// Which checkpoints [`Checkpointer::list`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only checkpoints whose id is strictly below this one.
+    pub before: Option<CheckpointId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            before: None,
+            limit: 10,
+        }
+    }
+}
+
+/// Per-thread checkpoint storage.
+///
+/// The contract every backend keeps (and [`conformance`] checks):
+/// - Every method on a thread that was never created, or was deleted, fails with
+///   [`Error::NotFound`] `{ what: "thread" }`; an unknown checkpoint id with
+///   `{ what: "checkpoint" }`.
+/// - Checkpoint ids are unique and strictly increasing within a thread.
+/// - [`put`](Checkpointer::put) is atomic: after an error nothing of it is visible.
+/// - Threads are isolated: nothing written to one is visible from another.
+///
+/// Futures are not `Send`: Workers run one isolate per thread of execution and
+/// Durable Object storage handles are not `Send`, so no bound is asked for.
+#[allow(async_fn_in_trait)]
+pub trait Checkpointer {
+    /// Creates a thread record. [`Error::Conflict`] if a thread with that id exists.
+    async fn create_thread(&self, thread: &ThreadRecord) -> Result<()>;
+
+    /// The thread's record.
+    async fn get_thread(&self, thread_id: &ThreadId) -> Result<ThreadRecord>;
+
+    /// Replaces the record's `metadata`, `status` and `updated_at_ms`
+    /// (`created_at_ms` is kept).
+    async fn update_thread(&self, thread: &ThreadRecord) -> Result<()>;
+
+    /// Stores a checkpoint and its message operations, all or nothing, and sets the
+    /// thread's `updated_at_ms` to the checkpoint's `created_at_ms`.
+    ///
+    /// Fails with [`Error::Conflict`] if the id is not greater than every checkpoint id
+    /// of the thread, and with [`Error::NotFound`] if the parent is not a checkpoint of
+    /// the thread. The operations must apply cleanly to the parent's state (the turn
+    /// engine checks this with the reducer before calling `put`).
+    async fn put(&self, checkpoint: &NewCheckpoint) -> Result<()>;
+
+    /// The newest checkpoint and its state; `None` for a thread with no checkpoint yet.
+    async fn latest(&self, thread_id: &ThreadId) -> Result<Option<Snapshot>>;
+
+    /// A checkpoint and the state at it.
+    async fn get(&self, thread_id: &ThreadId, checkpoint_id: &CheckpointId) -> Result<Snapshot>;
+
+    /// Checkpoint records, newest first, filtered by `query`.
+    async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>>;
+
+    /// Removes the thread, its checkpoints and its messages. The id may be created again
+    /// afterwards and then starts empty.
+    async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()>;
+}
+
+/// Rebuilds the message list from operations given oldest first.
+pub(crate) fn replay<'a>(ops: impl IntoIterator<Item = &'a MessageOp>) -> Result<Vec<Message>> {
+    crate::message::add_messages(Vec::new(), ops)
+        .map_err(|e| Error::backend(format_args!("stored history does not replay: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::SeededEntropy;
+
+    #[test]
+    fn next_ids_increase_even_when_the_clock_goes_back() {
+        let e = SeededEntropy::new(3);
+        let mut prev = CheckpointId::next(None, 10_000, &e);
+        for now in [10_000, 10_000, 9_000, 10_001, 5] {
+            let next = CheckpointId::next(Some(&prev), now, &e);
+            assert!(next > prev, "{next} > {prev}");
+            prev = next;
+        }
+    }
+
+    #[test]
+    fn parse_rejects_junk() {
+        assert!(CheckpointId::parse("1f1e79b3-a327-6a95-8004-90a8690c6f99").is_ok());
+        assert!(CheckpointId::parse("").is_err());
+        assert!(CheckpointId::parse("../x").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The one error type of the crate.
+//!
+//! Every backend fails the same way: a missing thread is [`Error::NotFound`] whether it
+//! lives in memory, in SQLite or in a Durable Object. The HTTP layer maps each variant to
+//! a status code (see [`Error::status`]); 4xx variants carry a reason meant for the
+//! client, [`Error::Backend`] is logged and answered with a generic 500.
+
+use std::fmt;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request body is not what the endpoint reads at all (not JSON, not an object).
+    BadRequest {
+        /// Why the body could not be read.
+        reason: String,
+    },
+    /// A field is missing, has the wrong type or an invalid value.
+    InvalidInput {
+        /// The field, as a dotted path from the body root (e.g. `input.messages`).
+        field: String,
+        /// What was wrong with it, including what was received.
+        reason: String,
+    },
+    /// The thing asked for does not exist.
+    NotFound {
+        /// Kind of thing: `thread`, `checkpoint`, `assistant`, `route`.
+        what: &'static str,
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The request conflicts with the current state (already exists, stale id, busy).
+    Conflict {
+        /// What conflicts.
+        reason: String,
+    },
+    /// A payload is larger than a limit of the service.
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size in bytes (or items, as `what` says).
+        size: usize,
+        /// The limit it exceeded.
+        limit: usize,
+    },
+    /// The method is not allowed on this path.
+    MethodNotAllowed {
+        /// The method that was used.
+        method: String,
+    },
+    /// The operation is valid but this backend or build does not support it.
+    Unsupported {
+        /// What is not supported.
+        what: String,
+    },
+    /// The storage or runtime failed; the reason is for logs, never for clients.
+    Backend {
+        /// The backend's own description of the failure.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Backend`].
+    pub fn backend(reason: impl fmt::Display) -> Self {
+        Error::Backend {
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`] of a thread.
+    pub fn thread_not_found(id: impl Into<String>) -> Self {
+        Error::NotFound {
+            what: "thread",
+            id: id.into(),
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest { .. } => 400,
+            Error::NotFound { .. } => 404,
+            Error::MethodNotAllowed { .. } => 405,
+            Error::Conflict { .. } => 409,
+            Error::TooLarge { .. } => 413,
+            Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
+            Error::Backend { .. } => 500,
+        }
+    }
+
+    /// The `detail` text a client sees. Backend reasons are not exposed.
+    pub fn client_detail(&self) -> String {
+        match self {
+            Error::Backend { .. } => "Internal server error".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadRequest { reason } => write!(f, "Malformed request body: {reason}"),
+            Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
+            Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
+            Error::Conflict { reason } => write!(f, "{reason}"),
+            Error::TooLarge { what, size, limit } => {
+                write!(
+                    f,
+                    "{what} is too large: {size} exceeds the limit of {limit}"
+                )
+            }
+            Error::MethodNotAllowed { method } => {
+                write!(f, "Method {method} is not allowed on this path")
+            }
+            Error::Unsupported { what } => write!(f, "Not supported: {what}"),
+            Error::Backend { reason } => write!(f, "storage backend failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn capitalize(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        // Only stored data is decoded with `?`; request bodies go through the API layer,
+        // which reports their errors as `BadRequest`/`InvalidInput` itself.
+        Error::backend(format_args!("stored JSON could not be decoded: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_details() {
+        let nf = Error::thread_not_found("abc");
+        assert_eq!(nf.status(), 404);
+        assert_eq!(nf.client_detail(), "Thread 'abc' not found");
+        let be = Error::backend("disk on fire");
+        assert_eq!(be.status(), 500);
+        assert_eq!(be.client_detail(), "Internal server error");
+        let inv = Error::invalid("input.messages", "expected a list");
+        assert_eq!(inv.status(), 422);
+        assert!(inv.client_detail().contains("input.messages"));
+    }
+}

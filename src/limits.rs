@@ -1,0 +1,37 @@
+//! Limits of the service and of the platform, each with its reason.
+//!
+//! They are enforced in the core, before a backend would fail opaquely, so every backend
+//! rejects the same input with the same error.
+
+/// Longest accepted thread id. Ids are Durable Object names and URL path segments; a
+/// bound keeps both cheap and stops ids from being used as payload.
+pub const THREAD_ID_MAX_LEN: usize = 128;
+
+/// Largest value a Durable Object SQLite row may hold (platform limit: 2 MB per row).
+pub const DO_ROW_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// Largest single message, serialized. Half of [`DO_ROW_MAX_BYTES`], so a message and
+/// its row overhead always fit one row.
+pub const MESSAGE_MAX_BYTES: usize = DO_ROW_MAX_BYTES / 2;
+
+/// Largest request body the API reads. The Workers platform accepts 100 MB on the Free
+/// plan, far more than a chat turn needs; a tight bound keeps a turn inside the CPU
+/// budget below.
+pub const REQUEST_BODY_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most messages one run or state update may add.
+pub const INPUT_MESSAGES_MAX: usize = 256;
+
+/// Largest thread metadata object, serialized: it is copied into every thread listing.
+pub const METADATA_MAX_BYTES: usize = 64 * 1024;
+
+/// Most checkpoints one history or list call returns.
+pub const LIST_LIMIT_MAX: usize = 1000;
+
+/// CPU time a request may use on the Workers Free plan (10 ms). Not enforced here; it is
+/// why turns write only their new rows and why limits above are tight.
+pub const FREE_PLAN_CPU_MS: u32 = 10;
+
+/// Writes per second a single Workers KV key accepts (platform limit: 1). Why the KV
+/// layout never rewrites a key in the course of a conversation.
+pub const KV_WRITES_PER_KEY_PER_SECOND: u32 = 1;

@@ -1,0 +1,363 @@
+//! HTTP flows on the pure API layer, natively, on both backends.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use edge_memory::api::{handle, HttpRequest, HttpResponse, ServerInfo};
+use edge_memory::chat::demo::MemoryDemoResponder;
+use edge_memory::chat::Engine;
+use edge_memory::checkpoint::memory::MemoryCheckpointer;
+use edge_memory::checkpoint::Checkpointer;
+use edge_memory::runtime::{SystemClock, SystemEntropy};
+use serde_json::{json, Value};
+
+fn info() -> ServerInfo {
+    ServerInfo {
+        backend: "test".into(),
+        model: "memory-demo".into(),
+    }
+}
+
+struct Api<C> {
+    store: C,
+}
+
+impl<C: Checkpointer> Api<C> {
+    fn call(&self, req: HttpRequest) -> HttpResponse {
+        let engine = Engine {
+            store: &self.store,
+            model: &MemoryDemoResponder,
+            clock: &SystemClock,
+            entropy: &SystemEntropy,
+        };
+        pollster::block_on(handle(&req, &info(), &engine))
+    }
+
+    fn post(&self, path: &str, body: Value) -> HttpResponse {
+        self.call(HttpRequest::json("POST", path, &body))
+    }
+
+    fn get(&self, path: &str) -> HttpResponse {
+        self.call(HttpRequest::empty("GET", path))
+    }
+
+    fn body(&self, resp: &HttpResponse) -> Value {
+        resp.body.clone().unwrap_or(Value::Null)
+    }
+}
+
+fn say(text: &str) -> Value {
+    json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": text}]}})
+}
+
+fn two_turns_remember<C: Checkpointer>(api: Api<C>) {
+    let created = api.post("/threads", json!({"metadata": {"user": "u1"}}));
+    assert_eq!(created.status, 200);
+    let thread = api.body(&created);
+    let tid = thread["thread_id"].as_str().unwrap().to_string();
+    assert_eq!(tid.len(), 36);
+    assert_eq!(thread["status"], "idle");
+    assert_eq!(thread["values"], Value::Null);
+    assert_eq!(thread["metadata"]["user"], "u1");
+
+    let first = api.post(&format!("/threads/{tid}/runs/wait"), say("My name is Sam"));
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let msgs = api.body(&first)["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["type"], "human");
+    assert_eq!(msgs[1]["type"], "ai");
+
+    let second = api.post(&format!("/threads/{tid}/runs/wait"), say("What's my name?"));
+    let msgs = api.body(&second)["messages"].as_array().unwrap().clone();
+    assert_eq!(msgs.len(), 4);
+    assert_eq!(msgs[3]["content"], "Your name is Sam.");
+
+    let state = api.body(&api.get(&format!("/threads/{tid}/state")));
+    assert_eq!(state["values"]["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(state["checkpoint"]["thread_id"], tid.as_str());
+    assert_eq!(state["checkpoint"]["checkpoint_ns"], "");
+    assert!(state["parent_checkpoint"]["checkpoint_id"].is_string());
+    assert_eq!(state["metadata"]["source"], "loop");
+    assert_eq!(state["metadata"]["step"], 2);
+
+    let thread = api.body(&api.get(&format!("/threads/{tid}")));
+    assert_eq!(thread["metadata"]["graph_id"], "agent");
+    assert_eq!(thread["metadata"]["user"], "u1");
+
+    // A second thread knows nothing of Sam.
+    let other = api.body(&api.post("/threads", json!({})))["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = api.body(&api.post(
+        &format!("/threads/{other}/runs/wait"),
+        say("What's my name?"),
+    ));
+    assert!(reply["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .contains("don't know"));
+}
+
+#[test]
+fn two_turns_remember_on_memory() {
+    two_turns_remember(Api {
+        store: MemoryCheckpointer::new(),
+    });
+}
+
+#[test]
+fn two_turns_remember_on_sqlite() {
+    two_turns_remember(Api {
+        store: support::sqlite_store(),
+    });
+}
+
+#[test]
+fn empty_thread_state_has_null_checkpoint() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    let tid =
+        api.body(&api.post("/threads", json!({"thread_id": "user-123"})))["thread_id"].clone();
+    assert_eq!(tid, "user-123");
+    let state = api.get("/threads/user-123/state");
+    assert_eq!(state.status, 200);
+    assert_eq!(api.body(&state)["checkpoint"], Value::Null);
+    // if_exists
+    assert_eq!(
+        api.post("/threads", json!({"thread_id": "user-123"}))
+            .status,
+        409
+    );
+    assert_eq!(
+        api.post(
+            "/threads",
+            json!({"thread_id": "user-123", "if_exists": "do_nothing"})
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn unknown_thread_is_404_unless_create() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    let r = api.post("/threads/nope/runs/wait", say("hi"));
+    assert_eq!(r.status, 404);
+    assert_eq!(api.body(&r)["detail"], "Thread 'nope' not found");
+    assert_eq!(api.get("/threads/nope/state").status, 404);
+    let mut body = say("hi");
+    body["if_not_exists"] = json!("create");
+    let r = api.post("/threads/nope/runs/wait", body);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        api.body(&api.get("/threads/nope/state"))["values"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn delete_then_404() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    api.post("/threads", json!({"thread_id": "gone"}));
+    api.post("/threads/gone/runs/wait", say("hi"));
+    assert_eq!(
+        api.call(HttpRequest::empty("DELETE", "/threads/gone"))
+            .status,
+        204
+    );
+    assert_eq!(api.get("/threads/gone").status, 404);
+}
+
+/// Every bad request gets a 4xx JSON detail naming the problem, and the thread's state
+/// is unchanged.
+#[test]
+fn bad_input_is_4xx_and_changes_nothing() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    api.post("/threads", json!({"thread_id": "t"}));
+    api.post("/threads/t/runs/wait", say("My name is Sam"));
+    let before = api.body(&api.get("/threads/t/state"));
+    let raw = |body: &[u8]| HttpRequest {
+        method: "POST".into(),
+        path: "/threads/t/runs/wait".into(),
+        body: body.to_vec(),
+    };
+    let cases: Vec<(HttpRequest, u16, &str)> = vec![
+        (raw(b"{not json"), 400, "invalid JSON"),
+        (raw(b"[1,2]"), 400, "expected a JSON object"),
+        (raw(&[0xff, 0xfe]), 400, "UTF-8"),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"assistant_id": "agent"}),
+            ),
+            422,
+            "`input`",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"question": "hi"}}),
+            ),
+            422,
+            "missing input key `messages`; expected {\"messages\": [...]}, got keys `question`",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": 5}}),
+            ),
+            422,
+            "input.messages",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": []}}),
+            ),
+            422,
+            "at least one",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": [{"role": "user"}]}}),
+            ),
+            422,
+            "input.messages[0].content",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": [{"type": "remove", "id": "ghost"}]}}),
+            ),
+            422,
+            "ghost",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"assistant_id": "other", "input": {"messages": "hi"}}),
+            ),
+            404,
+            "Assistant 'other'",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": "hi"}, "if_not_exists": "maybe"}),
+            ),
+            422,
+            "if_not_exists",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": [{"role": "user", "content": "x".repeat(2_000_000)}]}}),
+            ),
+            413,
+            "too large",
+        ),
+        (
+            HttpRequest::json("POST", "/threads/a%2Fb/runs/wait", &say("hi")),
+            422,
+            "thread_id",
+        ),
+        (
+            HttpRequest::json("POST", "/threads/../runs/wait", &say("hi")),
+            422,
+            "thread_id",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": "hi"}, "checkpoint_id": "no/pe"}),
+            ),
+            422,
+            "checkpoint_id",
+        ),
+        (
+            HttpRequest::json(
+                "POST",
+                "/threads/t/runs/wait",
+                &json!({"input": {"messages": "hi"}, "checkpoint_id": "01a20af1-f420-7b44-a08e-2674a2e1f4d9"}),
+            ),
+            404,
+            "Checkpoint",
+        ),
+        (
+            HttpRequest::json("POST", "/threads", &json!({"thread_id": 123})),
+            422,
+            "thread_id",
+        ),
+        (
+            HttpRequest::json("POST", "/threads", &json!({"metadata": [1]})),
+            422,
+            "metadata",
+        ),
+        (
+            HttpRequest::json("PUT", "/threads/t/runs/wait", &say("hi")),
+            405,
+            "PUT",
+        ),
+        (HttpRequest::empty("GET", "/nowhere"), 404, "GET /nowhere"),
+    ];
+    for (req, status, needle) in cases {
+        let label = format!(
+            "{} {} {:?}",
+            req.method,
+            req.path,
+            String::from_utf8_lossy(&req.body)
+                .chars()
+                .take(80)
+                .collect::<String>()
+        );
+        let resp = api.call(req);
+        assert_eq!(resp.status, status, "{label}: {:?}", resp.body);
+        let detail = api.body(&resp)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            detail.contains(needle),
+            "{label}: detail {detail:?} should contain {needle:?}"
+        );
+    }
+    assert_eq!(
+        api.body(&api.get("/threads/t/state")),
+        before,
+        "state unchanged"
+    );
+}
+
+#[test]
+fn ok_and_info() {
+    let api = Api {
+        store: MemoryCheckpointer::new(),
+    };
+    assert_eq!(api.body(&api.get("/ok")), json!({"ok": true}));
+    let info = api.body(&api.get("/info"));
+    assert_eq!(info["storage_backend"], "test");
+    assert_eq!(info["model"], "memory-demo");
+}

@@ -1,0 +1,23 @@
+//! The conformance suite against every native backend.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+mod memory {
+    edge_memory::conformance_tests!(edge_memory::checkpoint::memory::MemoryCheckpointer::new());
+}
+
+mod sqlite {
+    edge_memory::conformance_tests!(crate::support::sqlite_store());
+}
+
+/// Both backends pass, and the report covers every case the macro stamps.
+#[test]
+fn run_all_reports_every_case() {
+    let report = pollster::block_on(edge_memory::checkpoint::conformance::run_all(
+        &support::sqlite_store(),
+    ));
+    assert!(report.all_passed(), "{report:?}");
+    assert_eq!(report.cases.len(), 14);
+}
