@@ -69,6 +69,9 @@ pub struct HttpResponse {
     pub status: u16,
     /// JSON body; `None` for 204.
     pub body: Option<Value>,
+    /// For 5xx: what failed, for the logs. Never sent to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_error: Option<String>,
 }
 
 impl HttpResponse {
@@ -77,6 +80,7 @@ impl HttpResponse {
         HttpResponse {
             status: 200,
             body: Some(body),
+            internal_error: None,
         }
     }
 
@@ -85,6 +89,7 @@ impl HttpResponse {
         HttpResponse {
             status: err.status(),
             body: Some(json!({ "detail": err.client_detail() })),
+            internal_error: (err.status() >= 500).then(|| err.to_string()),
         }
     }
 
@@ -93,6 +98,7 @@ impl HttpResponse {
         HttpResponse {
             status: 204,
             body: None,
+            internal_error: None,
         }
     }
 }

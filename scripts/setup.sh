@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need. Idempotent: skips what is present.
+# Reaches only the package registries (crates.io, npm, PyPI, Debian).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+have_version() { # have_version CMD VERSION
+  command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"
+}
+
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+if ! have_version worker-build "$WORKER_BUILD_VERSION"; then
+  cargo install --locked worker-build --version "$WORKER_BUILD_VERSION"
+fi
+if ! have_version wasm-pack "$WASM_PACK_VERSION"; then
+  cargo install --locked wasm-pack --version "$WASM_PACK_VERSION"
+fi
+if ! have_version wasm-bindgen "$WASM_BINDGEN_VERSION"; then
+  # Not --locked: its lock file names a dependency version that is not published.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# npm packages: wrangler (workerd), Node 22 for it, binaryen (wasm-opt), test clients.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: toolchain ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $("$NODE22" "$WRANGLER_JS" --version 2>/dev/null | tail -1))"

@@ -1,0 +1,107 @@
+//! [`SqlExec`] on Durable Object SQLite storage (`ctx.storage.sql`).
+
+use js_sys::{Function, Reflect};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{SqlStorage, SqlStorageValue, Storage};
+
+use crate::checkpoint::sql::{SqlExec, SqlValue, Statement};
+use crate::error::{Error, Result};
+
+/// The SQL port of one Durable Object.
+pub(crate) struct DoSql {
+    storage: Storage,
+    sql: SqlStorage,
+}
+
+impl std::fmt::Debug for DoSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DoSql")
+    }
+}
+
+impl DoSql {
+    /// The port over `storage`.
+    pub(crate) fn new(storage: Storage) -> Self {
+        let sql = storage.sql();
+        DoSql { storage, sql }
+    }
+}
+
+fn to_do(value: &SqlValue) -> SqlStorageValue {
+    match value {
+        SqlValue::Null => SqlStorageValue::Null,
+        SqlValue::Integer(i) => SqlStorageValue::Integer(*i),
+        SqlValue::Real(f) => SqlStorageValue::Float(*f),
+        SqlValue::Text(s) => SqlStorageValue::String(s.clone()),
+        SqlValue::Blob(b) => SqlStorageValue::Blob(b.clone()),
+    }
+}
+
+fn from_do(value: SqlStorageValue) -> SqlValue {
+    match value {
+        SqlStorageValue::Null => SqlValue::Null,
+        SqlStorageValue::Boolean(b) => SqlValue::Integer(i64::from(b)),
+        SqlStorageValue::Integer(i) => SqlValue::Integer(i),
+        SqlStorageValue::Float(f) => SqlValue::Real(f),
+        SqlStorageValue::String(s) => SqlValue::Text(s),
+        SqlStorageValue::Blob(b) => SqlValue::Blob(b),
+    }
+}
+
+fn js_text(value: &JsValue) -> String {
+    value
+        .as_string()
+        .or_else(|| {
+            value
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+impl SqlExec for DoSql {
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        let bindings: Vec<SqlStorageValue> = params.iter().map(to_do).collect();
+        let cursor = self.sql.exec(sql, bindings).map_err(Error::backend)?;
+        cursor
+            .raw()
+            .map(|row| {
+                row.map(|values| values.into_iter().map(from_do).collect())
+                    .map_err(Error::backend)
+            })
+            .collect()
+    }
+
+    fn execute_batch(&self, statements: &[Statement]) -> Result<()> {
+        // `storage.transactionSync(fn)`: the statements commit together or, if one
+        // throws, roll back together. Durable Object SQL rejects BEGIN/COMMIT.
+        let sql = self.sql.clone();
+        let owned: Vec<(String, Vec<SqlStorageValue>)> = statements
+            .iter()
+            .map(|s| (s.sql.clone(), s.params.iter().map(to_do).collect()))
+            .collect();
+        let body = move || -> std::result::Result<JsValue, JsValue> {
+            for (query, bindings) in owned {
+                sql.exec(&query, bindings)
+                    .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))?;
+            }
+            Ok(JsValue::UNDEFINED)
+        };
+        let callback = Closure::once_into_js(body);
+        let storage: &JsValue = self.storage.as_raw();
+        let transaction_sync: Function =
+            Reflect::get(storage, &JsValue::from_str("transactionSync"))
+                .and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from))
+                .map_err(|e| {
+                    Error::backend(format_args!(
+                        "storage.transactionSync unavailable: {}",
+                        js_text(&e)
+                    ))
+                })?;
+        transaction_sync
+            .call1(storage, &callback)
+            .map(|_| ())
+            .map_err(|e| Error::backend(format_args!("SQL batch rolled back: {}", js_text(&e))))
+    }
+}
