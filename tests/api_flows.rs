@@ -1,5 +1,6 @@
 //! HTTP flows on the pure API layer, natively, on both backends.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;

@@ -1,5 +1,6 @@
 //! The conformance suite against every native backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;

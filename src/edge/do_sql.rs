@@ -92,7 +92,7 @@ impl SqlExec for DoSql {
         let storage: &JsValue = self.storage.as_raw();
         let transaction_sync: Function =
             Reflect::get(storage, &JsValue::from_str("transactionSync"))
-                .and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from))
+                .and_then(|f| f.dyn_into::<Function>())
                 .map_err(|e| {
                     Error::backend(format_args!(
                         "storage.transactionSync unavailable: {}",

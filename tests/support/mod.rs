@@ -1,5 +1,6 @@
 //! Test support: the `SqlExec` port on real SQLite (rusqlite).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code, unreachable_pub)]
 
 use edge_memory::checkpoint::sql::{SqlCheckpointer, SqlExec, SqlValue, Statement};

@@ -1,0 +1,25 @@
+# edge-memory: the two commands are `make dev` and `make test`.
+.PHONY: dev test setup build deploy clean
+
+## Set up everything, build, and serve the worker + demo on http://127.0.0.1:8787.
+dev:
+	bash scripts/dev.sh
+
+## Set up everything and run every test (native, wasm, workerd end to end).
+test:
+	bash scripts/test.sh
+
+## Install the toolchain pieces and npm packages (idempotent).
+setup:
+	bash scripts/setup.sh
+
+## Build the release worker into build/.
+build: setup
+	bash scripts/build-worker.sh
+
+## Deploy to Cloudflare (needs `wrangler login` or CLOUDFLARE_API_TOKEN).
+deploy: build
+	. scripts/env.sh && "$$NODE22" "$$WRANGLER_JS" deploy
+
+clean:
+	rm -rf build target/wasm32-unknown-unknown pkg

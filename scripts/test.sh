@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up and runs every test, fastest first, printing each stage's time.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+declare -a SUMMARY=()
+stage() {
+  local label="$1"; shift
+  local start=$SECONDS
+  echo
+  echo "==== $label"
+  "$@"
+  local took=$((SECONDS - start))
+  SUMMARY+=("$(printf '%-16s %4ss' "$label" "$took")")
+  echo "==== $label: ${took}s"
+}
+
+stage setup          bash scripts/setup.sh
+stage fmt            cargo fmt --all -- --check
+stage clippy-native  cargo clippy --all-targets --locked -- -D warnings
+stage clippy-wasm    cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
+stage cargo-test     cargo test --locked
+stage wasm-pack-test wasm-pack --log-level warn test --node
+stage build-worker   bash scripts/build-worker.sh
+stage e2e-workerd    "$NODE22" --test --test-concurrency=1 tests/e2e/*.test.mjs
+
+echo
+echo "==== stage times"
+printf '%s\n' "${SUMMARY[@]}"
+echo "total            ${SECONDS}s"

@@ -1,0 +1,121 @@
+// Starts the built worker in real workerd (wrangler dev, local mode) on 127.0.0.1 and
+// stops it the hard way, so tests can prove what survives a cold start.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const WRANGLER = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
+const STARTUP_TIMEOUT_MS = 60_000;
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** A fresh persist directory (DO storage lives here across restarts). */
+export function tempPersistDir(label = 'edge-memory') {
+  return mkdtempSync(join(tmpdir(), `${label}-`));
+}
+
+export function removeDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Starts `wrangler dev` on the built worker (build/index.js must exist).
+ * Returns { url, pid, port, kill(), logText() }.
+ */
+export async function startWorker({ persistDir, port, vars = {} } = {}) {
+  port ??= await freePort();
+  const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
+  const out = openSync(logFile, 'a');
+  const args = [
+    WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', String(port),
+    '--persist-to', persistDir, '--show-interactive-dev-session=false',
+    '--inspector-port', String(await freePort()),
+  ];
+  for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
+  // detached: its own process group, so a kill reaches workerd too (it otherwise
+  // outlives wrangler and keeps the port).
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+      WRANGLER_LOG_PATH: join(persistDir, 'wrangler-logs'),
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const worker = {
+    url,
+    port,
+    pid: child.pid,
+    logText: () => readFileSync(logFile, 'utf8'),
+    async kill() {
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+      await waitUntil(async () => !(await isUp(url)), 15_000, 'worker to stop');
+    },
+  };
+  const started = Date.now();
+  while (!(await isUp(url))) {
+    if (child.exitCode !== null) throw new Error(`wrangler exited (${child.exitCode}):\n${worker.logText()}`);
+    if (Date.now() - started > STARTUP_TIMEOUT_MS) {
+      await worker.kill();
+      throw new Error(`worker did not start in ${STARTUP_TIMEOUT_MS} ms:\n${worker.logText()}`);
+    }
+    await sleep(200);
+  }
+  return worker;
+}
+
+async function isUp(url) {
+  try {
+    const res = await fetch(`${url}/ok`, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitUntil(check, timeoutMs, what) {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** JSON request helper: returns { status, body }. */
+export async function api(url, method, path, body) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+export function say(text, extra = {}) {
+  return { assistant_id: 'agent', input: { messages: [{ role: 'user', content: text }] }, ...extra };
+}
