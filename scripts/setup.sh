@@ -24,6 +24,6 @@ fi
 # npm packages: wrangler (workerd), Node 22 for it, binaryen (wasm-opt), test clients.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
    || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 echo "setup: toolchain ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $("$NODE22" "$WRANGLER_JS" --version 2>/dev/null | tail -1))"
