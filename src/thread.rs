@@ -87,6 +87,8 @@ pub enum ThreadStatus {
     Busy,
     /// The last run failed.
     Error,
+    /// Waiting on a human (LangGraph interrupts); never set by this server's graph.
+    Interrupted,
 }
 
 impl ThreadStatus {
@@ -96,6 +98,7 @@ impl ThreadStatus {
             ThreadStatus::Idle => "idle",
             ThreadStatus::Busy => "busy",
             ThreadStatus::Error => "error",
+            ThreadStatus::Interrupted => "interrupted",
         }
     }
 
@@ -105,6 +108,7 @@ impl ThreadStatus {
             "idle" => Ok(ThreadStatus::Idle),
             "busy" => Ok(ThreadStatus::Busy),
             "error" => Ok(ThreadStatus::Error),
+            "interrupted" => Ok(ThreadStatus::Interrupted),
             other => Err(Error::backend(format_args!(
                 "unknown stored thread status {other:?}"
             ))),

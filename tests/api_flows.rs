@@ -9,7 +9,7 @@ use edge_memory::api::{handle, HttpRequest, HttpResponse, ServerInfo};
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::memory::MemoryCheckpointer;
-use edge_memory::checkpoint::Checkpointer;
+use edge_memory::checkpoint::{Checkpointer, ThreadIndex};
 use edge_memory::runtime::{SystemClock, SystemEntropy};
 use serde_json::{json, Value};
 
@@ -24,7 +24,7 @@ struct Api<C> {
     store: C,
 }
 
-impl<C: Checkpointer> Api<C> {
+impl<C: Checkpointer + ThreadIndex> Api<C> {
     fn call(&self, req: HttpRequest) -> HttpResponse {
         let engine = Engine {
             store: &self.store,
@@ -44,7 +44,7 @@ impl<C: Checkpointer> Api<C> {
     }
 
     fn body(&self, resp: &HttpResponse) -> Value {
-        resp.body.clone().unwrap_or(Value::Null)
+        resp.json().cloned().unwrap_or(Value::Null)
     }
 }
 
@@ -52,7 +52,7 @@ fn say(text: &str) -> Value {
     json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": text}]}})
 }
 
-fn two_turns_remember<C: Checkpointer>(api: Api<C>) {
+fn two_turns_remember<C: Checkpointer + ThreadIndex>(api: Api<C>) {
     let created = api.post("/threads", json!({"metadata": {"user": "u1"}}));
     assert_eq!(created.status, 200);
     let thread = api.body(&created);

@@ -1,29 +1,35 @@
 //! The HTTP API as pure functions: request → command → response. No worker types.
 //!
 //! A request is first *planned* ([`plan`]): routed, its body decoded and validated, ids
-//! generated. What needs no thread storage is answered right there; the rest becomes a
-//! [`ThreadCall`], a serializable command for exactly one thread. The worker sends it to
-//! that thread's Durable Object, which [`execute`]s it against its own storage. Native
-//! tests call [`handle`], which does both in one process.
+//! generated. What needs no storage is answered right there; the rest becomes a
+//! [`ThreadCall`] (a serializable command for exactly one thread) or a cross-thread
+//! operation (search, copy, stateless run). [`serve`] carries the plan out through a
+//! [`Backend`]: the worker's backend sends each thread call to that thread's Durable
+//! Object, which [`execute`]s it on its own storage; [`LocalBackend`] runs everything in
+//! one process (native tests, the in-memory mode).
 //!
-//! Paths and shapes follow the LangGraph Platform threads/runs API (see README).
-//! Errors are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected
-//! request changes nothing.
+//! Paths and shapes follow the LangGraph Platform threads/runs API (see README). Errors
+//! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
+//! changes nothing.
 
+mod execute;
+mod request;
 mod wire;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::chat::{ChatModel, Engine, Turn};
-use crate::checkpoint::{CheckpointId, Checkpointer};
+use crate::chat::{ChatModel, Engine};
+use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
-use crate::limits::{INPUT_MESSAGES_MAX, METADATA_MAX_BYTES, REQUEST_BODY_MAX_BYTES};
-use crate::message::{json_type_name, parse_messages, MessageOp};
 use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadRecord};
 
-pub use wire::{state_json, thread_json};
+pub use execute::{execute, execute_stateless};
+pub use request::{
+    plan, IfExists, IfNotExists, Plan, RunRequest, StreamMode, ThreadCall, ThreadCommand,
+};
+pub use wire::{assistant_json, state_json, thread_json};
 
 /// The single assistant this server runs (LangGraph's default for graph `agent`).
 pub const ASSISTANT_ID: &str = "agent";
@@ -62,16 +68,63 @@ impl HttpRequest {
     }
 }
 
-/// An HTTP response, as plain data. The body, when present, is JSON.
+/// One server-sent event: `event: NAME` and a JSON `data` line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SseEvent {
+    /// The event name (`metadata`, `values`, `messages`, `updates`, `error`).
+    pub event: String,
+    /// The payload; always JSON, as the LangGraph SDKs `JSON.parse` every `data`.
+    pub data: Value,
+}
+
+impl SseEvent {
+    /// The event as `text/event-stream` text.
+    pub fn to_text(&self) -> String {
+        format!("event: {}\ndata: {}\n\n", self.event, self.data)
+    }
+}
+
+/// A response body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Body {
+    /// No body (204).
+    Empty,
+    /// `application/json`.
+    Json(Value),
+    /// `text/event-stream`.
+    EventStream(Vec<SseEvent>),
+}
+
+/// A change to the thread index that a thread command asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum IndexUpdate {
+    /// Insert or replace this record.
+    Upsert {
+        /// The thread's current record.
+        record: ThreadRecord,
+    },
+    /// Forget this thread.
+    Remove {
+        /// The deleted thread.
+        thread_id: ThreadId,
+    },
+}
+
+/// An HTTP response, as plain data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpResponse {
     /// Status code.
     pub status: u16,
-    /// JSON body; `None` for 204.
-    pub body: Option<Value>,
-    /// For 5xx: what failed, for the logs. Never sent to the client.
+    /// The body.
+    pub body: Body,
+    /// What failed, for the logs; never sent to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_error: Option<String>,
+    /// The thread index change this response implies; applied by [`serve`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexUpdate>,
 }
 
 impl HttpResponse {
@@ -79,17 +132,29 @@ impl HttpResponse {
     pub fn ok(body: Value) -> Self {
         HttpResponse {
             status: 200,
-            body: Some(body),
+            body: Body::Json(body),
             internal_error: None,
+            index: None,
         }
     }
 
-    /// The error response for `err`; server errors are logged by the caller.
+    /// 200 with an event stream.
+    pub fn events(events: Vec<SseEvent>) -> Self {
+        HttpResponse {
+            status: 200,
+            body: Body::EventStream(events),
+            internal_error: None,
+            index: None,
+        }
+    }
+
+    /// The error response for `err`: `{"detail": ...}`; 5xx details stay in the logs.
     pub fn error(err: &Error) -> Self {
         HttpResponse {
             status: err.status(),
-            body: Some(json!({ "detail": err.client_detail() })),
+            body: Body::Json(json!({ "detail": err.client_detail() })),
             internal_error: (err.status() >= 500).then(|| err.to_string()),
+            index: None,
         }
     }
 
@@ -97,18 +162,30 @@ impl HttpResponse {
     pub fn no_content() -> Self {
         HttpResponse {
             status: 204,
-            body: None,
+            body: Body::Empty,
             internal_error: None,
+            index: None,
+        }
+    }
+
+    /// The same response, asking for an index update.
+    pub fn with_index(mut self, update: IndexUpdate) -> Self {
+        self.index = Some(update);
+        self
+    }
+
+    /// The JSON body, if it is one.
+    pub fn json(&self) -> Option<&Value> {
+        match &self.body {
+            Body::Json(value) => Some(value),
+            _ => None,
         }
     }
 }
 
-impl From<Result<Value>> for HttpResponse {
-    fn from(result: Result<Value>) -> Self {
-        match result {
-            Ok(body) => HttpResponse::ok(body),
-            Err(err) => HttpResponse::error(&err),
-        }
+impl From<Result<HttpResponse>> for HttpResponse {
+    fn from(result: Result<HttpResponse>) -> Self {
+        result.unwrap_or_else(|err| HttpResponse::error(&err))
     }
 }
 
@@ -121,419 +198,173 @@ pub struct ServerInfo {
     pub model: String,
 }
 
-/// What to do with unknown thread ids on a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IfNotExists {
-    /// 404 (the default).
-    Reject,
-    /// Create the thread first.
-    Create,
+/// Where thread calls go and where the thread index lives.
+///
+/// Not `Send`, like everything on Workers (see [`Checkpointer`]).
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    /// Executes a call on its thread's storage.
+    async fn call(&self, call: ThreadCall) -> HttpResponse;
+
+    /// Runs on a throwaway thread that nothing keeps (`POST /runs/wait`).
+    async fn call_stateless(&self, run: RunRequest) -> HttpResponse;
+
+    /// Applies a change to the thread index.
+    async fn index_apply(&self, update: &IndexUpdate) -> Result<()>;
+
+    /// Searches the thread index.
+    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>>;
 }
 
-/// What to do when `POST /threads` names an existing id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IfExists {
-    /// 409 (the default).
-    Raise,
-    /// Return the existing thread.
-    DoNothing,
-}
-
-/// A command for one thread's storage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum ThreadCommand {
-    /// `POST /threads`.
-    Create {
-        /// Initial metadata.
-        metadata: Map<String, Value>,
-        /// Behaviour on an existing id.
-        if_exists: IfExists,
-    },
-    /// `GET /threads/{id}`.
-    Get,
-    /// `DELETE /threads/{id}`.
-    Delete,
-    /// `GET /threads/{id}/state`.
-    GetState,
-    /// `POST /threads/{id}/runs/wait`.
-    RunWait {
-        /// The validated input messages.
-        input: Vec<MessageOp>,
-        /// Behaviour on an unknown thread.
-        if_not_exists: IfNotExists,
-        /// The assistant, as the client named it.
-        assistant_id: String,
-        /// Continue from this checkpoint instead of the head.
-        checkpoint_id: Option<CheckpointId>,
-        /// Run metadata, stamped on the checkpoint.
-        metadata: Map<String, Value>,
-    },
-}
-
-/// A command addressed to one thread: what the worker sends to its Durable Object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThreadCall {
-    /// The thread.
-    pub thread_id: ThreadId,
-    /// What to do with it.
-    pub command: ThreadCommand,
-}
-
-/// The outcome of [`plan`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
-    /// Answer with this; no thread storage needed.
-    Respond(HttpResponse),
-    /// Execute this on the thread's storage.
-    Thread(ThreadCall),
-}
-
-/// Routes and validates a request. Never touches storage.
-pub fn plan(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Plan {
-    match plan_inner(req, info, entropy) {
-        Ok(plan) => plan,
-        Err(err) => Plan::Respond(HttpResponse::error(&err)),
-    }
-}
-
-fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
-    if req.body.len() > REQUEST_BODY_MAX_BYTES {
-        return Err(Error::TooLarge {
-            what: "request body (bytes)".into(),
-            size: req.body.len(),
-            limit: REQUEST_BODY_MAX_BYTES,
-        });
-    }
-    let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
-    let method = req.method.as_str();
-    let respond = |value: Value| Ok(Plan::Respond(HttpResponse::ok(value)));
-    let thread = |raw: &str, command: ThreadCommand| -> Result<Plan> {
-        Ok(Plan::Thread(ThreadCall {
-            thread_id: ThreadId::parse(raw)?,
-            command,
-        }))
-    };
-    match (method, segments.as_slice()) {
-        ("GET", ["ok"]) => respond(json!({"ok": true})),
-        ("GET", ["info"]) => respond(json!({
-            "name": "edge-memory",
-            "version": env!("CARGO_PKG_VERSION"),
-            "storage_backend": info.backend,
-            "model": info.model,
-            "assistant_id": ASSISTANT_ID,
-            "flags": {"assistants": true, "crons": false, "langsmith": false},
-        })),
-        ("POST", ["threads"]) => {
-            let body = read_object(&req.body)?;
-            let thread_id = match body.get("thread_id") {
-                None | Some(Value::Null) => ThreadId::generate(entropy),
-                Some(Value::String(raw)) => ThreadId::parse(raw)?,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        "thread_id",
-                        format!("must be a string, got {}", json_type_name(other)),
-                    ))
-                }
-            };
-            let if_exists = match opt_str(&body, "if_exists")?.as_deref() {
-                None | Some("raise") => IfExists::Raise,
-                Some("do_nothing") => IfExists::DoNothing,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        "if_exists",
-                        format!("must be \"raise\" or \"do_nothing\", got {other:?}"),
-                    ))
-                }
-            };
-            Ok(Plan::Thread(ThreadCall {
-                thread_id,
-                command: ThreadCommand::Create {
-                    metadata: opt_metadata(&body, "metadata")?,
-                    if_exists,
-                },
-            }))
-        }
-        ("GET", ["threads", id]) => thread(id, ThreadCommand::Get),
-        ("DELETE", ["threads", id]) => thread(id, ThreadCommand::Delete),
-        ("GET", ["threads", id, "state"]) => thread(id, ThreadCommand::GetState),
-        ("POST", ["threads", id, "runs", "wait"]) => {
-            let thread_id = ThreadId::parse(id)?;
-            let body = read_object(&req.body)?;
-            let command = parse_run(&body, entropy)?;
-            Ok(Plan::Thread(ThreadCall { thread_id, command }))
-        }
-        (_, ["ok" | "info"])
-        | (_, ["threads"])
-        | (_, ["threads", _])
-        | (_, ["threads", _, "state"])
-        | (_, ["threads", _, "runs", "wait"]) => Err(Error::MethodNotAllowed {
-            method: req.method.clone(),
-        }),
-        _ => Err(Error::NotFound {
-            what: "route",
-            id: format!("{} {}", req.method, req.path),
-        }),
-    }
-}
-
-/// Reads the body of a run request.
-fn parse_run(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<ThreadCommand> {
-    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
-    if assistant_id != ASSISTANT_ID && assistant_id != ASSISTANT_UUID {
-        return Err(Error::NotFound {
-            what: "assistant",
-            id: assistant_id,
-        });
-    }
-    let input = match body.get("input") {
-        Some(Value::Object(input)) => input,
-        None | Some(Value::Null) => {
-            return Err(Error::invalid(
-                "input",
-                "is required: send {\"input\": {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}}",
-            ))
-        }
-        Some(other) => {
-            return Err(Error::invalid(
-                "input",
-                format!(
-                    "must be an object with a `messages` key, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-    };
-    let Some(messages) = input.get("messages") else {
-        let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
-        return Err(Error::invalid(
-            "input.messages",
-            format!(
-                "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
-                if keys.is_empty() {
-                    "an empty object".to_string()
-                } else {
-                    format!("keys {}", keys.join(", "))
-                }
-            ),
-        ));
-    };
-    let input = parse_messages(messages, "input.messages", entropy)?;
-    if input.is_empty() {
-        return Err(Error::invalid(
-            "input.messages",
-            "must hold at least one message",
-        ));
-    }
-    if input.len() > INPUT_MESSAGES_MAX {
-        return Err(Error::TooLarge {
-            what: "input.messages (messages)".into(),
-            size: input.len(),
-            limit: INPUT_MESSAGES_MAX,
-        });
-    }
-    let if_not_exists = match opt_str(body, "if_not_exists")?.as_deref() {
-        None | Some("reject") => IfNotExists::Reject,
-        Some("create") => IfNotExists::Create,
-        Some(other) => {
-            return Err(Error::invalid(
-                "if_not_exists",
-                format!("must be \"reject\" or \"create\", got {other:?}"),
-            ))
-        }
-    };
-    let checkpoint_id = match opt_str(body, "checkpoint_id")? {
-        Some(raw) => Some(CheckpointId::parse(&raw)?),
-        None => match body.get("checkpoint") {
-            Some(Value::Object(cp)) => opt_str(cp, "checkpoint_id")?
-                .map(|raw| CheckpointId::parse(&raw))
-                .transpose()?,
-            None | Some(Value::Null) => None,
-            Some(other) => {
-                return Err(Error::invalid(
-                    "checkpoint",
-                    format!("must be an object, got {}", json_type_name(other)),
-                ))
-            }
-        },
-    };
-    Ok(ThreadCommand::RunWait {
-        input,
-        if_not_exists,
-        assistant_id,
-        checkpoint_id,
-        metadata: opt_metadata(body, "metadata")?,
-    })
-}
-
-/// Executes a planned command on one thread's storage.
-pub async fn execute<C: Checkpointer, M: ChatModel>(
-    call: ThreadCall,
-    engine: &Engine<'_, C, M>,
+/// Plans `req` and carries the plan out through `backend`.
+pub async fn serve<B: Backend>(
+    req: &HttpRequest,
+    info: &ServerInfo,
+    entropy: &dyn Entropy,
+    backend: &B,
 ) -> HttpResponse {
-    match execute_inner(call, engine).await {
-        Ok(response) => response,
-        Err(err) => HttpResponse::error(&err),
+    match plan(req, info, entropy) {
+        Plan::Respond(response) => response,
+        Plan::Thread(call) => {
+            let response = backend.call(call).await;
+            apply_index(backend, response).await
+        }
+        Plan::Search { query, count_only } => search(backend, &query, count_only).await.into(),
+        Plan::Copy { from, to } => copy(backend, from, to).await.into(),
+        Plan::Stateless(run) => backend.call_stateless(run).await,
     }
 }
 
-async fn execute_inner<C: Checkpointer, M: ChatModel>(
-    call: ThreadCall,
-    engine: &Engine<'_, C, M>,
+/// Applies the response's index update; a failure is logged, not returned: the thread's
+/// own storage, the source of truth, has the change.
+async fn apply_index<B: Backend>(backend: &B, mut response: HttpResponse) -> HttpResponse {
+    if let Some(update) = response.index.take() {
+        if let Err(err) = backend.index_apply(&update).await {
+            response.internal_error = Some(format!("thread index update failed: {err}"));
+        }
+    }
+    response
+}
+
+async fn search<B: Backend>(
+    backend: &B,
+    query: &ThreadSearch,
+    count_only: bool,
 ) -> Result<HttpResponse> {
-    let store = engine.store;
-    let thread_id = call.thread_id;
-    match call.command {
-        ThreadCommand::Create {
-            metadata,
-            if_exists,
-        } => {
-            let record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
-            match store.create_thread(&record).await {
-                Ok(()) => Ok(HttpResponse::ok(thread_json(&record, None))),
-                Err(Error::Conflict { .. }) if if_exists == IfExists::DoNothing => {
-                    let existing = store.get_thread(&thread_id).await?;
-                    let latest = store.latest(&thread_id).await?;
-                    Ok(HttpResponse::ok(thread_json(&existing, latest.as_ref())))
-                }
-                Err(err) => Err(err),
+    if count_only {
+        let mut all = query.clone();
+        all.offset = 0;
+        all.limit = usize::MAX;
+        let count = backend.index_search(&all).await?.len();
+        return Ok(HttpResponse::ok(json!(count)));
+    }
+    let records = backend.index_search(query).await?;
+    let mut threads = Vec::with_capacity(records.len());
+    for record in records {
+        // The index has the record; the thread's own object has its values.
+        let response = backend
+            .call(ThreadCall {
+                thread_id: record.thread_id.clone(),
+                command: ThreadCommand::Get,
+            })
+            .await;
+        match (response.status, response.body) {
+            (200, Body::Json(thread)) => threads.push(thread),
+            (404, _) => {
+                // Deleted since it was indexed: drop the stale entry.
+                let _ = backend
+                    .index_apply(&IndexUpdate::Remove {
+                        thread_id: record.thread_id,
+                    })
+                    .await;
+            }
+            (status, _) => {
+                return Err(Error::backend(format_args!(
+                    "thread {} answered {status} while searching",
+                    record.thread_id
+                )))
             }
         }
-        ThreadCommand::Get => {
-            let record = store.get_thread(&thread_id).await?;
-            let latest = store.latest(&thread_id).await?;
-            Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())))
+    }
+    Ok(HttpResponse::ok(Value::Array(threads)))
+}
+
+async fn copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<HttpResponse> {
+    let exported = backend
+        .call(ThreadCall {
+            thread_id: from,
+            command: ThreadCommand::Export,
+        })
+        .await;
+    let Body::Json(export) = exported.body else {
+        return Err(Error::backend("thread export returned no JSON"));
+    };
+    if exported.status != 200 {
+        return Ok(HttpResponse {
+            status: exported.status,
+            body: Body::Json(export),
+            internal_error: exported.internal_error,
+            index: None,
+        });
+    }
+    let command: ThreadCommand = serde_json::from_value(export)
+        .map_err(|e| Error::backend(format_args!("thread export is malformed: {e}")))?;
+    let response = backend
+        .call(ThreadCall {
+            thread_id: to,
+            command,
+        })
+        .await;
+    Ok(apply_index(backend, response).await)
+}
+
+/// Everything in one process: thread calls run on `engine`, whose store is also the
+/// thread index. For native tests and the worker's in-memory mode.
+pub struct LocalBackend<'a, C, M> {
+    /// The engine thread calls run on.
+    pub engine: Engine<'a, C, M>,
+}
+
+impl<C: Checkpointer + ThreadIndex, M: ChatModel> Backend for LocalBackend<'_, C, M> {
+    async fn call(&self, call: ThreadCall) -> HttpResponse {
+        execute(call, &self.engine).await
+    }
+
+    async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
+        execute_stateless(
+            run,
+            self.engine.model,
+            self.engine.clock,
+            self.engine.entropy,
+        )
+        .await
+    }
+
+    async fn index_apply(&self, update: &IndexUpdate) -> Result<()> {
+        match update {
+            IndexUpdate::Upsert { record } => self.engine.store.index_upsert(record).await,
+            IndexUpdate::Remove { thread_id } => self.engine.store.index_remove(thread_id).await,
         }
-        ThreadCommand::Delete => {
-            store.delete_thread(&thread_id).await?;
-            Ok(HttpResponse::no_content())
-        }
-        ThreadCommand::GetState => {
-            store.get_thread(&thread_id).await?;
-            let latest = store.latest(&thread_id).await?;
-            let parent = latest.as_ref().and_then(|s| s.checkpoint.parent_id.clone());
-            Ok(HttpResponse::ok(state_json(
-                &thread_id,
-                latest.as_ref(),
-                parent.as_ref(),
-            )))
-        }
-        ThreadCommand::RunWait {
-            input,
-            if_not_exists,
-            assistant_id,
-            checkpoint_id,
-            metadata,
-        } => {
-            let mut record = match store.get_thread(&thread_id).await {
-                Ok(record) => record,
-                Err(Error::NotFound { what: "thread", .. })
-                    if if_not_exists == IfNotExists::Create =>
-                {
-                    let record =
-                        ThreadRecord::new(thread_id.clone(), Map::new(), engine.clock.now_ms());
-                    store.create_thread(&record).await?;
-                    record
-                }
-                Err(err) => return Err(err),
-            };
-            let mut run_metadata = metadata;
-            run_metadata.insert("graph_id".into(), json!(ASSISTANT_ID));
-            run_metadata.insert(
-                "assistant_id".into(),
-                json!(assistant_id_uuid(&assistant_id)),
-            );
-            let outcome = engine
-                .run_turn(Turn {
-                    thread_id: thread_id.clone(),
-                    input,
-                    from_checkpoint: checkpoint_id,
-                    metadata: run_metadata,
-                })
-                .await?;
-            // Chat UIs list threads by these (LangGraph stamps them at the first run).
-            if !record.metadata.contains_key("graph_id") {
-                record
-                    .metadata
-                    .insert("graph_id".into(), json!(ASSISTANT_ID));
-                record
-                    .metadata
-                    .insert("assistant_id".into(), json!(ASSISTANT_UUID));
-                record.updated_at_ms = outcome.checkpoint.created_at_ms;
-                store.update_thread(&record).await?;
-            }
-            Ok(HttpResponse::ok(wire::values_json(&outcome.messages)))
-        }
+    }
+
+    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+        self.engine.store.search_threads(query).await
     }
 }
 
-fn assistant_id_uuid(_given: &str) -> &'static str {
-    // Both accepted spellings name the one assistant; metadata always carries its UUID,
-    // as LangGraph's server does.
-    ASSISTANT_UUID
-}
-
-/// Plans and executes a request in one process (native tests, memory mode).
-pub async fn handle<C: Checkpointer, M: ChatModel>(
+/// Plans and executes a request in one process (native tests, in-memory mode).
+pub async fn handle<C: Checkpointer + ThreadIndex, M: ChatModel>(
     req: &HttpRequest,
     info: &ServerInfo,
     engine: &Engine<'_, C, M>,
 ) -> HttpResponse {
-    match plan(req, info, engine.entropy) {
-        Plan::Respond(response) => response,
-        Plan::Thread(call) => execute(call, engine).await,
-    }
-}
-
-/// Decodes a JSON object body; an empty body is an empty object.
-fn read_object(body: &[u8]) -> Result<Map<String, Value>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let text = std::str::from_utf8(body).map_err(|e| Error::BadRequest {
-        reason: format!("body is not valid UTF-8 ({e})"),
-    })?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Error::BadRequest {
-            reason: format!("expected a JSON object, got {}", json_type_name(&other)),
-        }),
-        Err(e) => Err(Error::BadRequest {
-            reason: format!("invalid JSON ({e})"),
-        }),
-    }
-}
-
-fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("must be a string, got {}", json_type_name(other)),
-        )),
-    }
-}
-
-fn opt_metadata(obj: &Map<String, Value>, key: &str) -> Result<Map<String, Value>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => {
-            let size = Value::Object(map.clone()).to_string().len();
-            if size > METADATA_MAX_BYTES {
-                return Err(Error::TooLarge {
-                    what: format!("{key} (bytes)"),
-                    size,
-                    limit: METADATA_MAX_BYTES,
-                });
-            }
-            Ok(map.clone())
-        }
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("must be an object, got {}", json_type_name(other)),
-        )),
-    }
+    let backend = LocalBackend {
+        engine: Engine {
+            store: engine.store,
+            model: engine.model,
+            clock: engine.clock,
+            entropy: engine.entropy,
+        },
+    };
+    serve(req, info, engine.entropy, &backend).await
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::{ASSISTANT_ID, ASSISTANT_UUID};
 use crate::checkpoint::{CheckpointId, Snapshot};
 use crate::message::Message;
 use crate::runtime::iso8601;
@@ -28,7 +29,8 @@ pub fn thread_json(record: &ThreadRecord, latest: Option<&Snapshot>) -> Value {
     })
 }
 
-fn checkpoint_ref(thread_id: &ThreadId, checkpoint_id: &CheckpointId) -> Value {
+/// A checkpoint reference `{thread_id, checkpoint_ns, checkpoint_id, checkpoint_map}`.
+pub(crate) fn checkpoint_ref(thread_id: &ThreadId, checkpoint_id: &CheckpointId) -> Value {
     json!({
         "thread_id": thread_id.as_str(),
         "checkpoint_ns": "",
@@ -71,4 +73,39 @@ pub fn state_json(
             })
         }
     }
+}
+
+/// One streamed piece of the reply, as an `AIMessageChunk` whose id is the final AI
+/// message's id (chat UIs merge chunks by id and drop chunks without one).
+pub(crate) fn message_chunk_json(message_id: &str, content: &str, last: bool) -> Value {
+    json!({
+        "content": content,
+        "additional_kwargs": {},
+        "response_metadata": if last { json!({"finish_reason": "stop"}) } else { json!({}) },
+        "type": "AIMessageChunk",
+        "name": null,
+        "id": message_id,
+        "tool_calls": [],
+        "invalid_tool_calls": [],
+        "tool_call_chunks": [],
+        "usage_metadata": null,
+    })
+}
+
+/// The one assistant: graph `agent`.
+pub fn assistant_json() -> Value {
+    // A fixed date: the assistant is part of the build, not created at run time.
+    let since = "2025-01-01T00:00:00+00:00";
+    json!({
+        "assistant_id": ASSISTANT_UUID,
+        "graph_id": ASSISTANT_ID,
+        "name": ASSISTANT_ID,
+        "description": "Chat agent with durable per-thread memory (edge-memory)",
+        "config": {},
+        "context": {},
+        "metadata": {"created_by": "system"},
+        "version": 1,
+        "created_at": since,
+        "updated_at": since,
+    })
 }

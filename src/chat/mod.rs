@@ -65,6 +65,18 @@ pub struct TurnOutcome {
     pub messages: Vec<Message>,
 }
 
+/// The state a write continues from.
+struct Base {
+    /// The checkpoint it continues from; `None` on an empty thread.
+    parent: Option<CheckpointRecord>,
+    /// The newest checkpoint id of the thread (new ids must exceed it).
+    newest: Option<CheckpointId>,
+    /// Whether `parent` is older than the head.
+    forked: bool,
+    /// The messages at `parent`.
+    messages: Vec<Message>,
+}
+
 impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
     /// Runs one turn: load the state (head, or `from_checkpoint`), apply the input with
     /// the `add_messages` reducer, ask the model, and store one checkpoint holding the
@@ -73,73 +85,142 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
     /// Nothing is stored unless the whole turn succeeds: an invalid input (e.g. removing
     /// an unknown id), a model failure or a storage conflict leave the thread unchanged.
     pub async fn run_turn(&self, turn: Turn) -> Result<TurnOutcome> {
-        let head = self.store.latest(&turn.thread_id).await?;
-        let base = match (&turn.from_checkpoint, head) {
-            (Some(from), Some(head)) if *from != head.checkpoint.checkpoint_id => {
-                Some((self.store.get(&turn.thread_id, from).await?, head))
-            }
-            (Some(from), None) => {
-                // Only reachable with an id the empty thread cannot have.
-                return Err(crate::error::Error::NotFound {
-                    what: "checkpoint",
-                    id: from.to_string(),
-                });
-            }
-            (_, Some(head)) => Some((head.clone(), head)),
-            (None, None) => None,
-        };
-        let forked = matches!(&base, Some((b, h)) if b.checkpoint.checkpoint_id != h.checkpoint.checkpoint_id);
-        let (parent, newest, state) = match base {
-            Some((base, head)) => (
-                Some(base.checkpoint.clone()),
-                Some(head.checkpoint.checkpoint_id),
-                base.messages,
-            ),
-            None => (None, None, Vec::new()),
-        };
-
-        let input_state = add_messages(state, &turn.input)?;
+        let base = self
+            .load_base(&turn.thread_id, turn.from_checkpoint.as_ref())
+            .await?;
+        let input_state = add_messages(base.messages.clone(), &turn.input)?;
         let reply_text = self.model.reply(&input_state).await?;
         let reply = Message::new(MessageType::Ai, uuid_v4(self.entropy), reply_text);
         let reply_op = MessageOp::Upsert {
             message: reply.clone(),
         };
         let messages = add_messages(input_state.clone(), std::slice::from_ref(&reply_op))?;
-
-        let now = self.clock.now_ms();
-        let step = parent.as_ref().map_or(0, CheckpointRecord::step) + 1;
-        let source = if forked {
+        let source = if base.forked {
             CheckpointSource::Fork
         } else {
             CheckpointSource::Loop
         };
-        let mut metadata = turn.metadata;
-        metadata.insert("source".into(), json!(source.as_str()));
-        metadata.insert("step".into(), json!(step));
-        metadata.insert(
-            "writes".into(),
-            json!({"__input__": {"messages": turn.input.len()}, "agent": {"messages": 1}}),
-        );
+        let writes = json!({"__input__": {"messages": turn.input.len()}, "agent": {"messages": 1}});
         let mut ops = turn.input;
         ops.push(reply_op);
+        let checkpoint = self
+            .commit(&turn.thread_id, base, ops, source, writes, turn.metadata)
+            .await?;
+        Ok(TurnOutcome {
+            checkpoint,
+            input_state,
+            reply,
+            messages,
+        })
+    }
+
+    /// Applies `ops` to the state (head, or `from_checkpoint`) without running the model,
+    /// and stores them as one checkpoint with `source: "update"`, as LangGraph's
+    /// `update_state` does. `as_node` names the writer in `metadata.writes`.
+    pub async fn update_state(
+        &self,
+        thread_id: &ThreadId,
+        ops: Vec<MessageOp>,
+        from_checkpoint: Option<&CheckpointId>,
+        as_node: &str,
+    ) -> Result<(CheckpointRecord, Vec<Message>)> {
+        let base = self.load_base(thread_id, from_checkpoint).await?;
+        let messages = add_messages(base.messages.clone(), &ops)?;
+        let writes = json!({ as_node: {"messages": ops.len()} });
+        let checkpoint = self
+            .commit(
+                thread_id,
+                base,
+                ops,
+                CheckpointSource::Update,
+                writes,
+                Map::new(),
+            )
+            .await?;
+        Ok((checkpoint, messages))
+    }
+
+    async fn load_base(&self, thread_id: &ThreadId, from: Option<&CheckpointId>) -> Result<Base> {
+        let head = self.store.latest(thread_id).await?;
+        let newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
+        let base = match (from, head) {
+            (Some(from), head)
+                if head
+                    .as_ref()
+                    .is_none_or(|h| h.checkpoint.checkpoint_id != *from) =>
+            {
+                Some(self.store.get(thread_id, from).await?)
+            }
+            (_, head) => head,
+        };
+        let forked = match (&base, &newest) {
+            (Some(b), Some(n)) => b.checkpoint.checkpoint_id != *n,
+            _ => false,
+        };
+        Ok(match base {
+            Some(snapshot) => Base {
+                parent: Some(snapshot.checkpoint),
+                newest,
+                forked,
+                messages: snapshot.messages,
+            },
+            None => Base {
+                parent: None,
+                newest,
+                forked,
+                messages: Vec::new(),
+            },
+        })
+    }
+
+    async fn commit(
+        &self,
+        thread_id: &ThreadId,
+        base: Base,
+        ops: Vec<MessageOp>,
+        source: CheckpointSource,
+        writes: Value,
+        mut metadata: Map<String, Value>,
+    ) -> Result<CheckpointRecord> {
+        let now = self.clock.now_ms();
+        let step = base.parent.as_ref().map_or(0, CheckpointRecord::step) + 1;
+        metadata.insert("source".into(), json!(source.as_str()));
+        metadata.insert("step".into(), json!(step));
+        metadata.insert("writes".into(), writes);
         let checkpoint = NewCheckpoint {
             record: CheckpointRecord {
-                thread_id: turn.thread_id,
-                checkpoint_id: CheckpointId::next(newest.as_ref(), now, self.entropy),
-                parent_id: parent.map(|p| p.checkpoint_id),
+                thread_id: thread_id.clone(),
+                checkpoint_id: CheckpointId::next(base.newest.as_ref(), now, self.entropy),
+                parent_id: base.parent.map(|p| p.checkpoint_id),
                 created_at_ms: now,
                 metadata,
             },
             ops,
         };
         self.store.put(&checkpoint).await?;
-        Ok(TurnOutcome {
-            checkpoint: checkpoint.record,
-            input_state,
-            reply,
-            messages,
-        })
+        Ok(checkpoint.record)
     }
+}
+
+/// Splits a reply into the chunks a token stream would carry (words with their
+/// trailing spaces); concatenated, they are the reply.
+pub fn stream_chunks(text: &str) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut in_space = false;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            in_space = true;
+        } else if in_space {
+            chunks.push(&text[start..i]);
+            start = i;
+            in_space = false;
+        }
+    }
+    if start < text.len() {
+        chunks.push(&text[start..]);
+    }
+    chunks
 }
 
 #[cfg(test)]
@@ -224,7 +305,27 @@ mod tests {
                 "{}",
                 fork.reply.text()
             );
+
+            // A state update: no model call, source "update".
+            let (record, messages) = engine
+                .update_state(&t, human("edited"), None, "agent")
+                .await
+                .unwrap();
+            assert_eq!(record.metadata["source"], "update");
+            assert_eq!(
+                record.parent_id,
+                Some(fork.checkpoint.checkpoint_id.clone())
+            );
+            assert_eq!(messages.len(), 5);
         });
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_reply() {
+        for text in ["", "one", "Nice to meet you, Sam!  Twice", " lead"] {
+            assert_eq!(stream_chunks(text).concat(), text);
+        }
+        assert_eq!(stream_chunks("a b  c"), ["a ", "b  ", "c"]);
     }
 
     #[test]

@@ -119,6 +119,7 @@ macro_rules! __conformance_cases {
             replace_and_remove_semantics
             unknown_thread_is_not_found
             unknown_checkpoint_is_not_found
+            export_copies_exactly
         );
     };
     (@native $make:expr; $($case:ident)*) => {
@@ -171,6 +172,7 @@ pub async fn run_all<C: Checkpointer>(store: &C) -> Report {
         replace_and_remove_semantics
         unknown_thread_is_not_found
         unknown_checkpoint_is_not_found
+        export_copies_exactly
     );
     report
 }
@@ -728,6 +730,54 @@ pub async fn unknown_checkpoint_is_not_found<C: Checkpointer>(store: &C) -> Outc
         metadata_kept,
         Some(Value::from("conformance")),
         "thread untouched"
+    );
+    Ok(())
+}
+
+/// `export_thread` lists every checkpoint with its ops, oldest first; putting them on a
+/// new thread reproduces every state, forks included.
+pub async fn export_copies_exactly<C: Checkpointer>(store: &C) -> Outcome {
+    let source = new_thread(store).await?;
+    let mut chain = Chain::new(&source);
+    let root = chain
+        .push(store, vec![human("h1", "one"), ai("a1", "uno")])
+        .await?;
+    chain
+        .push(
+            store,
+            vec![human("h2", "two"), MessageOp::Remove { id: "a1".into() }],
+        )
+        .await?;
+    let fork = chain.next(Some(&root), vec![human("h3", "branch")]);
+    store.put(&fork).await?;
+    let exported = store.export_thread(&source).await?;
+    check_eq!(exported.len(), 3, "exported checkpoints");
+    check!(
+        exported
+            .windows(2)
+            .all(|w| w[0].record.checkpoint_id < w[1].record.checkpoint_id),
+        "oldest first"
+    );
+    let target = new_thread(store).await?;
+    for checkpoint in &exported {
+        let mut copy = checkpoint.clone();
+        copy.record.thread_id = target.clone();
+        store.put(&copy).await?;
+    }
+    for checkpoint in &exported {
+        let id = &checkpoint.record.checkpoint_id;
+        let original = store.get(&source, id).await?;
+        let copied = store.get(&target, id).await?;
+        check_eq!(copied.messages, original.messages, "state at {id}");
+        check_eq!(
+            copied.checkpoint.parent_id,
+            original.checkpoint.parent_id,
+            "parent of {id}"
+        );
+    }
+    check!(
+        store.export_thread(&fresh_thread_id()).await.is_err(),
+        "unknown thread"
     );
     Ok(())
 }

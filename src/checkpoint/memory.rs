@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     replay, CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot,
+    ThreadIndex, ThreadSearch,
 };
 use crate::error::{Error, Result};
 use crate::message::MessageOp;
@@ -168,5 +169,52 @@ impl Checkpointer for MemoryCheckpointer {
             .remove(thread_id)
             .map(|_| ())
             .ok_or_else(|| Error::thread_not_found(thread_id.as_str()))
+    }
+
+    async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
+        self.with_thread(thread_id, |data| {
+            Ok(data
+                .checkpoints
+                .values()
+                .map(|(record, ops)| NewCheckpoint {
+                    record: record.clone(),
+                    ops: ops.clone(),
+                })
+                .collect())
+        })
+    }
+}
+
+impl ThreadIndex for MemoryCheckpointer {
+    async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
+        let mut threads = self.threads.borrow_mut();
+        match threads.get_mut(&record.thread_id) {
+            Some(data) => data.record = record.clone(),
+            None => {
+                threads.insert(
+                    record.thread_id.clone(),
+                    ThreadData {
+                        record: record.clone(),
+                        checkpoints: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn index_remove(&self, thread_id: &ThreadId) -> Result<()> {
+        self.threads.borrow_mut().remove(thread_id);
+        Ok(())
+    }
+
+    async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+        let records = self
+            .threads
+            .borrow()
+            .values()
+            .map(|d| d.record.clone())
+            .collect();
+        Ok(query.page(records))
     }
 }

@@ -144,7 +144,7 @@ impl CheckpointRecord {
 
 /// A checkpoint to store: its record and the message operations it adds to its parent's
 /// state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCheckpoint {
     /// The record.
     pub record: CheckpointRecord,
@@ -224,6 +224,96 @@ pub trait Checkpointer {
     /// Removes the thread, its checkpoints and its messages. The id may be created again
     /// afterwards and then starts empty.
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()>;
+
+    /// Every checkpoint of the thread with the operations it stored, oldest first: what
+    /// [`put`](Checkpointer::put), replayed in order on another thread, copies exactly.
+    async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>>;
+}
+
+/// Which threads [`ThreadIndex::search_threads`] returns.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ThreadSearch {
+    /// Threads whose metadata has every one of these keys with an equal value.
+    pub metadata: Map<String, Value>,
+    /// Only these ids, if given.
+    pub ids: Option<Vec<ThreadId>>,
+    /// Only threads with this status, if given.
+    pub status: Option<crate::thread::ThreadStatus>,
+    /// Sort key.
+    pub sort_by: ThreadSortKey,
+    /// Ascending instead of the default descending order.
+    pub ascending: bool,
+    /// At most this many.
+    pub limit: usize,
+    /// Skip this many first.
+    pub offset: usize,
+}
+
+/// What thread searches sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadSortKey {
+    /// Last change (the default, newest first).
+    #[default]
+    UpdatedAt,
+    /// Creation time.
+    CreatedAt,
+    /// The id.
+    ThreadId,
+}
+
+impl ThreadSearch {
+    /// Whether `record` passes the filters (not the paging).
+    pub fn matches(&self, record: &ThreadRecord) -> bool {
+        self.metadata
+            .iter()
+            .all(|(k, v)| record.metadata.get(k) == Some(v))
+            && self
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&record.thread_id))
+            && self.status.is_none_or(|s| s == record.status)
+    }
+
+    /// Sorts, skips and truncates matching records as the query asks.
+    pub fn page(&self, mut records: Vec<ThreadRecord>) -> Vec<ThreadRecord> {
+        records.retain(|r| self.matches(r));
+        records.sort_by(|a, b| {
+            let order = match self.sort_by {
+                ThreadSortKey::UpdatedAt => a.updated_at_ms.cmp(&b.updated_at_ms),
+                ThreadSortKey::CreatedAt => a.created_at_ms.cmp(&b.created_at_ms),
+                ThreadSortKey::ThreadId => std::cmp::Ordering::Equal,
+            }
+            .then_with(|| a.thread_id.cmp(&b.thread_id));
+            if self.ascending {
+                order
+            } else {
+                order.reverse()
+            }
+        });
+        records
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect()
+    }
+}
+
+/// A directory of thread records, for searching threads across Durable Objects.
+///
+/// Each thread's own object is the source of truth; the index holds a copy of each
+/// record, updated after every change, so that search does not need to visit every
+/// thread. In a single store (memory, native SQLite) the index is the store itself.
+#[allow(async_fn_in_trait)]
+pub trait ThreadIndex {
+    /// Inserts or replaces the copy of `record`.
+    async fn index_upsert(&self, record: &ThreadRecord) -> Result<()>;
+
+    /// Forgets the thread's record (no error if it is not indexed).
+    async fn index_remove(&self, thread_id: &ThreadId) -> Result<()>;
+
+    /// Records matching `query`, sorted and paged as it asks.
+    async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>>;
 }
 
 /// Rebuilds the message list from operations given oldest first.

@@ -26,7 +26,10 @@ use std::cell::Cell;
 
 use serde_json::{Map, Value};
 
-use super::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot};
+use super::{
+    CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot, ThreadIndex,
+    ThreadSearch, ThreadSortKey,
+};
 use crate::error::{Error, Result};
 use crate::limits::DO_ROW_MAX_BYTES;
 use crate::message::{Message, MessageOp};
@@ -276,13 +279,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         )?;
         let ops = rows
             .into_iter()
-            .map(|row| {
-                let mut cols = Columns::new(row, "em_messages");
-                let op = cols.text()?;
-                let message_id = cols.optional_text()?;
-                let body = cols.optional_text()?;
-                decode_op(&op, message_id, body)
-            })
+            .map(|row| decode_op_row(Columns::new(row, "em_messages")))
             .collect::<Result<Vec<_>>>()?;
         let messages = super::replay(&ops)?;
         Ok(Snapshot {
@@ -292,8 +289,12 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     }
 }
 
-fn decode_op(op: &str, message_id: Option<String>, body: Option<String>) -> Result<MessageOp> {
-    match (op, message_id, body) {
+/// Decodes the columns `op, message_id, body` of an `em_messages` row.
+fn decode_op_row(mut cols: Columns) -> Result<MessageOp> {
+    let op = cols.text()?;
+    let message_id = cols.optional_text()?;
+    let body = cols.optional_text()?;
+    match (op.as_str(), message_id, body) {
         ("upsert", _, Some(body)) => Ok(MessageOp::Upsert {
             message: serde_json::from_str::<Message>(&body)?,
         }),
@@ -561,5 +562,110 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 vec![id.into()],
             ),
         ])
+    }
+
+    async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
+        self.require_thread(thread_id)?;
+        let records = self.checkpoint_rows(
+            &format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? ORDER BY checkpoint_id"
+            ),
+            &[thread_id.as_str().into()],
+            thread_id,
+        )?;
+        let rows = self.query(
+            "SELECT checkpoint_id, op, message_id, body FROM em_messages WHERE thread_id = ? ORDER BY seq",
+            &[thread_id.as_str().into()],
+        )?;
+        let mut ops_by_checkpoint: std::collections::HashMap<String, Vec<MessageOp>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            let mut cols = Columns::new(row, "em_messages");
+            let checkpoint = cols.text()?;
+            ops_by_checkpoint
+                .entry(checkpoint)
+                .or_default()
+                .push(decode_op_row(cols)?);
+        }
+        Ok(records
+            .into_iter()
+            .map(|record| NewCheckpoint {
+                ops: ops_by_checkpoint
+                    .remove(record.checkpoint_id.as_str())
+                    .unwrap_or_default(),
+                record,
+            })
+            .collect())
+    }
+}
+
+/// `$."key"` for SQLite's JSON functions, with the key quoted.
+fn json_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
+    async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec.execute_batch(&[Statement::new(
+            "INSERT INTO em_threads (thread_id, created_at, updated_at, metadata, status) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (thread_id) DO UPDATE SET created_at = excluded.created_at,
+               updated_at = excluded.updated_at, metadata = excluded.metadata, status = excluded.status",
+            vec![
+                record.thread_id.as_str().into(),
+                record.created_at_ms.into(),
+                record.updated_at_ms.into(),
+                json_text(&record.metadata).into(),
+                record.status.as_str().into(),
+            ],
+        )])
+    }
+
+    async fn index_remove(&self, thread_id: &ThreadId) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec.execute_batch(&[Statement::new(
+            "DELETE FROM em_threads WHERE thread_id = ?",
+            vec![thread_id.as_str().into()],
+        )])
+    }
+
+    async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+        // String-valued metadata filters narrow in SQL; `ThreadSearch::page` then applies
+        // every filter exactly (JSON equality), sorts and pages.
+        let mut sql = String::from(
+            "SELECT thread_id, created_at, updated_at, metadata, status FROM em_threads WHERE 1 = 1",
+        );
+        let mut params = Vec::new();
+        for (key, value) in &query.metadata {
+            if let Value::String(text) = value {
+                sql.push_str(" AND json_extract(metadata, ?) = ?");
+                params.push(json_path(key).into());
+                params.push(text.as_str().into());
+            }
+        }
+        if let Some(status) = query.status {
+            sql.push_str(" AND status = ?");
+            params.push(status.as_str().into());
+        }
+        sql.push_str(match query.sort_by {
+            ThreadSortKey::UpdatedAt => " ORDER BY updated_at DESC",
+            ThreadSortKey::CreatedAt => " ORDER BY created_at DESC",
+            ThreadSortKey::ThreadId => " ORDER BY thread_id DESC",
+        });
+        let records = self
+            .query(&sql, &params)?
+            .into_iter()
+            .map(|row| {
+                let mut cols = Columns::new(row, "em_threads");
+                Ok(ThreadRecord {
+                    thread_id: ThreadId::parse(&cols.text()?)?,
+                    created_at_ms: cols.integer()?,
+                    updated_at_ms: cols.integer()?,
+                    metadata: cols.json_object()?,
+                    status: ThreadStatus::parse(&cols.text()?)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(query.page(records))
     }
 }

@@ -18,20 +18,30 @@ use worker::{
     State,
 };
 
-use crate::api::{self, HttpRequest, HttpResponse, Plan, ServerInfo, ThreadCall};
+use crate::api::{
+    self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, RunRequest, ServerInfo,
+    SseEvent, ThreadCall,
+};
 use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::Engine;
 use crate::checkpoint::conformance;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
+use crate::checkpoint::{ThreadIndex, ThreadSearch};
 use crate::error::Error;
 use crate::limits::REQUEST_BODY_MAX_BYTES;
 use crate::runtime::{SystemClock, SystemEntropy};
+use crate::thread::ThreadRecord;
 
 use do_sql::DoSql;
 
 /// The Durable Object namespace binding of [`ThreadObject`] in wrangler.toml.
 const THREADS_BINDING: &str = "THREADS";
+/// The object that holds the thread index. `/` cannot appear in a thread id, so no
+/// thread's object can have this name.
+const INDEX_OBJECT: &str = "index/threads";
+/// The object the dev-only conformance run uses, apart from every real thread.
+const DEV_CONFORMANCE_OBJECT: &str = "dev/conformance";
 
 /// Where checkpoints are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,23 +121,76 @@ async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
     let config = EdgeConfig::from_env(env)?;
     let http = read_request(&mut req).await?;
     if config.dev_mode && http.path == "/__dev/conformance" && http.method == "POST" {
-        return forward_dev_conformance(env).await;
+        return call_object(
+            env,
+            DEV_CONFORMANCE_OBJECT,
+            "/dev/conformance",
+            String::new(),
+        )
+        .await;
     }
-    match api::plan(&http, &config.info(), &SystemEntropy) {
-        Plan::Respond(response) => Ok(response),
-        Plan::Thread(call) => match config.backend {
-            Backend::DurableObject => forward_to_thread_object(env, &call).await,
-            Backend::Memory => {
-                let store = ISOLATE_MEMORY.with(|store| *store);
-                let engine = Engine {
-                    store,
+    let info = config.info();
+    Ok(match config.backend {
+        Backend::DurableObject => {
+            api::serve(&http, &info, &SystemEntropy, &DurableObjects { env }).await
+        }
+        Backend::Memory => {
+            let backend = LocalBackend {
+                engine: Engine {
+                    store: ISOLATE_MEMORY.with(|store| *store),
                     model: &MemoryDemoResponder,
                     clock: &SystemClock,
                     entropy: &SystemEntropy,
-                };
-                Ok(api::execute(call, &engine).await)
+                },
+            };
+            api::serve(&http, &info, &SystemEntropy, &backend).await
+        }
+    })
+}
+
+/// Thread calls go to the thread's own Durable Object; the thread index is one more
+/// object of the same class under a name no thread id can take.
+struct DurableObjects<'a> {
+    env: &'a Env,
+}
+
+impl api::Backend for DurableObjects<'_> {
+    async fn call(&self, call: ThreadCall) -> HttpResponse {
+        let result = match serde_json::to_string(&call) {
+            Ok(payload) => call_object(self.env, call.thread_id.as_str(), "/call", payload).await,
+            Err(e) => Err(Error::backend(e)),
+        };
+        result.into()
+    }
+
+    async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
+        // Nothing is kept, so no object is needed: run in this isolate.
+        api::execute_stateless(run, &MemoryDemoResponder, &SystemClock, &SystemEntropy).await
+    }
+
+    async fn index_apply(&self, update: &IndexUpdate) -> Result<(), Error> {
+        let payload = serde_json::to_string(update).map_err(Error::backend)?;
+        let response = call_object(self.env, INDEX_OBJECT, "/index/apply", payload).await?;
+        match response.status {
+            200..=299 => Ok(()),
+            status => Err(Error::backend(format_args!(
+                "index apply answered {status}"
+            ))),
+        }
+    }
+
+    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>, Error> {
+        let payload = serde_json::to_string(query).map_err(Error::backend)?;
+        let response = call_object(self.env, INDEX_OBJECT, "/index/search", payload).await?;
+        match response.body {
+            Body::Json(records) if response.status == 200 => {
+                serde_json::from_value(records).map_err(Error::backend)
             }
-        },
+            _ => Err(Error::backend(format_args!(
+                "index search answered {}",
+                response.status
+            ))),
+        }
     }
 }
 
@@ -160,32 +223,12 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
     })
 }
 
-async fn forward_to_thread_object(env: &Env, call: &ThreadCall) -> Result<HttpResponse, Error> {
-    let payload = serde_json::to_string(call).map_err(Error::backend)?;
-    call_object(
-        env,
-        call.thread_id.as_str(),
-        "https://thread.internal/call",
-        payload,
-    )
-    .await
-}
-
-async fn forward_dev_conformance(env: &Env) -> Result<HttpResponse, Error> {
-    // A dedicated object, so the suite never shares storage with a real thread.
-    call_object(
-        env,
-        "__dev_conformance__",
-        "https://thread.internal/dev/conformance",
-        String::new(),
-    )
-    .await
-}
-
+/// Sends `payload` to the object named `name` at `path`; it answers with an
+/// [`HttpResponse`] as JSON.
 async fn call_object(
     env: &Env,
     name: &str,
-    url: &str,
+    path: &str,
     payload: String,
 ) -> Result<HttpResponse, Error> {
     let namespace = env
@@ -198,7 +241,8 @@ async fn call_object(
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(payload.into()));
-    let request = Request::new_with_init(url, &init).map_err(Error::backend)?;
+    let url = format!("https://thread-object.internal{path}");
+    let request = Request::new_with_init(&url, &init).map_err(Error::backend)?;
     let mut response = stub
         .fetch_with_request(request)
         .await
@@ -210,12 +254,20 @@ async fn call_object(
 }
 
 fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
-    let mut out = match &response.body {
-        Some(body) => Response::from_json(body)?,
-        None => Response::empty()?,
+    let out = match &response.body {
+        Body::Json(body) => Response::from_json(body)?,
+        Body::Empty => Response::empty()?,
+        Body::EventStream(events) => {
+            let text: String = events.iter().map(SseEvent::to_text).collect();
+            let out = Response::ok(text)?;
+            let headers = out.headers();
+            headers.set("content-type", "text/event-stream; charset=utf-8")?;
+            headers.set("x-accel-buffering", "no")?;
+            out
+        }
     };
-    out = out.with_status(response.status);
-    out.headers_mut().set("cache-control", "no-store")?;
+    let out = out.with_status(response.status);
+    out.headers().set("cache-control", "no-store")?;
     Ok(out)
 }
 
@@ -235,41 +287,80 @@ impl DurableObject for ThreadObject {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let response = if req.path() == "/dev/conformance" {
-            let report = conformance::run_all(&self.store).await;
-            let cases: Vec<_> = report
-                .cases
-                .iter()
-                .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
-                .collect();
-            HttpResponse::ok(json!({
-                "backend": "durable_object_sql",
-                "passed": report.passed(),
-                "total": report.cases.len(),
-                "cases": cases,
-            }))
-        } else {
-            match req.json::<ThreadCall>().await {
-                Ok(call) => {
-                    let engine = Engine {
-                        store: &self.store,
-                        model: &MemoryDemoResponder,
-                        clock: &SystemClock,
-                        entropy: &SystemEntropy,
-                    };
-                    let response = api::execute(call, &engine).await;
-                    if let Some(reason) = &response.internal_error {
-                        worker::console_error!("edge-memory thread object: {reason}");
-                    }
-                    response
-                }
-                Err(err) => {
-                    let err = Error::backend(format_args!("undecodable thread call: {err}"));
-                    worker::console_error!("edge-memory thread object: {err}");
-                    HttpResponse::error(&err)
-                }
-            }
+        let path = req.path();
+        let body = req.text().await.unwrap_or_default();
+        let response = match path.as_str() {
+            "/call" => self.thread_call(&body).await,
+            "/index/apply" => self.index_apply(&body).await,
+            "/index/search" => self.index_search(&body).await,
+            "/dev/conformance" => self.conformance().await,
+            other => HttpResponse::error(&Error::backend(format_args!(
+                "thread object has no route {other}"
+            ))),
         };
+        if let Some(reason) = &response.internal_error {
+            worker::console_error!("edge-memory thread object: {reason}");
+        }
         Response::from_json(&response)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
+    serde_json::from_str(body)
+        .map_err(|e| Error::backend(format_args!("undecodable internal request: {e}")))
+}
+
+impl ThreadObject {
+    async fn thread_call(&self, body: &str) -> HttpResponse {
+        match decode::<ThreadCall>(body) {
+            Ok(call) => {
+                let engine = Engine {
+                    store: &self.store,
+                    model: &MemoryDemoResponder,
+                    clock: &SystemClock,
+                    entropy: &SystemEntropy,
+                };
+                api::execute(call, &engine).await
+            }
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    async fn index_apply(&self, body: &str) -> HttpResponse {
+        let result = match decode::<IndexUpdate>(body) {
+            Ok(IndexUpdate::Upsert { record }) => self.store.index_upsert(&record).await,
+            Ok(IndexUpdate::Remove { thread_id }) => self.store.index_remove(&thread_id).await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) => HttpResponse::no_content(),
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    async fn index_search(&self, body: &str) -> HttpResponse {
+        let result = match decode::<ThreadSearch>(body) {
+            Ok(query) => self.store.search_threads(&query).await,
+            Err(err) => Err(err),
+        };
+        match result.and_then(|records| serde_json::to_value(records).map_err(Error::backend)) {
+            Ok(records) => HttpResponse::ok(records),
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    async fn conformance(&self) -> HttpResponse {
+        let report = conformance::run_all(&self.store).await;
+        let cases: Vec<_> = report
+            .cases
+            .iter()
+            .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
+            .collect();
+        HttpResponse::ok(json!({
+            "backend": "durable_object_sql",
+            "passed": report.passed(),
+            "total": report.cases.len(),
+            "cases": cases,
+        }))
     }
 }

@@ -1,0 +1,288 @@
+//! Executing thread commands on one thread's storage.
+
+use serde_json::{json, Map, Value};
+
+use super::wire::{checkpoint_ref, message_chunk_json, values_json};
+use super::{
+    state_json, thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest,
+    SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
+};
+use crate::chat::{stream_chunks, ChatModel, Engine, Turn, TurnOutcome};
+use crate::checkpoint::memory::MemoryCheckpointer;
+use crate::checkpoint::{Checkpointer, ListQuery};
+use crate::error::{Error, Result};
+use crate::limits::LIST_LIMIT_MAX;
+use crate::runtime::{uuid_v7, Clock, Entropy};
+use crate::thread::{ThreadId, ThreadRecord};
+
+/// Executes a planned command on one thread's storage.
+pub async fn execute<C: Checkpointer, M: ChatModel>(
+    call: ThreadCall,
+    engine: &Engine<'_, C, M>,
+) -> HttpResponse {
+    execute_inner(call, engine).await.into()
+}
+
+/// Runs on a fresh thread in a throwaway in-memory store: nothing is kept.
+pub async fn execute_stateless<M: ChatModel>(
+    mut run: RunRequest,
+    model: &M,
+    clock: &dyn Clock,
+    entropy: &dyn Entropy,
+) -> HttpResponse {
+    let store = MemoryCheckpointer::new();
+    let engine = Engine {
+        store: &store,
+        model,
+        clock,
+        entropy,
+    };
+    run.if_not_exists = IfNotExists::Create;
+    let mut response = execute(
+        ThreadCall {
+            thread_id: ThreadId::generate(entropy),
+            command: ThreadCommand::Run(run),
+        },
+        &engine,
+    )
+    .await;
+    response.index = None;
+    response
+}
+
+async fn execute_inner<C: Checkpointer, M: ChatModel>(
+    call: ThreadCall,
+    engine: &Engine<'_, C, M>,
+) -> Result<HttpResponse> {
+    let store = engine.store;
+    let thread_id = call.thread_id;
+    let upsert = |record: ThreadRecord| IndexUpdate::Upsert { record };
+    match call.command {
+        ThreadCommand::Create {
+            metadata,
+            if_exists,
+        } => {
+            let record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
+            match store.create_thread(&record).await {
+                Ok(()) => {
+                    Ok(HttpResponse::ok(thread_json(&record, None)).with_index(upsert(record)))
+                }
+                Err(Error::Conflict { .. }) if if_exists == IfExists::DoNothing => {
+                    let existing = store.get_thread(&thread_id).await?;
+                    let latest = store.latest(&thread_id).await?;
+                    Ok(HttpResponse::ok(thread_json(&existing, latest.as_ref())))
+                }
+                Err(err) => Err(err),
+            }
+        }
+        ThreadCommand::Get => {
+            let record = store.get_thread(&thread_id).await?;
+            let latest = store.latest(&thread_id).await?;
+            Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())))
+        }
+        ThreadCommand::Patch { metadata } => {
+            let mut record = store.get_thread(&thread_id).await?;
+            record.metadata.extend(metadata);
+            record.updated_at_ms = engine.clock.now_ms().max(record.updated_at_ms);
+            store.update_thread(&record).await?;
+            let latest = store.latest(&thread_id).await?;
+            Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())).with_index(upsert(record)))
+        }
+        ThreadCommand::Delete => {
+            store.delete_thread(&thread_id).await?;
+            Ok(HttpResponse::no_content().with_index(IndexUpdate::Remove { thread_id }))
+        }
+        ThreadCommand::GetState { checkpoint_id } => {
+            store.get_thread(&thread_id).await?;
+            let snapshot = match checkpoint_id {
+                Some(id) => Some(store.get(&thread_id, &id).await?),
+                None => store.latest(&thread_id).await?,
+            };
+            let parent = snapshot
+                .as_ref()
+                .and_then(|s| s.checkpoint.parent_id.clone());
+            Ok(HttpResponse::ok(state_json(
+                &thread_id,
+                snapshot.as_ref(),
+                parent.as_ref(),
+            )))
+        }
+        ThreadCommand::UpdateState {
+            ops,
+            checkpoint_id,
+            as_node,
+        } => {
+            let mut record = store.get_thread(&thread_id).await?;
+            let (checkpoint, _) = engine
+                .update_state(&thread_id, ops, checkpoint_id.as_ref(), &as_node)
+                .await?;
+            record.updated_at_ms = checkpoint.created_at_ms;
+            Ok(HttpResponse::ok(json!({
+                "checkpoint": checkpoint_ref(&thread_id, &checkpoint.checkpoint_id),
+            }))
+            .with_index(upsert(record)))
+        }
+        ThreadCommand::History {
+            limit,
+            before,
+            metadata,
+            checkpoint_id,
+        } => {
+            store.get_thread(&thread_id).await?;
+            // With a metadata filter, read more records than asked and filter them.
+            let query = ListQuery {
+                before,
+                limit: if metadata.is_empty() && checkpoint_id.is_none() {
+                    limit
+                } else {
+                    LIST_LIMIT_MAX
+                },
+            };
+            let records = store.list(&thread_id, &query).await?;
+            let mut states = Vec::new();
+            for record in records
+                .into_iter()
+                .filter(|r| {
+                    checkpoint_id
+                        .as_ref()
+                        .is_none_or(|id| r.checkpoint_id == *id)
+                })
+                .filter(|r| metadata.iter().all(|(k, v)| r.metadata.get(k) == Some(v)))
+                .take(limit)
+            {
+                let snapshot = store.get(&thread_id, &record.checkpoint_id).await?;
+                states.push(state_json(
+                    &thread_id,
+                    Some(&snapshot),
+                    record.parent_id.as_ref(),
+                ));
+            }
+            Ok(HttpResponse::ok(Value::Array(states)))
+        }
+        ThreadCommand::Run(run) => run_on_thread(engine, thread_id, run).await,
+        ThreadCommand::Export => {
+            let record = store.get_thread(&thread_id).await?;
+            let checkpoints = store.export_thread(&thread_id).await?;
+            let import = ThreadCommand::Import {
+                metadata: record.metadata,
+                checkpoints,
+            };
+            let body = serde_json::to_value(&import)
+                .map_err(|e| Error::backend(format_args!("export does not serialize: {e}")))?;
+            Ok(HttpResponse::ok(body))
+        }
+        ThreadCommand::Import {
+            metadata,
+            checkpoints,
+        } => {
+            let mut record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
+            store.create_thread(&record).await?;
+            for mut checkpoint in checkpoints {
+                checkpoint.record.thread_id = thread_id.clone();
+                store.put(&checkpoint).await?;
+            }
+            let latest = store.latest(&thread_id).await?;
+            if let Some(head) = &latest {
+                record.updated_at_ms = head.checkpoint.created_at_ms;
+            }
+            Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())).with_index(upsert(record)))
+        }
+    }
+}
+
+async fn run_on_thread<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    thread_id: ThreadId,
+    run: RunRequest,
+) -> Result<HttpResponse> {
+    let store = engine.store;
+    let mut record = match store.get_thread(&thread_id).await {
+        Ok(record) => record,
+        Err(Error::NotFound { what: "thread", .. }) if run.if_not_exists == IfNotExists::Create => {
+            let record = ThreadRecord::new(thread_id.clone(), Map::new(), engine.clock.now_ms());
+            store.create_thread(&record).await?;
+            record
+        }
+        Err(err) => return Err(err),
+    };
+    let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
+    let mut metadata = run.metadata;
+    metadata.insert("graph_id".into(), json!(ASSISTANT_ID));
+    metadata.insert("assistant_id".into(), json!(ASSISTANT_UUID));
+    metadata.insert("run_id".into(), json!(run_id));
+    metadata.insert("thread_id".into(), json!(thread_id.as_str()));
+    let outcome = engine
+        .run_turn(Turn {
+            thread_id: thread_id.clone(),
+            input: run.input,
+            from_checkpoint: run.checkpoint_id,
+            metadata,
+        })
+        .await?;
+    // Chat UIs list threads by these (LangGraph stamps them at the first run).
+    if !record.metadata.contains_key("graph_id") {
+        record
+            .metadata
+            .insert("graph_id".into(), json!(ASSISTANT_ID));
+        record
+            .metadata
+            .insert("assistant_id".into(), json!(ASSISTANT_UUID));
+        record.updated_at_ms = outcome.checkpoint.created_at_ms;
+        store.update_thread(&record).await?;
+    }
+    record.updated_at_ms = outcome.checkpoint.created_at_ms;
+    let response = match run.stream {
+        None => HttpResponse::ok(values_json(&outcome.messages)),
+        Some(modes) => HttpResponse::events(run_events(&thread_id, &run_id, &modes, &outcome)),
+    };
+    Ok(response.with_index(IndexUpdate::Upsert { record }))
+}
+
+/// The events of a streamed run, in LangGraph's order: metadata, values (input
+/// applied), messages (one per chunk), updates, values (final).
+fn run_events(
+    thread_id: &ThreadId,
+    run_id: &str,
+    modes: &[StreamMode],
+    outcome: &TurnOutcome,
+) -> Vec<SseEvent> {
+    let event = |name: &str, data: Value| SseEvent {
+        event: name.to_string(),
+        data,
+    };
+    let mut events = vec![event("metadata", json!({"run_id": run_id, "attempt": 1}))];
+    if modes.contains(&StreamMode::Values) {
+        events.push(event("values", values_json(&outcome.input_state)));
+    }
+    if modes.contains(&StreamMode::MessagesTuple) {
+        let step = outcome.checkpoint.step();
+        let meta = json!({
+            "langgraph_node": "agent",
+            "langgraph_step": step,
+            "langgraph_triggers": ["branch:to:agent"],
+            "langgraph_path": ["__pregel_pull", "agent"],
+            "graph_id": ASSISTANT_ID,
+            "assistant_id": ASSISTANT_UUID,
+            "thread_id": thread_id.as_str(),
+            "run_id": run_id,
+            "run_attempt": 1,
+        });
+        let text = outcome.reply.text();
+        let chunks = stream_chunks(&text);
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let chunk = message_chunk_json(&outcome.reply.id, chunk, i == last);
+            events.push(event("messages", json!([chunk, meta])));
+        }
+    }
+    if modes.contains(&StreamMode::Updates) {
+        events.push(event(
+            "updates",
+            json!({"agent": {"messages": [outcome.reply.to_json()]}}),
+        ));
+    }
+    if modes.contains(&StreamMode::Values) {
+        events.push(event("values", values_json(&outcome.messages)));
+    }
+    events
+}

@@ -1,0 +1,675 @@
+//! Routing and request decoding: everything that can be checked without storage.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
+use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
+use crate::error::{Error, Result};
+use crate::limits::{
+    INPUT_MESSAGES_MAX, LIST_LIMIT_MAX, METADATA_MAX_BYTES, REQUEST_BODY_MAX_BYTES,
+};
+use crate::message::{json_type_name, parse_messages, MessageOp};
+use crate::runtime::Entropy;
+use crate::thread::{ThreadId, ThreadStatus};
+
+/// What to do with unknown thread ids on a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfNotExists {
+    /// 404 (the default).
+    Reject,
+    /// Create the thread first.
+    Create,
+}
+
+/// What to do when `POST /threads` names an existing id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// 409 (the default).
+    Raise,
+    /// Return the existing thread.
+    DoNothing,
+}
+
+/// A stream mode this server emits (`stream_mode`); other modes are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// `values`: the state after the input, then the final state.
+    Values,
+    /// `messages-tuple`: one `messages` event per token chunk of the reply.
+    MessagesTuple,
+    /// `updates`: `{"agent": {"messages": [reply]}}`.
+    Updates,
+}
+
+/// A validated run request (`runs/wait`, `runs/stream`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The input message operations.
+    pub input: Vec<MessageOp>,
+    /// Behaviour on an unknown thread.
+    pub if_not_exists: IfNotExists,
+    /// Continue from this checkpoint instead of the head (older: a fork).
+    pub checkpoint_id: Option<CheckpointId>,
+    /// Run metadata, stamped on the checkpoint.
+    pub metadata: Map<String, Value>,
+    /// `None` for `runs/wait`; the modes to emit for `runs/stream`.
+    pub stream: Option<Vec<StreamMode>>,
+}
+
+/// A command for one thread's storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum ThreadCommand {
+    /// `POST /threads`.
+    Create {
+        /// Initial metadata.
+        metadata: Map<String, Value>,
+        /// Behaviour on an existing id.
+        if_exists: IfExists,
+    },
+    /// `GET /threads/{id}`.
+    Get,
+    /// `PATCH /threads/{id}`: merge metadata.
+    Patch {
+        /// Keys to set.
+        metadata: Map<String, Value>,
+    },
+    /// `DELETE /threads/{id}`.
+    Delete,
+    /// `GET /threads/{id}/state[/{checkpoint_id}]`, `POST .../state/checkpoint`.
+    GetState {
+        /// A past checkpoint; the head when `None`.
+        checkpoint_id: Option<CheckpointId>,
+    },
+    /// `POST /threads/{id}/state`.
+    UpdateState {
+        /// Message operations to apply.
+        ops: Vec<MessageOp>,
+        /// Apply on top of this checkpoint instead of the head.
+        checkpoint_id: Option<CheckpointId>,
+        /// The node the update is written as.
+        as_node: String,
+    },
+    /// `POST /threads/{id}/history`.
+    History {
+        /// At most this many states.
+        limit: usize,
+        /// Only checkpoints older than this one.
+        before: Option<CheckpointId>,
+        /// Only checkpoints whose metadata has these key/values.
+        metadata: Map<String, Value>,
+        /// Only this checkpoint.
+        checkpoint_id: Option<CheckpointId>,
+    },
+    /// `POST /threads/{id}/runs/wait|stream`.
+    Run(RunRequest),
+    /// Part of `POST /threads/{id}/copy`: the thread's whole history, as an `Import`.
+    Export,
+    /// Part of `POST /threads/{id}/copy`: create this thread from an export.
+    Import {
+        /// The new thread's metadata.
+        metadata: Map<String, Value>,
+        /// The checkpoints, oldest first.
+        checkpoints: Vec<NewCheckpoint>,
+    },
+}
+
+/// A command addressed to one thread: what the worker sends to its Durable Object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadCall {
+    /// The thread.
+    pub thread_id: ThreadId,
+    /// What to do with it.
+    pub command: ThreadCommand,
+}
+
+/// The outcome of [`plan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Answer with this; no storage needed.
+    Respond(HttpResponse),
+    /// Execute this on the thread's storage.
+    Thread(ThreadCall),
+    /// Search (or count) threads through the index.
+    Search {
+        /// Filters and paging.
+        query: ThreadSearch,
+        /// `POST /threads/count`.
+        count_only: bool,
+    },
+    /// Copy a thread's history to a new thread.
+    Copy {
+        /// The source thread.
+        from: ThreadId,
+        /// The new thread's id.
+        to: ThreadId,
+    },
+    /// A run on a throwaway thread.
+    Stateless(RunRequest),
+}
+
+/// Routes and validates a request. Never touches storage.
+pub fn plan(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Plan {
+    match plan_inner(req, info, entropy) {
+        Ok(plan) => plan,
+        Err(err) => Plan::Respond(HttpResponse::error(&err)),
+    }
+}
+
+fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
+    if req.body.len() > REQUEST_BODY_MAX_BYTES {
+        return Err(Error::TooLarge {
+            what: "request body (bytes)".into(),
+            size: req.body.len(),
+            limit: REQUEST_BODY_MAX_BYTES,
+        });
+    }
+    let trimmed = req.path.trim_end_matches('/');
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let method = req.method.as_str();
+    let respond = |value: Value| Ok(Plan::Respond(HttpResponse::ok(value)));
+    let thread = |raw: &str, command: ThreadCommand| -> Result<Plan> {
+        Ok(Plan::Thread(ThreadCall {
+            thread_id: ThreadId::parse(raw)?,
+            command,
+        }))
+    };
+    let body = || read_object(&req.body);
+    match (method, segments.as_slice()) {
+        ("GET", ["ok"]) => respond(json!({"ok": true})),
+        ("GET", ["info"]) => respond(json!({
+            "name": "edge-memory",
+            "version": env!("CARGO_PKG_VERSION"),
+            "storage_backend": info.backend,
+            "model": info.model,
+            "assistant_id": ASSISTANT_ID,
+            "flags": {"assistants": true, "crons": false, "langsmith": false},
+        })),
+        ("GET", ["assistants", id]) => {
+            if is_our_assistant(id) {
+                respond(assistant_json())
+            } else {
+                Err(Error::NotFound {
+                    what: "assistant",
+                    id: (*id).to_string(),
+                })
+            }
+        }
+        ("POST", ["assistants", "search"]) => {
+            let body = body()?;
+            let graph_ok = opt_str(&body, "graph_id")?.is_none_or(|g| g == ASSISTANT_ID);
+            let (limit, offset) = paging(&body)?;
+            let found = graph_ok && offset == 0 && limit > 0;
+            respond(Value::Array(if found {
+                vec![assistant_json()]
+            } else {
+                vec![]
+            }))
+        }
+        ("POST", ["threads"]) => {
+            let body = body()?;
+            let thread_id = match body.get("thread_id") {
+                None | Some(Value::Null) => ThreadId::generate(entropy),
+                Some(Value::String(raw)) => ThreadId::parse(raw)?,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "thread_id",
+                        format!("must be a string, got {}", json_type_name(other)),
+                    ))
+                }
+            };
+            let if_exists = match opt_str(&body, "if_exists")?.as_deref() {
+                None | Some("raise") => IfExists::Raise,
+                Some("do_nothing") => IfExists::DoNothing,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "if_exists",
+                        format!("must be \"raise\" or \"do_nothing\", got {other:?}"),
+                    ))
+                }
+            };
+            Ok(Plan::Thread(ThreadCall {
+                thread_id,
+                command: ThreadCommand::Create {
+                    metadata: opt_metadata(&body, "metadata")?,
+                    if_exists,
+                },
+            }))
+        }
+        ("POST", ["threads", "search"]) => Ok(Plan::Search {
+            query: parse_search(&body()?)?,
+            count_only: false,
+        }),
+        ("POST", ["threads", "count"]) => Ok(Plan::Search {
+            query: parse_search(&body()?)?,
+            count_only: true,
+        }),
+        ("GET", ["threads", id]) => thread(id, ThreadCommand::Get),
+        ("PATCH", ["threads", id]) => {
+            let metadata = opt_metadata(&body()?, "metadata")?;
+            thread(id, ThreadCommand::Patch { metadata })
+        }
+        ("DELETE", ["threads", id]) => thread(id, ThreadCommand::Delete),
+        ("POST", ["threads", id, "copy"]) => Ok(Plan::Copy {
+            from: ThreadId::parse(id)?,
+            to: ThreadId::generate(entropy),
+        }),
+        ("GET", ["threads", id, "state"]) => thread(
+            id,
+            ThreadCommand::GetState {
+                checkpoint_id: None,
+            },
+        ),
+        ("GET", ["threads", id, "state", checkpoint]) => {
+            let checkpoint_id = Some(CheckpointId::parse(checkpoint)?);
+            thread(id, ThreadCommand::GetState { checkpoint_id })
+        }
+        ("POST", ["threads", id, "state", "checkpoint"]) => {
+            let body = body()?;
+            let checkpoint_id = checkpoint_in(&body, "checkpoint")?;
+            thread(id, ThreadCommand::GetState { checkpoint_id })
+        }
+        ("POST", ["threads", id, "state"]) => {
+            let thread_id = ThreadId::parse(id)?;
+            let command = parse_update_state(&body()?, entropy)?;
+            Ok(Plan::Thread(ThreadCall { thread_id, command }))
+        }
+        ("POST", ["threads", id, "history"]) => {
+            let thread_id = ThreadId::parse(id)?;
+            let body = body()?;
+            let limit = opt_count(&body, "limit")?.unwrap_or(10).min(LIST_LIMIT_MAX);
+            let before = checkpoint_in(&body, "before")?;
+            let checkpoint_id = checkpoint_in(&body, "checkpoint")?;
+            let metadata = opt_metadata(&body, "metadata")?;
+            Ok(Plan::Thread(ThreadCall {
+                thread_id,
+                command: ThreadCommand::History {
+                    limit,
+                    before,
+                    metadata,
+                    checkpoint_id,
+                },
+            }))
+        }
+        ("POST", ["threads", id, "runs", kind @ ("wait" | "stream")]) => {
+            let thread_id = ThreadId::parse(id)?;
+            let run = parse_run(&body()?, *kind == "stream", entropy)?;
+            Ok(Plan::Thread(ThreadCall {
+                thread_id,
+                command: ThreadCommand::Run(run),
+            }))
+        }
+        ("POST", ["runs", kind @ ("wait" | "stream")]) => Ok(Plan::Stateless(parse_run(
+            &body()?,
+            *kind == "stream",
+            entropy,
+        )?)),
+        _ if is_known_path(&segments) => Err(Error::MethodNotAllowed {
+            method: req.method.clone(),
+        }),
+        _ => Err(Error::NotFound {
+            what: "route",
+            id: format!("{} {}", req.method, req.path),
+        }),
+    }
+}
+
+fn is_our_assistant(id: &str) -> bool {
+    id == ASSISTANT_ID || id == ASSISTANT_UUID
+}
+
+fn is_known_path(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["ok" | "info"]
+            | ["assistants", _]
+            | ["threads"]
+            | ["threads", _]
+            | ["threads", _, "copy" | "state" | "history"]
+            | ["threads", _, "state", _]
+            | ["threads", _, "runs", "wait" | "stream"]
+            | ["runs", "wait" | "stream"]
+    )
+}
+
+fn parse_search(body: &Map<String, Value>) -> Result<ThreadSearch> {
+    let (limit, offset) = paging(body)?;
+    let ids = match body.get("ids") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => ThreadId::parse(s),
+                    other => Err(Error::invalid(
+                        "ids",
+                        format!("must be a list of strings, got {}", json_type_name(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(other) => {
+            return Err(Error::invalid(
+                "ids",
+                format!("must be a list, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    let status = match opt_str(body, "status")?.as_deref() {
+        None => None,
+        Some("idle") => Some(ThreadStatus::Idle),
+        Some("busy") => Some(ThreadStatus::Busy),
+        Some("error") => Some(ThreadStatus::Error),
+        // No thread is ever interrupted here: a valid filter that matches nothing.
+        Some("interrupted") => Some(ThreadStatus::Interrupted),
+        Some(other) => {
+            return Err(Error::invalid(
+                "status",
+                format!("must be idle, busy, interrupted or error, got {other:?}"),
+            ))
+        }
+    };
+    let sort_by = match opt_str(body, "sort_by")?.as_deref() {
+        None | Some("updated_at") => ThreadSortKey::UpdatedAt,
+        Some("created_at") => ThreadSortKey::CreatedAt,
+        Some("thread_id") => ThreadSortKey::ThreadId,
+        Some(other) => {
+            return Err(Error::invalid(
+                "sort_by",
+                format!("must be updated_at, created_at or thread_id, got {other:?}"),
+            ))
+        }
+    };
+    let ascending = match opt_str(body, "sort_order")?.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(Error::invalid(
+                "sort_order",
+                format!("must be asc or desc, got {other:?}"),
+            ))
+        }
+    };
+    Ok(ThreadSearch {
+        metadata: opt_metadata(body, "metadata")?,
+        ids,
+        status,
+        sort_by,
+        ascending,
+        limit,
+        offset,
+    })
+}
+
+fn paging(body: &Map<String, Value>) -> Result<(usize, usize)> {
+    let limit = opt_count(body, "limit")?.unwrap_or(10).min(LIST_LIMIT_MAX);
+    let offset = opt_count(body, "offset")?.unwrap_or(0);
+    Ok((limit, offset))
+}
+
+fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<ThreadCommand> {
+    let ops = match body.get("values") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(values)) => {
+            if let Some(unknown) = values.keys().find(|k| k.as_str() != "messages") {
+                return Err(Error::invalid(
+                    format!("values.{unknown}"),
+                    "is not a key of this graph's state; the state has only `messages`",
+                ));
+            }
+            match values.get("messages") {
+                Some(messages) => bounded(parse_messages(messages, "values.messages", entropy)?)?,
+                None => Vec::new(),
+            }
+        }
+        // A list of values updates, LangGraph's batch form: only one is supported.
+        Some(other) => {
+            return Err(Error::invalid(
+                "values",
+                format!(
+                    "must be an object like {{\"messages\": [...]}}, got {}",
+                    json_type_name(other)
+                ),
+            ))
+        }
+    };
+    let checkpoint_id = match opt_str(body, "checkpoint_id")? {
+        Some(raw) => Some(CheckpointId::parse(&raw)?),
+        None => checkpoint_in(body, "checkpoint")?,
+    };
+    let as_node = opt_str(body, "as_node")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
+    Ok(ThreadCommand::UpdateState {
+        ops,
+        checkpoint_id,
+        as_node,
+    })
+}
+
+/// Reads the body of a run request.
+fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> Result<RunRequest> {
+    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
+    if !is_our_assistant(&assistant_id) {
+        return Err(Error::NotFound {
+            what: "assistant",
+            id: assistant_id,
+        });
+    }
+    let input = match body.get("input") {
+        Some(Value::Object(input)) => input,
+        None | Some(Value::Null) => {
+            return Err(Error::invalid(
+                "input",
+                "is required: send {\"input\": {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}}",
+            ))
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "input",
+                format!(
+                    "must be an object with a `messages` key, got {}",
+                    json_type_name(other)
+                ),
+            ))
+        }
+    };
+    let Some(messages) = input.get("messages") else {
+        let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
+        return Err(Error::invalid(
+            "input.messages",
+            format!(
+                "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
+                if keys.is_empty() {
+                    "an empty object".to_string()
+                } else {
+                    format!("keys {}", keys.join(", "))
+                }
+            ),
+        ));
+    };
+    let input = bounded(parse_messages(messages, "input.messages", entropy)?)?;
+    if input.is_empty() {
+        return Err(Error::invalid(
+            "input.messages",
+            "must hold at least one message",
+        ));
+    }
+    let if_not_exists = match opt_str(body, "if_not_exists")?.as_deref() {
+        None | Some("reject") => IfNotExists::Reject,
+        Some("create") => IfNotExists::Create,
+        Some(other) => {
+            return Err(Error::invalid(
+                "if_not_exists",
+                format!("must be \"reject\" or \"create\", got {other:?}"),
+            ))
+        }
+    };
+    match opt_str(body, "multitask_strategy")?.as_deref() {
+        None | Some("reject") => {}
+        Some(other) => {
+            return Err(Error::Unsupported {
+                what: format!("multitask_strategy {other:?} (only \"reject\" is implemented)"),
+            })
+        }
+    }
+    let configurable_checkpoint = match body.get("config") {
+        Some(Value::Object(config)) => match config.get("configurable") {
+            Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
+            _ => None,
+        },
+        _ => None,
+    };
+    let checkpoint_id = match opt_str(body, "checkpoint_id")?.or(configurable_checkpoint) {
+        Some(raw) => Some(CheckpointId::parse(&raw)?),
+        None => checkpoint_in(body, "checkpoint")?,
+    };
+    let stream = stream
+        .then(|| stream_modes(body.get("stream_mode")))
+        .transpose()?;
+    Ok(RunRequest {
+        input,
+        if_not_exists,
+        checkpoint_id,
+        metadata: opt_metadata(body, "metadata")?,
+        stream,
+    })
+}
+
+fn stream_modes(value: Option<&Value>) -> Result<Vec<StreamMode>> {
+    let names: Vec<&str> = match value {
+        None | Some(Value::Null) => vec!["values"],
+        Some(Value::String(mode)) => vec![mode.as_str()],
+        Some(Value::Array(modes)) => modes
+            .iter()
+            .map(|m| {
+                m.as_str().ok_or_else(|| {
+                    Error::invalid(
+                        "stream_mode",
+                        format!("must hold strings, got {}", json_type_name(m)),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(Error::invalid(
+                "stream_mode",
+                format!("must be a string or a list, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    // Modes this server does not produce (events, debug, custom, ...) are ignored, as
+    // LangGraph clients expect, not rejected.
+    Ok(names
+        .into_iter()
+        .filter_map(|name| match name {
+            "values" => Some(StreamMode::Values),
+            "messages-tuple" => Some(StreamMode::MessagesTuple),
+            "updates" => Some(StreamMode::Updates),
+            _ => None,
+        })
+        .collect())
+}
+
+fn bounded(ops: Vec<MessageOp>) -> Result<Vec<MessageOp>> {
+    if ops.len() > INPUT_MESSAGES_MAX {
+        return Err(Error::TooLarge {
+            what: "messages in one request".into(),
+            size: ops.len(),
+            limit: INPUT_MESSAGES_MAX,
+        });
+    }
+    Ok(ops)
+}
+
+/// `{"<key>": {"checkpoint_id": "..."}}` → the id, if any.
+fn checkpoint_in(body: &Map<String, Value>, key: &str) -> Result<Option<CheckpointId>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(cp)) => match cp.get("checkpoint_id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(raw)) => CheckpointId::parse(raw).map(Some),
+            Some(other) => Err(Error::invalid(
+                format!("{key}.checkpoint_id"),
+                format!("must be a string, got {}", json_type_name(other)),
+            )),
+        },
+        // `before` is sometimes sent as a bare id.
+        Some(Value::String(raw)) => CheckpointId::parse(raw).map(Some),
+        Some(other) => Err(Error::invalid(
+            key,
+            format!(
+                "must be an object like {{\"checkpoint_id\": \"...\"}}, got {}",
+                json_type_name(other)
+            ),
+        )),
+    }
+}
+
+/// Decodes a JSON object body; an empty body is an empty object.
+fn read_object(body: &[u8]) -> Result<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let text = std::str::from_utf8(body).map_err(|e| Error::BadRequest {
+        reason: format!("body is not valid UTF-8 ({e})"),
+    })?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(Error::BadRequest {
+            reason: format!("expected a JSON object, got {}", json_type_name(&other)),
+        }),
+        Err(e) => Err(Error::BadRequest {
+            reason: format!("invalid JSON ({e})"),
+        }),
+    }
+}
+
+fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(Error::invalid(
+            key,
+            format!("must be a string, got {}", json_type_name(other)),
+        )),
+    }
+}
+
+fn opt_count(obj: &Map<String, Value>, key: &str) -> Result<Option<usize>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| Error::invalid(key, format!("must be a whole number ≥ 0, got {n}"))),
+        Some(other) => Err(Error::invalid(
+            key,
+            format!("must be a number, got {}", json_type_name(other)),
+        )),
+    }
+}
+
+fn opt_metadata(obj: &Map<String, Value>, key: &str) -> Result<Map<String, Value>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => {
+            let size = Value::Object(map.clone()).to_string().len();
+            if size > METADATA_MAX_BYTES {
+                return Err(Error::TooLarge {
+                    what: format!("{key} (bytes)"),
+                    size,
+                    limit: METADATA_MAX_BYTES,
+                });
+            }
+            Ok(map.clone())
+        }
+        Some(other) => Err(Error::invalid(
+            key,
+            format!("must be an object, got {}", json_type_name(other)),
+        )),
+    }
+}
