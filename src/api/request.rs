@@ -588,6 +588,13 @@ fn bounded(ops: Vec<MessageOp>) -> Result<Vec<MessageOp>> {
 fn checkpoint_in(body: &Map<String, Value>, key: &str) -> Result<Option<CheckpointId>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
+        // A config, `{"configurable": {"checkpoint_id": ...}}`, as the JS SDK sends `before`.
+        Some(Value::Object(config)) if config.contains_key("configurable") => {
+            match config.get("configurable") {
+                Some(Value::Object(configurable)) => checkpoint_in(configurable, "checkpoint_id"),
+                _ => Ok(None),
+            }
+        }
         Some(Value::Object(cp)) => match cp.get("checkpoint_id") {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(raw)) => CheckpointId::parse(raw).map(Some),
