@@ -26,4 +26,13 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
    || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
+# Python clients for the end-to-end tests (langgraph-sdk, langgraph's RemoteGraph), pinned.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! cmp -s tests/python/requirements.txt .venv/.installed-requirements.txt; then
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  cp tests/python/requirements.txt .venv/.installed-requirements.txt
+fi
+
 echo "setup: toolchain ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $("$NODE22" "$WRANGLER_JS" --version 2>/dev/null | tail -1))"

