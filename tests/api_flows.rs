@@ -5,7 +5,7 @@
 
 mod support;
 
-use edge_memory::api::{handle, Body, HttpRequest, HttpResponse, ServerInfo};
+use edge_memory::api::{handle, Body, HttpRequest, HttpResponse, RunGate, ServerInfo};
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::memory::MemoryCheckpointer;
@@ -32,7 +32,7 @@ impl<C: Checkpointer + ThreadIndex> Api<C> {
             clock: &SystemClock,
             entropy: &SystemEntropy,
         };
-        pollster::block_on(handle(&req, &info(), &engine))
+        pollster::block_on(handle(&req, &info(), &engine, &RunGate::new()))
     }
 
     fn post(&self, path: &str, body: Value) -> HttpResponse {

@@ -13,6 +13,7 @@
 //! changes nothing.
 
 mod execute;
+mod gate;
 mod request;
 mod wire;
 
@@ -26,6 +27,7 @@ use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{execute, execute_stateless};
+pub use gate::RunGate;
 pub use request::{
     plan, IfExists, IfNotExists, Plan, RunRequest, StreamMode, ThreadCall, ThreadCommand,
 };
@@ -323,11 +325,13 @@ async fn copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<H
 pub struct LocalBackend<'a, C, M> {
     /// The engine thread calls run on.
     pub engine: Engine<'a, C, M>,
+    /// Runs in progress, per thread.
+    pub gate: &'a RunGate,
 }
 
 impl<C: Checkpointer + ThreadIndex, M: ChatModel> Backend for LocalBackend<'_, C, M> {
     async fn call(&self, call: ThreadCall) -> HttpResponse {
-        execute(call, &self.engine).await
+        self.gate.execute(call, &self.engine).await
     }
 
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
@@ -357,8 +361,10 @@ pub async fn handle<C: Checkpointer + ThreadIndex, M: ChatModel>(
     req: &HttpRequest,
     info: &ServerInfo,
     engine: &Engine<'_, C, M>,
+    gate: &RunGate,
 ) -> HttpResponse {
     let backend = LocalBackend {
+        gate,
         engine: Engine {
             store: engine.store,
             model: engine.model,

@@ -19,8 +19,8 @@ use worker::{
 };
 
 use crate::api::{
-    self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, RunRequest, ServerInfo,
-    SseEvent, ThreadCall,
+    self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, RunGate, RunRequest,
+    ServerInfo, SseEvent, ThreadCall,
 };
 use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::Engine;
@@ -102,6 +102,8 @@ impl EdgeConfig {
 thread_local! {
     /// The `MEMORY_BACKEND=memory` store: lives exactly as long as this isolate.
     static ISOLATE_MEMORY: &'static MemoryCheckpointer = Box::leak(Box::new(MemoryCheckpointer::new()));
+    /// Runs in progress in this isolate (memory mode).
+    static ISOLATE_RUNS: &'static RunGate = Box::leak(Box::new(RunGate::new()));
 }
 
 /// The worker's fetch handler.
@@ -136,6 +138,7 @@ async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
         }
         Backend::Memory => {
             let backend = LocalBackend {
+                gate: ISOLATE_RUNS.with(|gate| *gate),
                 engine: Engine {
                     store: ISOLATE_MEMORY.with(|store| *store),
                     model: &MemoryDemoResponder,
@@ -275,6 +278,7 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
 #[durable_object]
 pub struct ThreadObject {
     store: SqlCheckpointer<DoSql>,
+    runs: RunGate,
 }
 
 impl DurableObject for ThreadObject {
@@ -283,6 +287,7 @@ impl DurableObject for ThreadObject {
         // is set up lazily by the checkpointer on first use.
         ThreadObject {
             store: SqlCheckpointer::new(DoSql::new(state.storage())),
+            runs: RunGate::new(),
         }
     }
 
@@ -320,7 +325,7 @@ impl ThreadObject {
                     clock: &SystemClock,
                     entropy: &SystemEntropy,
                 };
-                api::execute(call, &engine).await
+                self.runs.execute(call, &engine).await
             }
             Err(err) => HttpResponse::error(&err),
         }

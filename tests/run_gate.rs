@@ -1,0 +1,87 @@
+//! A second run on a thread that is mid-run gets 409 (`multitask_strategy: "reject"`),
+//! and the thread is free again afterwards.
+
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use edge_memory::api::{handle, HttpRequest, RunGate, ServerInfo};
+use edge_memory::chat::{ChatModel, Engine};
+use edge_memory::message::Message;
+use edge_memory::runtime::{SystemClock, SystemEntropy};
+use serde_json::json;
+
+/// Pending once, then ready: what a model awaiting the network looks like to the executor.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+struct SlowModel;
+
+impl ChatModel for SlowModel {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn reply(&self, _messages: &[Message]) -> edge_memory::Result<String> {
+        YieldOnce(false).await;
+        Ok("done".into())
+    }
+}
+
+#[test]
+fn concurrent_runs_on_one_thread_reject_the_second() {
+    let store = support::sqlite_store();
+    let engine = Engine {
+        store: &store,
+        model: &SlowModel,
+        clock: &SystemClock,
+        entropy: &SystemEntropy,
+    };
+    let gate = RunGate::new();
+    let info = ServerInfo {
+        backend: "test".into(),
+        model: "slow".into(),
+    };
+    let run = |thread: &str| {
+        HttpRequest::json(
+            "POST",
+            &format!("/threads/{thread}/runs/wait"),
+            &json!({"input": {"messages": "hi"}, "if_not_exists": "create"}),
+        )
+    };
+    let (a, b, other) = pollster::block_on(futures::future::join3(
+        handle(&run("t"), &info, &engine, &gate),
+        handle(&run("t"), &info, &engine, &gate),
+        handle(&run("u"), &info, &engine, &gate),
+    ));
+    assert_eq!(a.status, 200);
+    assert_eq!(b.status, 409, "{:?}", b.body);
+    assert!(b.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("busy"));
+    assert_eq!(other.status, 200, "another thread is not blocked");
+    // The gate is released: the next run goes through, and only one turn was stored.
+    let next = pollster::block_on(handle(&run("t"), &info, &engine, &gate));
+    assert_eq!(next.status, 200);
+    assert_eq!(
+        next.json().unwrap()["messages"].as_array().unwrap().len(),
+        4
+    );
+}
