@@ -174,3 +174,37 @@ test('state survives a runtime restart between turns', async () => {
   const found = await client().threads.search({ ids: [thread.thread_id] });
   assert.equal(found.length, 1, 'the thread index survives too');
 });
+
+test('a client that disconnects mid-stream leaves the thread idle and whole', async () => {
+  const c = client();
+  const thread = await c.threads.create();
+  await c.runs.wait(thread.thread_id, 'agent', { input: human('My name is Sam') });
+  const controller = new AbortController();
+  const stream = c.runs.stream(thread.thread_id, 'agent', {
+    input: human('I like tea'),
+    streamMode: ['messages-tuple', 'values'],
+    signal: controller.signal,
+  });
+  // Whether the abort surfaces as an error depends on how much of the body had already
+  // arrived; what matters is the thread afterwards.
+  try {
+    for await (const part of stream) {
+      if (part.event === 'metadata') controller.abort();
+    }
+  } catch (err) {
+    assert.equal(err.name, 'AbortError');
+  }
+  // The turn is either fully stored or not at all, and the thread takes the next run.
+  let state;
+  for (let i = 0; i < 50; i += 1) {
+    state = await c.threads.getState(thread.thread_id);
+    if (state.values.messages.length === 4) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok([2, 4].includes(state.values.messages.length), `whole turns only: ${state.values.messages.length}`);
+  const t = await c.threads.get(thread.thread_id);
+  assert.equal(t.status, 'idle');
+  const next = await c.runs.wait(thread.thread_id, 'agent', { input: human("What's my name?") });
+  assert.equal(next.messages.at(-1).content, 'Your name is Sam.');
+  assert.equal(next.messages.length % 2, 0);
+});
