@@ -20,5 +20,5 @@ fn run_all_reports_every_case() {
         &support::sqlite_store(),
     ));
     assert!(report.all_passed(), "{report:?}");
-    assert_eq!(report.cases.len(), 15);
+    assert_eq!(report.cases.len(), 16);
 }

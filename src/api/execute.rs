@@ -12,6 +12,7 @@ use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::{Checkpointer, ListQuery};
 use crate::error::{Error, Result};
 use crate::limits::LIST_LIMIT_MAX;
+use crate::message::Message;
 use crate::runtime::{uuid_v7, Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
 
@@ -113,7 +114,7 @@ async fn execute_inner<C: Checkpointer, M: ChatModel>(
             as_node,
         } => {
             let mut record = store.get_thread(&thread_id).await?;
-            let (checkpoint, _) = engine
+            let checkpoint = engine
                 .update_state(&thread_id, ops, checkpoint_id.as_ref(), &as_node)
                 .await?;
             record.updated_at_ms = checkpoint.created_at_ms;
@@ -231,20 +232,41 @@ async fn run_on_thread<C: Checkpointer, M: ChatModel>(
         store.update_thread(&record).await?;
     }
     record.updated_at_ms = outcome.checkpoint.created_at_ms;
+    let wants_values = run
+        .stream
+        .as_ref()
+        .is_none_or(|modes| modes.contains(&StreamMode::Values));
+    // The whole state only when the response carries it (runs/wait, `values`): the
+    // turn itself read just its window.
+    let messages = if wants_values {
+        store
+            .latest(&thread_id)
+            .await?
+            .map(|s| s.messages)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let response = match run.stream {
-        None => HttpResponse::ok(values_json(&outcome.messages)),
-        Some(modes) => HttpResponse::events(run_events(&thread_id, &run_id, &modes, &outcome)),
+        None => HttpResponse::ok(values_json(&messages)),
+        Some(modes) => {
+            HttpResponse::events(run_events(&thread_id, &run_id, &modes, &outcome, &messages))
+        }
     };
     Ok(response.with_index(IndexUpdate::Upsert { record }))
 }
 
 /// The events of a streamed run, in LangGraph's order: metadata, values (input
 /// applied), messages (one per chunk), updates, values (final).
+///
+/// `messages` is the final state when `values` is asked for; the state after the input
+/// is that without the reply, which the turn appended last.
 fn run_events(
     thread_id: &ThreadId,
     run_id: &str,
     modes: &[StreamMode],
     outcome: &TurnOutcome,
+    messages: &[Message],
 ) -> Vec<SseEvent> {
     let event = |name: &str, data: Value| SseEvent {
         event: name.to_string(),
@@ -252,7 +274,10 @@ fn run_events(
     };
     let mut events = vec![event("metadata", json!({"run_id": run_id, "attempt": 1}))];
     if modes.contains(&StreamMode::Values) {
-        events.push(event("values", values_json(&outcome.input_state)));
+        let input_state = messages
+            .strip_suffix(std::slice::from_ref(&outcome.reply))
+            .unwrap_or(messages);
+        events.push(event("values", values_json(input_state)));
     }
     if modes.contains(&StreamMode::MessagesTuple) {
         let step = outcome.checkpoint.step();
@@ -282,7 +307,7 @@ fn run_events(
         ));
     }
     if modes.contains(&StreamMode::Values) {
-        events.push(event("values", values_json(&outcome.messages)));
+        events.push(event("values", values_json(messages)));
     }
     events
 }

@@ -5,9 +5,9 @@ pub mod demo;
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::{
-    CheckpointId, CheckpointRecord, CheckpointSource, Checkpointer, NewCheckpoint,
+    CheckpointId, CheckpointRecord, CheckpointSource, Checkpointer, NewCheckpoint, Window,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::{add_messages, Message, MessageOp, MessageType};
 use crate::runtime::{uuid_v4, Clock, Entropy};
 use crate::thread::ThreadId;
@@ -57,60 +57,47 @@ pub struct Turn {
 pub struct TurnOutcome {
     /// The checkpoint the turn stored.
     pub checkpoint: CheckpointRecord,
-    /// The state after the input was applied, before the reply.
-    pub input_state: Vec<Message>,
     /// The assistant's reply, as stored.
     pub reply: Message,
-    /// The state after the turn (input and reply applied).
-    pub messages: Vec<Message>,
+    /// What the model saw: the tail of the state with the input applied.
+    pub context: Vec<Message>,
 }
 
-/// The state a write continues from.
-struct Base {
-    /// The checkpoint it continues from; `None` on an empty thread.
-    parent: Option<CheckpointRecord>,
-    /// The newest checkpoint id of the thread (new ids must exceed it).
-    newest: Option<CheckpointId>,
-    /// Whether `parent` is older than the head.
-    forked: bool,
-    /// The messages at `parent`.
-    messages: Vec<Message>,
-}
+/// How many of the newest messages a turn reads and shows the model. A turn never reads
+/// the whole thread, so its cost does not grow with the thread.
+pub const CONTEXT_MAX_MESSAGES: usize = 100;
 
 impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
-    /// Runs one turn: load the state (head, or `from_checkpoint`), apply the input with
-    /// the `add_messages` reducer, ask the model, and store one checkpoint holding the
-    /// input and the reply.
+    /// Runs one turn: read the tail of the state (head, or `from_checkpoint`), apply the
+    /// input with `add_messages` semantics, ask the model, and store one checkpoint
+    /// holding the input and the reply.
     ///
     /// Nothing is stored unless the whole turn succeeds: an invalid input (e.g. removing
     /// an unknown id), a model failure or a storage conflict leave the thread unchanged.
     pub async fn run_turn(&self, turn: Turn) -> Result<TurnOutcome> {
-        let base = self
-            .load_base(&turn.thread_id, turn.from_checkpoint.as_ref())
+        let window = self
+            .window(&turn.thread_id, turn.from_checkpoint.as_ref(), &turn.input)
             .await?;
-        let input_state = add_messages(base.messages.clone(), &turn.input)?;
-        let reply_text = self.model.reply(&input_state).await?;
+        let context = apply_to_view(window.messages.clone(), &turn.input)?;
+        let reply_text = self.model.reply(&context).await?;
         let reply = Message::new(MessageType::Ai, uuid_v4(self.entropy), reply_text);
-        let reply_op = MessageOp::Upsert {
-            message: reply.clone(),
-        };
-        let messages = add_messages(input_state.clone(), std::slice::from_ref(&reply_op))?;
-        let source = if base.forked {
+        let source = if forked(&window) {
             CheckpointSource::Fork
         } else {
             CheckpointSource::Loop
         };
         let writes = json!({"__input__": {"messages": turn.input.len()}, "agent": {"messages": 1}});
         let mut ops = turn.input;
-        ops.push(reply_op);
+        ops.push(MessageOp::Upsert {
+            message: reply.clone(),
+        });
         let checkpoint = self
-            .commit(&turn.thread_id, base, ops, source, writes, turn.metadata)
+            .commit(&turn.thread_id, window, ops, source, writes, turn.metadata)
             .await?;
         Ok(TurnOutcome {
             checkpoint,
-            input_state,
             reply,
-            messages,
+            context,
         })
     }
 
@@ -123,75 +110,72 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         ops: Vec<MessageOp>,
         from_checkpoint: Option<&CheckpointId>,
         as_node: &str,
-    ) -> Result<(CheckpointRecord, Vec<Message>)> {
-        let base = self.load_base(thread_id, from_checkpoint).await?;
-        let messages = add_messages(base.messages.clone(), &ops)?;
+    ) -> Result<CheckpointRecord> {
+        let window = self.window(thread_id, from_checkpoint, &ops).await?;
         let writes = json!({ as_node: {"messages": ops.len()} });
-        let checkpoint = self
-            .commit(
-                thread_id,
-                base,
-                ops,
-                CheckpointSource::Update,
-                writes,
-                Map::new(),
-            )
-            .await?;
-        Ok((checkpoint, messages))
+        self.commit(
+            thread_id,
+            window,
+            ops,
+            CheckpointSource::Update,
+            writes,
+            Map::new(),
+        )
+        .await
     }
 
-    async fn load_base(&self, thread_id: &ThreadId, from: Option<&CheckpointId>) -> Result<Base> {
-        let head = self.store.latest(thread_id).await?;
-        let newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
-        let base = match (from, head) {
-            (Some(from), head)
-                if head
-                    .as_ref()
-                    .is_none_or(|h| h.checkpoint.checkpoint_id != *from) =>
-            {
-                Some(self.store.get(thread_id, from).await?)
+    /// Reads the window for `input` and checks that the input applies to the state.
+    async fn window(
+        &self,
+        thread_id: &ThreadId,
+        from: Option<&CheckpointId>,
+        input: &[MessageOp],
+    ) -> Result<Window> {
+        let ids: Vec<&str> = input.iter().filter_map(MessageOp::message_id).collect();
+        let window = self
+            .store
+            .window(thread_id, from, CONTEXT_MAX_MESSAGES, &ids)
+            .await?;
+        // Removing an id the state does not hold fails, as in LangGraph's reducer.
+        let mut known = window.existing.clone();
+        for op in input {
+            match op {
+                MessageOp::Upsert { message } => {
+                    known.insert(message.id.clone());
+                }
+                MessageOp::Remove { id } => {
+                    if !known.remove(id) {
+                        return Err(Error::invalid(
+                            "messages",
+                            format!("cannot remove message '{id}': no message with that id"),
+                        ));
+                    }
+                }
+                MessageOp::RemoveAll => known.clear(),
             }
-            (_, head) => head,
-        };
-        let forked = match (&base, &newest) {
-            (Some(b), Some(n)) => b.checkpoint.checkpoint_id != *n,
-            _ => false,
-        };
-        Ok(match base {
-            Some(snapshot) => Base {
-                parent: Some(snapshot.checkpoint),
-                newest,
-                forked,
-                messages: snapshot.messages,
-            },
-            None => Base {
-                parent: None,
-                newest,
-                forked,
-                messages: Vec::new(),
-            },
-        })
+        }
+        Ok(window)
     }
 
     async fn commit(
         &self,
         thread_id: &ThreadId,
-        base: Base,
+        window: Window,
         ops: Vec<MessageOp>,
         source: CheckpointSource,
         writes: Value,
         mut metadata: Map<String, Value>,
     ) -> Result<CheckpointRecord> {
         let now = self.clock.now_ms();
-        let step = base.parent.as_ref().map_or(0, CheckpointRecord::step) + 1;
+        let step = window.checkpoint.as_ref().map_or(0, CheckpointRecord::step) + 1;
         metadata.insert("source".into(), json!(source.as_str()));
         metadata.insert("step".into(), json!(step));
         metadata.insert("writes".into(), writes);
         let checkpoint = NewCheckpoint {
             record: CheckpointRecord {
                 thread_id: thread_id.clone(),
-                checkpoint_id: CheckpointId::next(base.newest.as_ref(), now, self.entropy),
-                parent_id: base.parent.map(|p| p.checkpoint_id),
+                checkpoint_id: CheckpointId::next(window.newest.as_ref(), now, self.entropy),
+                parent_id: window.checkpoint.map(|p| p.checkpoint_id),
                 created_at_ms: now,
                 metadata,
             },
@@ -200,6 +184,36 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         self.store.put(&checkpoint).await?;
         Ok(checkpoint.record)
     }
+}
+
+/// Whether the window continues from a checkpoint older than the thread's newest.
+fn forked(window: &Window) -> bool {
+    match (&window.checkpoint, &window.newest) {
+        (Some(base), Some(newest)) => base.checkpoint_id != *newest,
+        _ => false,
+    }
+}
+
+/// The model's view: the window with the input applied. A removal of a message outside
+/// the window (valid, checked against the whole state) has nothing to remove here.
+fn apply_to_view(view: Vec<Message>, input: &[MessageOp]) -> Result<Vec<Message>> {
+    let in_view: std::collections::HashSet<&str> = view.iter().map(|m| m.id.as_str()).collect();
+    let mut added: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let applicable: Vec<MessageOp> = input
+        .iter()
+        .filter(|op| match op {
+            MessageOp::Remove { id } => {
+                in_view.contains(id.as_str()) || added.contains(id.as_str())
+            }
+            MessageOp::Upsert { message } => {
+                added.insert(message.id.as_str());
+                true
+            }
+            MessageOp::RemoveAll => true,
+        })
+        .cloned()
+        .collect();
+    add_messages(view, &applicable)
 }
 
 /// Splits a reply into the chunks a token stream would carry (words with their
@@ -263,7 +277,7 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            assert_eq!(first.messages.len(), 2);
+            assert_eq!(first.context.len(), 1, "the model saw the input");
             assert_eq!(first.checkpoint.parent_id, None);
             assert_eq!(first.checkpoint.step(), 1);
             clock.advance(5);
@@ -299,7 +313,11 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(fork.checkpoint.metadata["source"], "fork");
-            assert_eq!(fork.messages.len(), 4);
+            assert_eq!(
+                fork.context.len(),
+                3,
+                "the fork's model saw turn one and the input"
+            );
             assert!(
                 !fork.reply.text().contains("What's my name"),
                 "{}",
@@ -307,7 +325,7 @@ mod tests {
             );
 
             // A state update: no model call, source "update".
-            let (record, messages) = engine
+            let record = engine
                 .update_state(&t, human("edited"), None, "agent")
                 .await
                 .unwrap();
@@ -316,7 +334,8 @@ mod tests {
                 record.parent_id,
                 Some(fork.checkpoint.checkpoint_id.clone())
             );
-            assert_eq!(messages.len(), 5);
+            let state = store.latest(&t).await.unwrap().unwrap();
+            assert_eq!(state.messages.len(), 5);
         });
     }
 

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use super::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint};
+use super::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Window};
 use crate::error::Error;
 use crate::message::{Message, MessageOp, MessageType};
 use crate::runtime::{Clock, SystemClock, SystemEntropy};
@@ -120,6 +120,7 @@ macro_rules! __conformance_cases {
             unknown_thread_is_not_found
             unknown_checkpoint_is_not_found
             export_copies_exactly
+            window_matches_the_state
         );
     };
     (@native $make:expr; $($case:ident)*) => {
@@ -173,6 +174,7 @@ pub async fn run_all<C: Checkpointer>(store: &C) -> Report {
         unknown_thread_is_not_found
         unknown_checkpoint_is_not_found
         export_copies_exactly
+        window_matches_the_state
     );
     report
 }
@@ -779,5 +781,92 @@ pub async fn export_copies_exactly<C: Checkpointer>(store: &C) -> Outcome {
         store.export_thread(&fresh_thread_id()).await.is_err(),
         "unknown thread"
     );
+    Ok(())
+}
+
+/// `window` is the tail of the state `get`/`latest` return, with the right existing ids
+/// and checkpoints, through replacements, removals, forks and remove-all.
+pub async fn window_matches_the_state<C: Checkpointer>(store: &C) -> Outcome {
+    let t = new_thread(store).await?;
+    let ids = ["h1", "a1", "h2", "h3", "h4", "zz"];
+    async fn expect<C: Checkpointer>(
+        store: &C,
+        t: &ThreadId,
+        from: Option<&CheckpointId>,
+        max: usize,
+        ids: &[&str],
+        label: &str,
+    ) -> Outcome {
+        let got = store.window(t, from, max, ids).await?;
+        let newest = store.latest(t).await?.map(|s| s.checkpoint.checkpoint_id);
+        let base = match from {
+            Some(id) => Some(store.get(t, id).await?),
+            None => store.latest(t).await?,
+        };
+        let want = match base {
+            Some(s) => Window::from_state(Some(s.checkpoint), newest, s.messages, max, ids),
+            None => Window::from_state(None, newest, Vec::new(), max, ids),
+        };
+        check_eq!(got, want, "{label}");
+        Ok(())
+    }
+    expect(store, &t, None, 3, &ids, "empty thread").await?;
+    let mut chain = Chain::new(&t);
+    let c1 = chain
+        .push(
+            store,
+            vec![human("h1", "a"), ai("a1", "b"), human("h2", "c")],
+        )
+        .await?;
+    expect(store, &t, None, 2, &ids, "after c1").await?;
+    chain
+        .push(
+            store,
+            vec![
+                ai("a1", "B"),
+                MessageOp::Remove { id: "h1".into() },
+                human("h3", "d"),
+            ],
+        )
+        .await?;
+    expect(store, &t, None, 2, &ids, "after replace + remove").await?;
+    expect(store, &t, None, 100, &ids, "whole state").await?;
+    expect(store, &t, Some(&c1), 10, &ids, "an older checkpoint").await?;
+    // Fork from c1, then continue the fork, then go back to the old branch.
+    let fork = chain.next(Some(&c1), vec![human("h4", "fork")]);
+    store.put(&fork).await?;
+    chain.head = Some(fork.record.checkpoint_id.clone());
+    expect(store, &t, None, 10, &ids, "after a fork").await?;
+    chain.push(store, vec![ai("a1", "again")]).await?;
+    expect(store, &t, None, 10, &ids, "continuing the fork").await?;
+    let c2 = store
+        .list(
+            &t,
+            &ListQuery {
+                before: Some(fork.record.checkpoint_id.clone()),
+                limit: 1,
+            },
+        )
+        .await?;
+    let old = chain.next(
+        Some(&c2[0].checkpoint_id),
+        vec![human("h2", "replaced on the old branch")],
+    );
+    store.put(&old).await?;
+    chain.head = Some(old.record.checkpoint_id.clone());
+    expect(store, &t, None, 10, &ids, "back on the old branch").await?;
+    chain
+        .push(store, vec![MessageOp::RemoveAll, human("h4", "fresh")])
+        .await?;
+    expect(store, &t, None, 10, &ids, "after remove-all").await?;
+    expect(
+        store,
+        &t,
+        None,
+        0,
+        &ids,
+        "an empty window still reports ids",
+    )
+    .await?;
     Ok(())
 }

@@ -228,6 +228,81 @@ pub trait Checkpointer {
     /// Every checkpoint of the thread with the operations it stored, oldest first: what
     /// [`put`](Checkpointer::put), replayed in order on another thread, copies exactly.
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>>;
+
+    /// What a turn needs, and no more: the checkpoint to continue from (`from`, or the
+    /// newest), the last `max_messages` messages of its state, and which of `ids` its
+    /// state holds.
+    ///
+    /// The result must equal what [`get`](Checkpointer::get)/[`latest`](Checkpointer::latest)
+    /// imply. This default reads the whole state; backends override it to read only the
+    /// tail, so a turn costs the same at turn 1,000 as at turn 10.
+    async fn window(
+        &self,
+        thread_id: &ThreadId,
+        from: Option<&CheckpointId>,
+        max_messages: usize,
+        ids: &[&str],
+    ) -> Result<Window> {
+        let head = self.latest(thread_id).await?;
+        let newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
+        let base = match (from, head) {
+            (Some(from), head)
+                if head
+                    .as_ref()
+                    .is_none_or(|h| h.checkpoint.checkpoint_id != *from) =>
+            {
+                Some(self.get(thread_id, from).await?)
+            }
+            (_, head) => head,
+        };
+        Ok(match base {
+            Some(snapshot) => Window::from_state(
+                Some(snapshot.checkpoint),
+                newest,
+                snapshot.messages,
+                max_messages,
+                ids,
+            ),
+            None => Window::from_state(None, newest, Vec::new(), max_messages, ids),
+        })
+    }
+}
+
+/// The tail of a thread's state at one checkpoint; see [`Checkpointer::window`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// The checkpoint the window is of; `None` for a thread without checkpoints.
+    pub checkpoint: Option<CheckpointRecord>,
+    /// The thread's newest checkpoint id (new ids must exceed it).
+    pub newest: Option<CheckpointId>,
+    /// The last messages of the state, in order.
+    pub messages: Vec<Message>,
+    /// Which of the asked ids the whole state holds.
+    pub existing: std::collections::HashSet<String>,
+}
+
+impl Window {
+    /// A window cut from a whole state.
+    pub fn from_state(
+        checkpoint: Option<CheckpointRecord>,
+        newest: Option<CheckpointId>,
+        mut messages: Vec<Message>,
+        max_messages: usize,
+        ids: &[&str],
+    ) -> Self {
+        let existing = messages
+            .iter()
+            .filter(|m| ids.contains(&m.id.as_str()))
+            .map(|m| m.id.clone())
+            .collect();
+        let tail = messages.split_off(messages.len().saturating_sub(max_messages));
+        Window {
+            checkpoint,
+            newest,
+            messages: tail,
+            existing,
+        }
+    }
 }
 
 /// Which threads [`ThreadIndex::search_threads`] returns.

@@ -6,16 +6,22 @@
 //! for explicitly with [`SqlExec::execute_batch`] (`storage.transactionSync` there, a
 //! transaction in SQLite).
 //!
-//! # Layout (append-only)
-//! - `em_threads`: one row per thread (metadata, status, timestamps).
-//! - `em_checkpoints`: one row per checkpoint: id, parent id, time, metadata.
-//! - `em_messages`: one row per message operation, tagged with the checkpoint that made
-//!   it, in write order (`seq`).
+//! # Layout (append-only history, plus the head's live list)
+//! - `em_threads`: one row per thread (metadata, status, timestamps, and `live_ckey`: the
+//!   checkpoint whose state `em_live` holds).
+//! - `em_checkpoints`: one row per checkpoint: id, parent (as a row key), time, metadata.
+//! - `em_messages`: one row per message operation, tagged with its checkpoint's row key,
+//!   in write order (`seq`). Never updated.
+//! - `em_live`: the head's state as a list: message id → position and the `seq` of its
+//!   current body. A turn inserts one row per new message; replacing or removing a
+//!   message touches its one row.
 //!
-//! A turn inserts one checkpoint row and one row per new message, and updates the
-//! thread's `updated_at`; it never rewrites earlier rows, so the bytes written per turn
-//! do not grow with the thread's length. The state at a checkpoint is rebuilt by
-//! replaying the message rows of its parent chain (one recursive query).
+//! A turn inserts one checkpoint row and one `em_messages` + `em_live` row per new
+//! message; it never rewrites earlier history, so the bytes written per turn do not grow
+//! with the thread. A turn reads only the tail of `em_live` (its context window) and the
+//! ids it needs to check, so its cost does not grow either. The state at an older
+//! checkpoint is rebuilt by replaying the message rows of its parent chain (one recursive
+//! query); continuing from an older checkpoint (a fork) rebuilds `em_live` once.
 //!
 //! # Schema evolution
 //! [`MIGRATIONS`] is append-only; its index is the schema version, stored in
@@ -23,12 +29,13 @@
 //! missing, each migration atomically with its version bump.
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
 use super::{
     CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot, ThreadIndex,
-    ThreadSearch, ThreadSortKey,
+    ThreadSearch, ThreadSortKey, Window,
 };
 use crate::error::{Error, Result};
 use crate::limits::DO_ROW_MAX_BYTES;
@@ -111,29 +118,38 @@ pub trait SqlExec {
 /// `i + 1`.
 pub const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE TABLE em_threads (
-        thread_id TEXT PRIMARY KEY,
+        tkey INTEGER PRIMARY KEY,
+        thread_id TEXT NOT NULL UNIQUE,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         metadata TEXT NOT NULL,
-        status TEXT NOT NULL
+        status TEXT NOT NULL,
+        live_ckey INTEGER
     )",
     "CREATE TABLE em_checkpoints (
-        thread_id TEXT NOT NULL,
+        ckey INTEGER PRIMARY KEY,
+        tkey INTEGER NOT NULL,
         checkpoint_id TEXT NOT NULL,
-        parent_id TEXT,
+        parent INTEGER,
         created_at INTEGER NOT NULL,
-        metadata TEXT NOT NULL,
-        PRIMARY KEY (thread_id, checkpoint_id)
-    ) WITHOUT ROWID",
+        metadata TEXT NOT NULL
+    )",
+    "CREATE UNIQUE INDEX em_checkpoints_by_id ON em_checkpoints (tkey, checkpoint_id)",
     "CREATE TABLE em_messages (
         seq INTEGER PRIMARY KEY,
-        thread_id TEXT NOT NULL,
-        checkpoint_id TEXT NOT NULL,
-        op TEXT NOT NULL,
-        message_id TEXT,
-        body TEXT
+        ckey INTEGER NOT NULL,
+        op INTEGER NOT NULL,
+        body TEXT NOT NULL
     )",
-    "CREATE INDEX em_messages_by_checkpoint ON em_messages (thread_id, checkpoint_id, seq)",
+    "CREATE INDEX em_messages_by_checkpoint ON em_messages (ckey, seq)",
+    "CREATE TABLE em_live (
+        tkey INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (tkey, message_id)
+    ) WITHOUT ROWID",
+    "CREATE INDEX em_live_by_pos ON em_live (tkey, pos)",
 ]];
 
 const SCHEMA_TABLE: &str =
@@ -141,6 +157,26 @@ const SCHEMA_TABLE: &str =
 
 /// Row overhead allowance when checking a message row against [`DO_ROW_MAX_BYTES`].
 const ROW_OVERHEAD_BYTES: usize = 1024;
+
+/// `em_messages.op`: the body is a message to append or replace.
+const OP_UPSERT: i64 = 0;
+/// `em_messages.op`: the body is the id of a message to remove.
+const OP_REMOVE: i64 = 1;
+/// `em_messages.op`: remove every message (empty body).
+const OP_REMOVE_ALL: i64 = 2;
+
+/// A thread's row keys.
+#[derive(Debug, Clone, Copy)]
+struct ThreadKeys {
+    tkey: i64,
+    live_ckey: Option<i64>,
+}
+
+/// A checkpoint row with its row keys.
+struct CheckpointRow {
+    ckey: i64,
+    record: CheckpointRecord,
+}
 
 /// A [`Checkpointer`] over any [`SqlExec`].
 #[derive(Debug)]
@@ -223,90 +259,187 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         }))
     }
 
-    fn require_thread(&self, thread_id: &ThreadId) -> Result<()> {
+    fn thread_keys(&self, thread_id: &ThreadId) -> Result<ThreadKeys> {
         let rows = self.query(
-            "SELECT 1 FROM em_threads WHERE thread_id = ?",
+            "SELECT tkey, live_ckey FROM em_threads WHERE thread_id = ?",
             &[thread_id.as_str().into()],
         )?;
-        if rows.is_empty() {
-            return Err(Error::thread_not_found(thread_id.as_str()));
-        }
-        Ok(())
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::thread_not_found(thread_id.as_str()))?;
+        let mut cols = Columns::new(row, "em_threads");
+        Ok(ThreadKeys {
+            tkey: cols.integer()?,
+            live_ckey: cols.optional_integer()?,
+        })
     }
 
+    /// Checkpoint rows selected by `filter` (SQL after `WHERE c.tkey = ?`), newest first.
     fn checkpoint_rows(
         &self,
-        sql: &str,
-        params: &[SqlValue],
         thread_id: &ThreadId,
-    ) -> Result<Vec<CheckpointRecord>> {
-        self.query(sql, params)?
+        tkey: i64,
+        filter: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<CheckpointRow>> {
+        let sql = format!(
+            "SELECT c.ckey, c.checkpoint_id, p.checkpoint_id, c.created_at, c.metadata
+             FROM em_checkpoints c LEFT JOIN em_checkpoints p ON p.ckey = c.parent
+             WHERE c.tkey = ? {filter} ORDER BY c.checkpoint_id DESC"
+        );
+        let mut all = vec![SqlValue::Integer(tkey)];
+        all.extend(params);
+        self.query(&sql, &all)?
             .into_iter()
             .map(|row| {
                 let mut cols = Columns::new(row, "em_checkpoints");
-                Ok(CheckpointRecord {
-                    thread_id: thread_id.clone(),
-                    checkpoint_id: CheckpointId::parse(&cols.text()?)?,
-                    parent_id: cols
-                        .optional_text()?
-                        .map(|p| CheckpointId::parse(&p))
-                        .transpose()?,
-                    created_at_ms: cols.integer()?,
-                    metadata: cols.json_object()?,
+                Ok(CheckpointRow {
+                    ckey: cols.integer()?,
+                    record: CheckpointRecord {
+                        thread_id: thread_id.clone(),
+                        checkpoint_id: CheckpointId::parse(&cols.text()?)?,
+                        parent_id: cols
+                            .optional_text()?
+                            .map(|p| CheckpointId::parse(&p))
+                            .transpose()?,
+                        created_at_ms: cols.integer()?,
+                        metadata: cols.json_object()?,
+                    },
                 })
             })
             .collect()
     }
 
-    fn snapshot(&self, record: CheckpointRecord) -> Result<Snapshot> {
-        // The parent chain, then every message row it owns, in write order.
-        let rows = self.query(
-            "WITH RECURSIVE chain(id) AS (
-                SELECT ?
-                UNION ALL
-                SELECT c.parent_id FROM em_checkpoints c JOIN chain
-                  ON c.thread_id = ? AND c.checkpoint_id = chain.id
-                WHERE c.parent_id IS NOT NULL
-            )
-            SELECT op, message_id, body FROM em_messages
-            WHERE thread_id = ? AND checkpoint_id IN (SELECT id FROM chain)
-            ORDER BY seq",
-            &[
-                record.checkpoint_id.as_str().into(),
-                record.thread_id.as_str().into(),
-                record.thread_id.as_str().into(),
-            ],
-        )?;
-        let ops = rows
+    fn head(&self, thread_id: &ThreadId, tkey: i64) -> Result<Option<CheckpointRow>> {
+        Ok(self
+            .checkpoint_rows(thread_id, tkey, "", vec![])?
             .into_iter()
-            .map(|row| decode_op_row(Columns::new(row, "em_messages")))
-            .collect::<Result<Vec<_>>>()?;
-        let messages = super::replay(&ops)?;
-        Ok(Snapshot {
-            checkpoint: record,
-            messages,
+            .next())
+    }
+
+    fn checkpoint_by_id(
+        &self,
+        thread_id: &ThreadId,
+        tkey: i64,
+        id: &CheckpointId,
+    ) -> Result<CheckpointRow> {
+        self.checkpoint_rows(
+            thread_id,
+            tkey,
+            "AND c.checkpoint_id = ?",
+            vec![id.as_str().into()],
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::NotFound {
+            what: "checkpoint",
+            id: id.to_string(),
         })
     }
-}
 
-/// Decodes the columns `op, message_id, body` of an `em_messages` row.
-fn decode_op_row(mut cols: Columns) -> Result<MessageOp> {
-    let op = cols.text()?;
-    let message_id = cols.optional_text()?;
-    let body = cols.optional_text()?;
-    match (op.as_str(), message_id, body) {
-        ("upsert", _, Some(body)) => Ok(MessageOp::Upsert {
-            message: serde_json::from_str::<Message>(&body)?,
-        }),
-        ("remove", Some(id), _) => Ok(MessageOp::Remove { id }),
-        ("remove_all", _, _) => Ok(MessageOp::RemoveAll),
-        (other, _, _) => Err(Error::backend(format_args!(
-            "unknown stored message op {other:?}"
-        ))),
+    /// The operations of a checkpoint's parent chain, oldest first, with their `seq`.
+    fn chain_ops(&self, ckey: i64) -> Result<Vec<(i64, MessageOp)>> {
+        let rows = self.query(
+            "WITH RECURSIVE chain(ckey) AS (
+                SELECT ?
+                UNION ALL
+                SELECT c.parent FROM em_checkpoints c JOIN chain ON c.ckey = chain.ckey
+                WHERE c.parent IS NOT NULL
+            )
+            SELECT seq, op, body FROM em_messages
+            WHERE ckey IN (SELECT ckey FROM chain)
+            ORDER BY seq",
+            &[ckey.into()],
+        )?;
+        rows.into_iter()
+            .map(|row| {
+                let mut cols = Columns::new(row, "em_messages");
+                let seq = cols.integer()?;
+                Ok((seq, decode_op(cols.integer()?, cols.text()?)?))
+            })
+            .collect()
+    }
+
+    /// The state at a checkpoint: from `em_live` for the live head, else by replay.
+    fn state_at(&self, keys: ThreadKeys, row: &CheckpointRow) -> Result<Vec<Message>> {
+        if keys.live_ckey == Some(row.ckey) {
+            return self.live_messages(keys.tkey, None);
+        }
+        let ops = self.chain_ops(row.ckey)?;
+        super::replay(ops.iter().map(|(_, op)| op))
+    }
+
+    /// The live list, in order; only the last `tail` messages when given.
+    fn live_messages(&self, tkey: i64, tail: Option<usize>) -> Result<Vec<Message>> {
+        let rows = match tail {
+            None => self.query(
+                "SELECT m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
+                 WHERE l.tkey = ? ORDER BY l.pos",
+                &[tkey.into()],
+            )?,
+            Some(n) => {
+                let mut rows = self.query(
+                    "SELECT m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
+                     WHERE l.tkey = ? ORDER BY l.pos DESC LIMIT ?",
+                    &[tkey.into(), i64::try_from(n).unwrap_or(i64::MAX).into()],
+                )?;
+                rows.reverse();
+                rows
+            }
+        };
+        rows.into_iter()
+            .map(|row| {
+                let body = Columns::new(row, "em_messages").text()?;
+                Ok(serde_json::from_str::<Message>(&body)?)
+            })
+            .collect()
+    }
+
+    /// Statements that make `em_live` hold the state at `ckey` (a full rebuild).
+    fn rebuild_live(&self, tkey: i64, ckey: Option<i64>) -> Result<Vec<Statement>> {
+        let mut batch = vec![Statement::new(
+            "DELETE FROM em_live WHERE tkey = ?",
+            vec![tkey.into()],
+        )];
+        let Some(ckey) = ckey else {
+            return Ok(batch);
+        };
+        // Replay keeping, per live id, its first position and its newest body's seq.
+        let mut order: Vec<String> = Vec::new();
+        let mut live: HashMap<String, i64> = HashMap::new();
+        for (seq, op) in self.chain_ops(ckey)? {
+            match op {
+                MessageOp::Upsert { message } => {
+                    if live.insert(message.id.clone(), seq).is_none() {
+                        order.push(message.id);
+                    }
+                }
+                MessageOp::Remove { id } => {
+                    live.remove(&id);
+                }
+                MessageOp::RemoveAll => {
+                    live.clear();
+                    order.clear();
+                }
+            }
+        }
+        let mut pos = 0i64;
+        for id in order {
+            if let Some(seq) = live.remove(&id) {
+                pos += 1;
+                batch.push(Statement::new(
+                    "INSERT INTO em_live (tkey, message_id, pos, seq) VALUES (?, ?, ?, ?)",
+                    vec![tkey.into(), id.into(), pos.into(), seq.into()],
+                ));
+            }
+        }
+        Ok(batch)
     }
 }
 
-fn encode_op(op: &MessageOp) -> Result<(&'static str, Option<String>, Option<String>)> {
+/// Encodes an op as `(op, body)` for `em_messages`.
+fn encode_op(op: &MessageOp) -> Result<(i64, String)> {
     Ok(match op {
         MessageOp::Upsert { message } => {
             let body = serde_json::to_string(message)
@@ -318,11 +451,24 @@ fn encode_op(op: &MessageOp) -> Result<(&'static str, Option<String>, Option<Str
                     limit: DO_ROW_MAX_BYTES - ROW_OVERHEAD_BYTES,
                 });
             }
-            ("upsert", Some(message.id.clone()), Some(body))
+            (OP_UPSERT, body)
         }
-        MessageOp::Remove { id } => ("remove", Some(id.clone()), None),
-        MessageOp::RemoveAll => ("remove_all", None, None),
+        MessageOp::Remove { id } => (OP_REMOVE, id.clone()),
+        MessageOp::RemoveAll => (OP_REMOVE_ALL, String::new()),
     })
+}
+
+fn decode_op(op: i64, body: String) -> Result<MessageOp> {
+    match op {
+        OP_UPSERT => Ok(MessageOp::Upsert {
+            message: serde_json::from_str::<Message>(&body)?,
+        }),
+        OP_REMOVE => Ok(MessageOp::Remove { id: body }),
+        OP_REMOVE_ALL => Ok(MessageOp::RemoveAll),
+        other => Err(Error::backend(format_args!(
+            "unknown stored message op {other}"
+        ))),
+    }
 }
 
 fn json_text(map: &Map<String, Value>) -> String {
@@ -365,6 +511,15 @@ impl Columns {
         }
     }
 
+    fn optional_integer(&mut self) -> Result<Option<i64>> {
+        match self.next()? {
+            SqlValue::Null => Ok(None),
+            SqlValue::Integer(i) => Ok(Some(i)),
+            SqlValue::Real(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
+            other => Err(self.unexpected("an integer or NULL", &other)),
+        }
+    }
+
     fn optional_text(&mut self) -> Result<Option<String>> {
         match self.next()? {
             SqlValue::Null => Ok(None),
@@ -392,8 +547,6 @@ impl Columns {
     }
 }
 
-const CHECKPOINT_COLUMNS: &str = "checkpoint_id, parent_id, created_at, metadata";
-
 impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     async fn create_thread(&self, thread: &ThreadRecord) -> Result<()> {
         if self.thread_row(&thread.thread_id)?.is_some() {
@@ -419,25 +572,25 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     }
 
     async fn update_thread(&self, thread: &ThreadRecord) -> Result<()> {
-        self.require_thread(&thread.thread_id)?;
+        let keys = self.thread_keys(&thread.thread_id)?;
         self.exec.execute_batch(&[Statement::new(
-            "UPDATE em_threads SET updated_at = ?, metadata = ?, status = ? WHERE thread_id = ?",
+            "UPDATE em_threads SET updated_at = ?, metadata = ?, status = ? WHERE tkey = ?",
             vec![
                 thread.updated_at_ms.into(),
                 json_text(&thread.metadata).into(),
                 thread.status.as_str().into(),
-                thread.thread_id.as_str().into(),
+                keys.tkey.into(),
             ],
         )])
     }
 
     async fn put(&self, checkpoint: &NewCheckpoint) -> Result<()> {
         let record = &checkpoint.record;
-        let thread = record.thread_id.as_str();
-        self.require_thread(&record.thread_id)?;
+        let keys = self.thread_keys(&record.thread_id)?;
+        let tkey = keys.tkey;
         let newest = self.query(
-            "SELECT max(checkpoint_id) FROM em_checkpoints WHERE thread_id = ?",
-            &[thread.into()],
+            "SELECT max(checkpoint_id) FROM em_checkpoints WHERE tkey = ?",
+            &[tkey.into()],
         )?;
         if let Some(SqlValue::Text(newest)) = newest.first().and_then(|r| r.first()) {
             if record.checkpoint_id.as_str() <= newest.as_str() {
@@ -449,153 +602,211 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 });
             }
         }
-        if let Some(parent) = &record.parent_id {
-            let found = self.query(
-                "SELECT 1 FROM em_checkpoints WHERE thread_id = ? AND checkpoint_id = ?",
-                &[thread.into(), parent.as_str().into()],
-            )?;
-            if found.is_empty() {
-                return Err(Error::NotFound {
-                    what: "checkpoint",
-                    id: parent.to_string(),
-                });
-            }
-        }
-        let mut batch = Vec::with_capacity(checkpoint.ops.len() + 2);
+        let parent = match &record.parent_id {
+            Some(parent) => Some(self.checkpoint_by_id(&record.thread_id, tkey, parent)?.ckey),
+            None => None,
+        };
+        let encoded = checkpoint
+            .ops
+            .iter()
+            .map(encode_op)
+            .collect::<Result<Vec<_>>>()?;
+
+        // em_live follows the new checkpoint: incrementally when it continues from the
+        // live head (every ordinary turn), by a rebuild of the parent's state otherwise.
+        let mut batch = if parent == keys.live_ckey {
+            Vec::new()
+        } else {
+            self.rebuild_live(tkey, parent)?
+        };
         batch.push(Statement::new(
-            "INSERT INTO em_checkpoints (thread_id, checkpoint_id, parent_id, created_at, metadata) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO em_checkpoints (tkey, checkpoint_id, parent, created_at, metadata) VALUES (?, ?, ?, ?, ?)",
             vec![
-                thread.into(),
+                tkey.into(),
                 record.checkpoint_id.as_str().into(),
-                record.parent_id.as_ref().map(CheckpointId::as_str).into(),
+                parent.into(),
                 record.created_at_ms.into(),
                 json_text(&record.metadata).into(),
             ],
         ));
-        for op in &checkpoint.ops {
-            let (kind, message_id, body) = encode_op(op)?;
+        for (op, (code, body)) in checkpoint.ops.iter().zip(encoded) {
             batch.push(Statement::new(
-                "INSERT INTO em_messages (thread_id, checkpoint_id, op, message_id, body) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO em_messages (ckey, op, body)
+                 VALUES ((SELECT ckey FROM em_checkpoints WHERE tkey = ? AND checkpoint_id = ?), ?, ?)",
                 vec![
-                    thread.into(),
+                    tkey.into(),
                     record.checkpoint_id.as_str().into(),
-                    kind.into(),
-                    message_id.into(),
+                    code.into(),
                     body.into(),
                 ],
             ));
+            batch.push(match op {
+                // last_insert_rowid(): the seq of the em_messages row just inserted.
+                MessageOp::Upsert { message } => Statement::new(
+                    "INSERT INTO em_live (tkey, message_id, pos, seq)
+                     VALUES (?, ?, (SELECT coalesce(max(pos), 0) + 1 FROM em_live WHERE tkey = ?), last_insert_rowid())
+                     ON CONFLICT (tkey, message_id) DO UPDATE SET seq = excluded.seq",
+                    vec![tkey.into(), message.id.as_str().into(), tkey.into()],
+                ),
+                MessageOp::Remove { id } => Statement::new(
+                    "DELETE FROM em_live WHERE tkey = ? AND message_id = ?",
+                    vec![tkey.into(), id.as_str().into()],
+                ),
+                MessageOp::RemoveAll => Statement::new(
+                    "DELETE FROM em_live WHERE tkey = ?",
+                    vec![tkey.into()],
+                ),
+            });
         }
         batch.push(Statement::new(
-            "UPDATE em_threads SET updated_at = ? WHERE thread_id = ?",
-            vec![record.created_at_ms.into(), thread.into()],
+            "UPDATE em_threads SET updated_at = ?,
+               live_ckey = (SELECT ckey FROM em_checkpoints WHERE tkey = ? AND checkpoint_id = ?)
+             WHERE tkey = ?",
+            vec![
+                record.created_at_ms.into(),
+                tkey.into(),
+                record.checkpoint_id.as_str().into(),
+                tkey.into(),
+            ],
         ));
         self.exec.execute_batch(&batch)
     }
 
     async fn latest(&self, thread_id: &ThreadId) -> Result<Option<Snapshot>> {
-        self.require_thread(thread_id)?;
-        let newest = self.checkpoint_rows(
-            &format!(
-                "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT 1"
-            ),
-            &[thread_id.as_str().into()],
-            thread_id,
-        )?;
-        newest
-            .into_iter()
-            .next()
-            .map(|r| self.snapshot(r))
-            .transpose()
+        let keys = self.thread_keys(thread_id)?;
+        let Some(head) = self.head(thread_id, keys.tkey)? else {
+            return Ok(None);
+        };
+        let messages = self.state_at(keys, &head)?;
+        Ok(Some(Snapshot {
+            checkpoint: head.record,
+            messages,
+        }))
     }
 
     async fn get(&self, thread_id: &ThreadId, checkpoint_id: &CheckpointId) -> Result<Snapshot> {
-        self.require_thread(thread_id)?;
-        let found = self.checkpoint_rows(
-            &format!(
-                "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? AND checkpoint_id = ?"
-            ),
-            &[thread_id.as_str().into(), checkpoint_id.as_str().into()],
-            thread_id,
-        )?;
-        let record = found.into_iter().next().ok_or_else(|| Error::NotFound {
-            what: "checkpoint",
-            id: checkpoint_id.to_string(),
-        })?;
-        self.snapshot(record)
+        let keys = self.thread_keys(thread_id)?;
+        let row = self.checkpoint_by_id(thread_id, keys.tkey, checkpoint_id)?;
+        let messages = self.state_at(keys, &row)?;
+        Ok(Snapshot {
+            checkpoint: row.record,
+            messages,
+        })
     }
 
     async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>> {
-        self.require_thread(thread_id)?;
+        let keys = self.thread_keys(thread_id)?;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        match &query.before {
+        let rows = match &query.before {
             Some(before) => self.checkpoint_rows(
-                &format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? AND checkpoint_id < ? ORDER BY checkpoint_id DESC LIMIT ?"
-                ),
-                &[thread_id.as_str().into(), before.as_str().into(), limit.into()],
                 thread_id,
-            ),
-            None => self.checkpoint_rows(
-                &format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT ?"
-                ),
-                &[thread_id.as_str().into(), limit.into()],
-                thread_id,
-            ),
-        }
+                keys.tkey,
+                "AND c.checkpoint_id < ?",
+                vec![before.as_str().into()],
+            )?,
+            None => self.checkpoint_rows(thread_id, keys.tkey, "", vec![])?,
+        };
+        Ok(rows
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| r.record)
+            .collect())
     }
 
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()> {
-        self.require_thread(thread_id)?;
-        let id = thread_id.as_str();
+        let tkey = self.thread_keys(thread_id)?.tkey;
         self.exec.execute_batch(&[
             Statement::new(
-                "DELETE FROM em_messages WHERE thread_id = ?",
-                vec![id.into()],
+                "DELETE FROM em_messages WHERE ckey IN (SELECT ckey FROM em_checkpoints WHERE tkey = ?)",
+                vec![tkey.into()],
             ),
-            Statement::new(
-                "DELETE FROM em_checkpoints WHERE thread_id = ?",
-                vec![id.into()],
-            ),
-            Statement::new(
-                "DELETE FROM em_threads WHERE thread_id = ?",
-                vec![id.into()],
-            ),
+            Statement::new("DELETE FROM em_live WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_checkpoints WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_threads WHERE tkey = ?", vec![tkey.into()]),
         ])
     }
 
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
-        self.require_thread(thread_id)?;
-        let records = self.checkpoint_rows(
-            &format!(
-                "SELECT {CHECKPOINT_COLUMNS} FROM em_checkpoints WHERE thread_id = ? ORDER BY checkpoint_id"
-            ),
-            &[thread_id.as_str().into()],
-            thread_id,
+        let keys = self.thread_keys(thread_id)?;
+        let mut rows = self.checkpoint_rows(thread_id, keys.tkey, "", vec![])?;
+        rows.reverse();
+        let ops = self.query(
+            "SELECT m.ckey, m.op, m.body FROM em_messages m JOIN em_checkpoints c ON c.ckey = m.ckey
+             WHERE c.tkey = ? ORDER BY m.seq",
+            &[keys.tkey.into()],
         )?;
-        let rows = self.query(
-            "SELECT checkpoint_id, op, message_id, body FROM em_messages WHERE thread_id = ? ORDER BY seq",
-            &[thread_id.as_str().into()],
-        )?;
-        let mut ops_by_checkpoint: std::collections::HashMap<String, Vec<MessageOp>> =
-            std::collections::HashMap::new();
-        for row in rows {
+        let mut ops_by_checkpoint: HashMap<i64, Vec<MessageOp>> = HashMap::new();
+        for row in ops {
             let mut cols = Columns::new(row, "em_messages");
-            let checkpoint = cols.text()?;
-            ops_by_checkpoint
-                .entry(checkpoint)
-                .or_default()
-                .push(decode_op_row(cols)?);
+            let ckey = cols.integer()?;
+            let op = decode_op(cols.integer()?, cols.text()?)?;
+            ops_by_checkpoint.entry(ckey).or_default().push(op);
         }
-        Ok(records
+        Ok(rows
             .into_iter()
-            .map(|record| NewCheckpoint {
-                ops: ops_by_checkpoint
-                    .remove(record.checkpoint_id.as_str())
-                    .unwrap_or_default(),
-                record,
+            .map(|row| NewCheckpoint {
+                ops: ops_by_checkpoint.remove(&row.ckey).unwrap_or_default(),
+                record: row.record,
             })
             .collect())
+    }
+
+    async fn window(
+        &self,
+        thread_id: &ThreadId,
+        from: Option<&CheckpointId>,
+        max_messages: usize,
+        ids: &[&str],
+    ) -> Result<Window> {
+        let keys = self.thread_keys(thread_id)?;
+        let head = self.head(thread_id, keys.tkey)?;
+        let newest = head.as_ref().map(|h| h.record.checkpoint_id.clone());
+        let base = match (from, head) {
+            (Some(from), head)
+                if head
+                    .as_ref()
+                    .is_none_or(|h| h.record.checkpoint_id != *from) =>
+            {
+                Some(self.checkpoint_by_id(thread_id, keys.tkey, from)?)
+            }
+            (_, head) => head,
+        };
+        let is_live = match &base {
+            Some(row) => keys.live_ckey == Some(row.ckey),
+            None => keys.live_ckey.is_none(),
+        };
+        if !is_live {
+            // An older checkpoint (a fork): its whole state, once.
+            let messages = match &base {
+                Some(row) => self.state_at(keys, row)?,
+                None => Vec::new(),
+            };
+            return Ok(Window::from_state(
+                base.map(|r| r.record),
+                newest,
+                messages,
+                max_messages,
+                ids,
+            ));
+        }
+        // The live head: the tail of em_live, and an indexed look-up per asked id.
+        let messages = self.live_messages(keys.tkey, Some(max_messages))?;
+        let mut existing = HashSet::new();
+        for id in ids {
+            let found = self.query(
+                "SELECT 1 FROM em_live WHERE tkey = ? AND message_id = ?",
+                &[keys.tkey.into(), (*id).into()],
+            )?;
+            if !found.is_empty() {
+                existing.insert((*id).to_string());
+            }
+        }
+        Ok(Window {
+            checkpoint: base.map(|r| r.record),
+            newest,
+            messages,
+            existing,
+        })
     }
 }
 
