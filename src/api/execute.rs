@@ -207,11 +207,10 @@ async fn run_on_thread<C: Checkpointer, M: ChatModel>(
         Err(err) => return Err(err),
     };
     let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
+    // graph_id, assistant_id and thread_id are the same for every run here: they are
+    // added when a state is rendered, not stored with every checkpoint.
     let mut metadata = run.metadata;
-    metadata.insert("graph_id".into(), json!(ASSISTANT_ID));
-    metadata.insert("assistant_id".into(), json!(ASSISTANT_UUID));
     metadata.insert("run_id".into(), json!(run_id));
-    metadata.insert("thread_id".into(), json!(thread_id.as_str()));
     let outcome = engine
         .run_turn(Turn {
             thread_id: thread_id.clone(),

@@ -127,6 +127,9 @@ pub struct HttpResponse {
     /// The thread index change this response implies; applied by [`serve`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexUpdate>,
+    /// Extra response headers (e.g. `server-timing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
 
 impl HttpResponse {
@@ -137,6 +140,7 @@ impl HttpResponse {
             body: Body::Json(body),
             internal_error: None,
             index: None,
+            headers: Vec::new(),
         }
     }
 
@@ -147,6 +151,7 @@ impl HttpResponse {
             body: Body::EventStream(events),
             internal_error: None,
             index: None,
+            headers: Vec::new(),
         }
     }
 
@@ -157,6 +162,7 @@ impl HttpResponse {
             body: Body::Json(json!({ "detail": err.client_detail() })),
             internal_error: (err.status() >= 500).then(|| err.to_string()),
             index: None,
+            headers: Vec::new(),
         }
     }
 
@@ -167,7 +173,14 @@ impl HttpResponse {
             body: Body::Empty,
             internal_error: None,
             index: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
     }
 
     /// The same response, asking for an index update.
@@ -307,6 +320,7 @@ async fn copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<H
             body: Body::Json(export),
             internal_error: exported.internal_error,
             index: None,
+            headers: Vec::new(),
         });
     }
     let command: ThreadCommand = serde_json::from_value(export)

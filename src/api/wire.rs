@@ -59,13 +59,21 @@ pub fn state_json(
         }),
         Some(snap) => {
             let cp = &snap.checkpoint;
+            let mut metadata = cp.metadata.clone();
+            for (key, value) in [
+                ("graph_id", ASSISTANT_ID),
+                ("assistant_id", ASSISTANT_UUID),
+                ("thread_id", thread_id.as_str()),
+            ] {
+                metadata.entry(key).or_insert_with(|| Value::from(value));
+            }
             json!({
                 "values": values_json(&snap.messages),
                 "next": [],
                 "tasks": [],
                 "checkpoint": checkpoint_ref(thread_id, &cp.checkpoint_id),
                 "parent_checkpoint": parent.map(|p| checkpoint_ref(thread_id, p)),
-                "metadata": cp.metadata,
+                "metadata": metadata,
                 "created_at": iso8601(cp.created_at_ms),
                 "checkpoint_id": cp.checkpoint_id.as_str(),
                 "parent_checkpoint_id": parent.map(CheckpointId::as_str),

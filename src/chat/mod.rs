@@ -132,10 +132,9 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         input: &[MessageOp],
     ) -> Result<Window> {
         let ids: Vec<&str> = input.iter().filter_map(MessageOp::message_id).collect();
-        let window = self
-            .store
-            .window(thread_id, from, CONTEXT_MAX_MESSAGES, &ids)
-            .await?;
+        // Room for the input, so the model sees at most CONTEXT_MAX_MESSAGES.
+        let room = CONTEXT_MAX_MESSAGES.saturating_sub(input.len());
+        let window = self.store.window(thread_id, from, room, &ids).await?;
         // Removing an id the state does not hold fails, as in LangGraph's reducer.
         let mut known = window.existing.clone();
         for op in input {

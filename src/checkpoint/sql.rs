@@ -12,9 +12,10 @@
 //! - `em_checkpoints`: one row per checkpoint: id, parent (as a row key), time, metadata.
 //! - `em_messages`: one row per message operation, tagged with its checkpoint's row key,
 //!   in write order (`seq`). Never updated.
-//! - `em_live`: the head's state as a list: message id → position and the `seq` of its
-//!   current body. A turn inserts one row per new message; replacing or removing a
-//!   message touches its one row.
+//! - `em_live`: the head's state as a list: position → the `seq` of the message's current
+//!   body, with a 52-bit hash of its id for look-ups (checked against the body's id, so a
+//!   collision costs a comparison, never a wrong answer). A turn inserts one small row
+//!   per new message; replacing or removing a message touches its one row.
 //!
 //! A turn inserts one checkpoint row and one `em_messages` + `em_live` row per new
 //! message; it never rewrites earlier history, so the bytes written per turn do not grow
@@ -144,12 +145,12 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE INDEX em_messages_by_checkpoint ON em_messages (ckey, seq)",
     "CREATE TABLE em_live (
         tkey INTEGER NOT NULL,
-        message_id TEXT NOT NULL,
         pos INTEGER NOT NULL,
+        id_hash INTEGER NOT NULL,
         seq INTEGER NOT NULL,
-        PRIMARY KEY (tkey, message_id)
+        PRIMARY KEY (tkey, pos)
     ) WITHOUT ROWID",
-    "CREATE INDEX em_live_by_pos ON em_live (tkey, pos)",
+    "CREATE INDEX em_live_by_hash ON em_live (tkey, id_hash)",
 ]];
 
 const SCHEMA_TABLE: &str =
@@ -241,6 +242,61 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.exec.query(sql, params)
     }
 
+    /// Rows and bytes per table, plus the raw bytes of the stored messages, for storage
+    /// benchmarks. Bytes follow SQLite's record format: a header byte per column plus the
+    /// values (texts at their length, integers at 0–8 bytes by size), plus 4 bytes of
+    /// cell overhead per row. Indexes and free space only show in the database size.
+    pub fn table_stats(&self) -> Result<Value> {
+        fn int(col: &str) -> String {
+            format!(
+                "(CASE WHEN {col} IS NULL OR {col} IN (0, 1) THEN 0 WHEN abs({col}) < 128 THEN 1 \
+                 WHEN abs({col}) < 32768 THEN 2 WHEN abs({col}) < 8388608 THEN 3 \
+                 WHEN abs({col}) < 2147483648 THEN 4 WHEN abs({col}) < 140737488355328 THEN 6 ELSE 8 END)"
+            )
+        }
+        let tables: [(&str, Vec<&str>, Vec<&str>); 4] = [
+            (
+                "em_threads",
+                vec!["tkey", "created_at", "updated_at", "live_ckey"],
+                vec!["thread_id", "metadata", "status"],
+            ),
+            (
+                "em_checkpoints",
+                vec!["ckey", "tkey", "parent", "created_at"],
+                vec!["checkpoint_id", "metadata"],
+            ),
+            ("em_messages", vec!["seq", "ckey", "op"], vec!["body"]),
+            ("em_live", vec!["tkey", "pos", "id_hash", "seq"], vec![]),
+        ];
+        let mut out = Map::new();
+        for (table, ints, texts) in tables {
+            let columns = ints.len() + texts.len();
+            let mut terms: Vec<String> = ints.iter().map(|c| int(c)).collect();
+            terms.extend(texts.iter().map(|c| format!("length(CAST({c} AS BLOB))")));
+            let bytes = format!("{} + {}", columns + 1 + 4, terms.join(" + "));
+            let rows = self.query(
+                &format!("SELECT count(*), coalesce(sum({bytes}), 0) FROM {table}"),
+                &[],
+            )?;
+            let mut cols = Columns::new(rows.into_iter().next().unwrap_or_default(), "stats");
+            out.insert(
+                table.to_string(),
+                serde_json::json!({"rows": cols.integer()?, "bytes": cols.integer()?}),
+            );
+        }
+        let raw = self.query(
+            "SELECT coalesce(sum(length(json_extract(body, '$.content'))), 0), coalesce(sum(length(body)), 0)
+             FROM em_messages WHERE op = ?",
+            &[OP_UPSERT.into()],
+        )?;
+        let mut cols = Columns::new(raw.into_iter().next().unwrap_or_default(), "stats");
+        out.insert(
+            "raw_messages".into(),
+            serde_json::json!({"content_bytes": cols.integer()?, "json_bytes": cols.integer()?}),
+        );
+        Ok(Value::Object(out))
+    }
+
     fn thread_row(&self, thread_id: &ThreadId) -> Result<Option<ThreadRecord>> {
         let rows = self.query(
             "SELECT created_at, updated_at, metadata, status FROM em_threads WHERE thread_id = ?",
@@ -282,14 +338,19 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         tkey: i64,
         filter: &str,
         params: Vec<SqlValue>,
+        limit: Option<usize>,
     ) -> Result<Vec<CheckpointRow>> {
         let sql = format!(
             "SELECT c.ckey, c.checkpoint_id, p.checkpoint_id, c.created_at, c.metadata
              FROM em_checkpoints c LEFT JOIN em_checkpoints p ON p.ckey = c.parent
-             WHERE c.tkey = ? {filter} ORDER BY c.checkpoint_id DESC"
+             WHERE c.tkey = ? {filter} ORDER BY c.checkpoint_id DESC LIMIT ?"
         );
         let mut all = vec![SqlValue::Integer(tkey)];
         all.extend(params);
+        // LIMIT -1: no limit.
+        all.push(SqlValue::Integer(
+            limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+        ));
         self.query(&sql, &all)?
             .into_iter()
             .map(|row| {
@@ -313,7 +374,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 
     fn head(&self, thread_id: &ThreadId, tkey: i64) -> Result<Option<CheckpointRow>> {
         Ok(self
-            .checkpoint_rows(thread_id, tkey, "", vec![])?
+            .checkpoint_rows(thread_id, tkey, "", vec![], Some(1))?
             .into_iter()
             .next())
     }
@@ -329,6 +390,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             tkey,
             "AND c.checkpoint_id = ?",
             vec![id.as_str().into()],
+            Some(1),
         )?
         .into_iter()
         .next()
@@ -396,14 +458,43 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             .collect()
     }
 
-    /// Statements that make `em_live` hold the state at `ckey` (a full rebuild).
-    fn rebuild_live(&self, tkey: i64, ckey: Option<i64>) -> Result<Vec<Statement>> {
+    /// The position of live message `id`, if the head's state holds it.
+    fn live_position(&self, tkey: i64, id: &str) -> Result<Option<i64>> {
+        // The planner, without statistics, would walk the list by position instead.
+        let rows = self.query(
+            "SELECT l.pos FROM em_live l INDEXED BY em_live_by_hash JOIN em_messages m ON m.seq = l.seq
+             WHERE l.tkey = ? AND l.id_hash = ? AND json_extract(m.body, '$.id') = ?",
+            &[tkey.into(), id_hash(id).into(), id.into()],
+        )?;
+        match rows.into_iter().next() {
+            Some(row) => Ok(Some(Columns::new(row, "em_live").integer()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next free position in the live list.
+    fn next_live_position(&self, tkey: i64) -> Result<i64> {
+        let rows = self.query(
+            "SELECT coalesce(max(pos), 0) + 1 FROM em_live WHERE tkey = ?",
+            &[tkey.into()],
+        )?;
+        Columns::new(rows.into_iter().next().unwrap_or_default(), "em_live").integer()
+    }
+
+    /// Statements that make `em_live` hold the state at `ckey` (a full rebuild), and the
+    /// position each live id gets.
+    fn rebuild_live(
+        &self,
+        tkey: i64,
+        ckey: Option<i64>,
+    ) -> Result<(Vec<Statement>, HashMap<String, i64>)> {
         let mut batch = vec![Statement::new(
             "DELETE FROM em_live WHERE tkey = ?",
             vec![tkey.into()],
         )];
+        let mut positions = HashMap::new();
         let Some(ckey) = ckey else {
-            return Ok(batch);
+            return Ok((batch, positions));
         };
         // Replay keeping, per live id, its first position and its newest body's seq.
         let mut order: Vec<String> = Vec::new();
@@ -429,13 +520,25 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             if let Some(seq) = live.remove(&id) {
                 pos += 1;
                 batch.push(Statement::new(
-                    "INSERT INTO em_live (tkey, message_id, pos, seq) VALUES (?, ?, ?, ?)",
-                    vec![tkey.into(), id.into(), pos.into(), seq.into()],
+                    "INSERT INTO em_live (tkey, pos, id_hash, seq) VALUES (?, ?, ?, ?)",
+                    vec![tkey.into(), pos.into(), id_hash(&id).into(), seq.into()],
                 ));
+                positions.insert(id, pos);
             }
         }
-        Ok(batch)
+        Ok((batch, positions))
     }
+}
+
+/// A 52-bit FNV-1a hash of a message id. 52 bits so that it survives the trip through
+/// JavaScript numbers in Durable Object SQL unchanged.
+fn id_hash(id: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash & ((1 << 52) - 1)) as i64
 }
 
 /// Encodes an op as `(op, body)` for `em_messages`.
@@ -613,11 +716,20 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             .collect::<Result<Vec<_>>>()?;
 
         // em_live follows the new checkpoint: incrementally when it continues from the
-        // live head (every ordinary turn), by a rebuild of the parent's state otherwise.
-        let mut batch = if parent == keys.live_ckey {
-            Vec::new()
-        } else {
+        // live head (every ordinary turn), after a rebuild to the parent's state otherwise.
+        let rebuilt = parent != keys.live_ckey;
+        let (mut batch, rebuilt_positions) = if rebuilt {
             self.rebuild_live(tkey, parent)?
+        } else {
+            (Vec::new(), HashMap::new())
+        };
+        // Where each id of the ops sits in the live list, simulated op by op.
+        let mut positions: HashMap<&str, Option<i64>> = HashMap::new();
+        let mut cleared = false;
+        let mut next_pos = if rebuilt {
+            rebuilt_positions.values().max().map_or(1, |p| p + 1)
+        } else {
+            self.next_live_position(tkey)?
         };
         batch.push(Statement::new(
             "INSERT INTO em_checkpoints (tkey, checkpoint_id, parent, created_at, metadata) VALUES (?, ?, ?, ?, ?)",
@@ -640,23 +752,57 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                     body.into(),
                 ],
             ));
-            batch.push(match op {
-                // last_insert_rowid(): the seq of the em_messages row just inserted.
-                MessageOp::Upsert { message } => Statement::new(
-                    "INSERT INTO em_live (tkey, message_id, pos, seq)
-                     VALUES (?, ?, (SELECT coalesce(max(pos), 0) + 1 FROM em_live WHERE tkey = ?), last_insert_rowid())
-                     ON CONFLICT (tkey, message_id) DO UPDATE SET seq = excluded.seq",
-                    vec![tkey.into(), message.id.as_str().into(), tkey.into()],
-                ),
-                MessageOp::Remove { id } => Statement::new(
-                    "DELETE FROM em_live WHERE tkey = ? AND message_id = ?",
-                    vec![tkey.into(), id.as_str().into()],
-                ),
-                MessageOp::RemoveAll => Statement::new(
-                    "DELETE FROM em_live WHERE tkey = ?",
-                    vec![tkey.into()],
-                ),
-            });
+            let position_of = |id: &'_ str| -> Result<Option<i64>> {
+                if let Some(known) = positions.get(id) {
+                    return Ok(*known);
+                }
+                if cleared {
+                    // After a clear nothing older is live.
+                    return Ok(None);
+                }
+                if rebuilt {
+                    // The rebuilt list is not written yet: use the positions it will have.
+                    return Ok(rebuilt_positions.get(id).copied());
+                }
+                self.live_position(tkey, id)
+            };
+            match op {
+                MessageOp::Upsert { message } => {
+                    let id = message.id.as_str();
+                    match position_of(id)? {
+                        // last_insert_rowid(): the seq of the em_messages row just inserted.
+                        Some(pos) => batch.push(Statement::new(
+                            "UPDATE em_live SET seq = last_insert_rowid() WHERE tkey = ? AND pos = ?",
+                            vec![tkey.into(), pos.into()],
+                        )),
+                        None => {
+                            batch.push(Statement::new(
+                                "INSERT INTO em_live (tkey, pos, id_hash, seq) VALUES (?, ?, ?, last_insert_rowid())",
+                                vec![tkey.into(), next_pos.into(), id_hash(id).into()],
+                            ));
+                            positions.insert(id, Some(next_pos));
+                            next_pos += 1;
+                        }
+                    }
+                }
+                MessageOp::Remove { id } => {
+                    if let Some(pos) = position_of(id)? {
+                        batch.push(Statement::new(
+                            "DELETE FROM em_live WHERE tkey = ? AND pos = ?",
+                            vec![tkey.into(), pos.into()],
+                        ));
+                    }
+                    positions.insert(id, None);
+                }
+                MessageOp::RemoveAll => {
+                    batch.push(Statement::new(
+                        "DELETE FROM em_live WHERE tkey = ?",
+                        vec![tkey.into()],
+                    ));
+                    positions.clear();
+                    cleared = true;
+                }
+            }
         }
         batch.push(Statement::new(
             "UPDATE em_threads SET updated_at = ?,
@@ -696,21 +842,17 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
 
     async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>> {
         let keys = self.thread_keys(thread_id)?;
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let rows = match &query.before {
             Some(before) => self.checkpoint_rows(
                 thread_id,
                 keys.tkey,
                 "AND c.checkpoint_id < ?",
                 vec![before.as_str().into()],
+                Some(query.limit),
             )?,
-            None => self.checkpoint_rows(thread_id, keys.tkey, "", vec![])?,
+            None => self.checkpoint_rows(thread_id, keys.tkey, "", vec![], Some(query.limit))?,
         };
-        Ok(rows
-            .into_iter()
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(|r| r.record)
-            .collect())
+        Ok(rows.into_iter().map(|r| r.record).collect())
     }
 
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()> {
@@ -728,7 +870,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
 
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
         let keys = self.thread_keys(thread_id)?;
-        let mut rows = self.checkpoint_rows(thread_id, keys.tkey, "", vec![])?;
+        let mut rows = self.checkpoint_rows(thread_id, keys.tkey, "", vec![], None)?;
         rows.reverse();
         let ops = self.query(
             "SELECT m.ckey, m.op, m.body FROM em_messages m JOIN em_checkpoints c ON c.ckey = m.ckey
@@ -793,11 +935,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         let messages = self.live_messages(keys.tkey, Some(max_messages))?;
         let mut existing = HashSet::new();
         for id in ids {
-            let found = self.query(
-                "SELECT 1 FROM em_live WHERE tkey = ? AND message_id = ?",
-                &[keys.tkey.into(), (*id).into()],
-            )?;
-            if !found.is_empty() {
+            if self.live_position(keys.tkey, id)?.is_some() {
                 existing.insert((*id).to_string());
             }
         }

@@ -1,9 +1,12 @@
 //! [`SqlExec`] on Durable Object SQLite storage (`ctx.storage.sql`).
 
 use js_sys::{Function, Reflect};
+use std::cell::Cell;
+use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{SqlStorage, SqlStorageValue, Storage};
+
+use worker::{SqlCursor, SqlStorage, SqlStorageValue, Storage};
 
 use crate::checkpoint::sql::{SqlExec, SqlValue, Statement};
 use crate::error::{Error, Result};
@@ -12,6 +15,25 @@ use crate::error::{Error, Result};
 pub(crate) struct DoSql {
     storage: Storage,
     sql: SqlStorage,
+    /// Rows read and written since the object started, from the cursors (for `/__dev`
+    /// storage stats and the benchmark).
+    counters: Rc<SqlCounters>,
+}
+
+/// Row counts reported by Durable Object SQL cursors.
+#[derive(Debug, Default)]
+pub(crate) struct SqlCounters {
+    pub(crate) rows_read: Cell<u64>,
+    pub(crate) rows_written: Cell<u64>,
+}
+
+impl SqlCounters {
+    fn add(&self, cursor: &SqlCursor) {
+        self.rows_read
+            .set(self.rows_read.get() + cursor.rows_read() as u64);
+        self.rows_written
+            .set(self.rows_written.get() + cursor.rows_written() as u64);
+    }
 }
 
 impl std::fmt::Debug for DoSql {
@@ -24,7 +46,21 @@ impl DoSql {
     /// The port over `storage`.
     pub(crate) fn new(storage: Storage) -> Self {
         let sql = storage.sql();
-        DoSql { storage, sql }
+        DoSql {
+            storage,
+            sql,
+            counters: Rc::default(),
+        }
+    }
+
+    /// Rows read and written so far.
+    pub(crate) fn counters(&self) -> &SqlCounters {
+        &self.counters
+    }
+
+    /// Bytes the database takes (pages, including free ones).
+    pub(crate) fn database_size(&self) -> usize {
+        self.sql.database_size()
     }
 }
 
@@ -64,27 +100,33 @@ impl SqlExec for DoSql {
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
         let bindings: Vec<SqlStorageValue> = params.iter().map(to_do).collect();
         let cursor = self.sql.exec(sql, bindings).map_err(Error::backend)?;
-        cursor
+        let rows = cursor
             .raw()
             .map(|row| {
                 row.map(|values| values.into_iter().map(from_do).collect())
                     .map_err(Error::backend)
             })
-            .collect()
+            .collect();
+        // Counted after the rows were consumed: the cursor reports what it has read.
+        self.counters.add(&cursor);
+        rows
     }
 
     fn execute_batch(&self, statements: &[Statement]) -> Result<()> {
         // `storage.transactionSync(fn)`: the statements commit together or, if one
         // throws, roll back together. Durable Object SQL rejects BEGIN/COMMIT.
         let sql = self.sql.clone();
+        let counters = Rc::clone(&self.counters);
         let owned: Vec<(String, Vec<SqlStorageValue>)> = statements
             .iter()
             .map(|s| (s.sql.clone(), s.params.iter().map(to_do).collect()))
             .collect();
         let body = move || -> std::result::Result<JsValue, JsValue> {
             for (query, bindings) in owned {
-                sql.exec(&query, bindings)
+                let cursor = sql
+                    .exec(&query, bindings)
                     .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))?;
+                counters.add(&cursor);
             }
             Ok(JsValue::UNDEFINED)
         };

@@ -131,6 +131,12 @@ async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
         )
         .await;
     }
+    if let Some(thread) = http.path.strip_prefix("/__dev/storage/") {
+        if config.dev_mode && http.method == "GET" {
+            let thread_id = crate::thread::ThreadId::parse(thread)?;
+            return call_object(env, thread_id.as_str(), "/dev/storage", String::new()).await;
+        }
+    }
     let info = config.info();
     Ok(match config.backend {
         Backend::DurableObject => {
@@ -270,7 +276,11 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
         }
     };
     let out = out.with_status(response.status);
-    out.headers().set("cache-control", "no-store")?;
+    let headers = out.headers();
+    headers.set("cache-control", "no-store")?;
+    for (name, value) in &response.headers {
+        headers.set(name, value)?;
+    }
     Ok(out)
 }
 
@@ -299,6 +309,7 @@ impl DurableObject for ThreadObject {
             "/index/apply" => self.index_apply(&body).await,
             "/index/search" => self.index_search(&body).await,
             "/dev/conformance" => self.conformance().await,
+            "/dev/storage" => self.storage_stats(),
             other => HttpResponse::error(&Error::backend(format_args!(
                 "thread object has no route {other}"
             ))),
@@ -325,8 +336,32 @@ impl ThreadObject {
                     clock: &SystemClock,
                     entropy: &SystemEntropy,
                 };
-                self.runs.execute(call, &engine).await
+                let started = precise_now_ms();
+                let response = self.runs.execute(call, &engine).await;
+                // The object's own time for the call (storage, model, response), for
+                // clients and the benchmark: `server-timing: do;dur=<ms>`.
+                let took = precise_now_ms() - started;
+                response.with_header("server-timing", format!("do;dur={took:.3}"))
             }
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    /// Row counters and table sizes, for `/__dev/storage/{thread}` and the benchmark.
+    fn storage_stats(&self) -> HttpResponse {
+        let counters = self.store.exec().counters();
+        // Read before the queries below add their own rows.
+        let (rows_read, rows_written) = (counters.rows_read.get(), counters.rows_written.get());
+        let result = self.store.table_stats().map(|tables| {
+            json!({
+                "rows_read": rows_read,
+                "rows_written": rows_written,
+                "database_size": self.store.exec().database_size(),
+                "tables": tables,
+            })
+        });
+        match result {
+            Ok(body) => HttpResponse::ok(body),
             Err(err) => HttpResponse::error(&err),
         }
     }
@@ -368,4 +403,18 @@ impl ThreadObject {
             "cases": cases,
         }))
     }
+}
+
+/// `performance.now()` where the runtime has it (sub-millisecond in local workerd;
+/// coarsened in production), else `Date.now()`.
+fn precise_now_ms() -> f64 {
+    use wasm_bindgen::JsCast;
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|performance| {
+            let now = js_sys::Reflect::get(&performance, &"now".into()).ok()?;
+            let now: js_sys::Function = now.dyn_into().ok()?;
+            now.call0(&performance).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
 }

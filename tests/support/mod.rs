@@ -11,6 +11,12 @@ use rusqlite::Connection;
 /// `SqlExec` on a rusqlite connection: the same SQL Durable Objects run.
 pub struct RusqliteExec {
     conn: Connection,
+    /// Rows returned by queries so far: what a turn read.
+    pub rows_returned: std::cell::Cell<u64>,
+    /// SQLite virtual-machine steps so far, reads and writes: what a turn cost the
+    /// database, independent of the machine's speed. A scan shows here even when it
+    /// returns one row.
+    pub vm_steps: std::cell::Cell<u64>,
 }
 
 impl RusqliteExec {
@@ -18,6 +24,8 @@ impl RusqliteExec {
     pub fn in_memory() -> Self {
         RusqliteExec {
             conn: Connection::open_in_memory().expect("open sqlite"),
+            rows_returned: Default::default(),
+            vm_steps: Default::default(),
         }
     }
 
@@ -25,6 +33,8 @@ impl RusqliteExec {
     pub fn open(path: &std::path::Path) -> Self {
         RusqliteExec {
             conn: Connection::open(path).expect("open sqlite file"),
+            rows_returned: Default::default(),
+            vm_steps: Default::default(),
         }
     }
 
@@ -69,6 +79,17 @@ impl SqlExec for RusqliteExec {
                 });
             }
             out.push(values);
+        }
+        self.rows_returned
+            .set(self.rows_returned.get() + out.len() as u64);
+        drop(rows);
+        let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+        self.vm_steps.set(self.vm_steps.get() + steps as u64);
+        if std::env::var_os("EM_TRACE_SQL").is_some() {
+            eprintln!(
+                "{steps:>8} vm steps: {}",
+                sql.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
         }
         Ok(out)
     }

@@ -1,0 +1,295 @@
+// edge-memory benchmark: turn cost and storage vs thread length, wake cost, throughput,
+// bundle size, and the same workload on LangGraph's SqliteSaver, in one run.
+//
+//   node bench/run.mjs [--turns 1000] [--clients 32] [--client-turns 20] [--smoke]
+//
+// Prints a table and PASS/FAIL budget lines; writes bench/results/<name>.json and a plot.
+// Never fails on a budget (that is for a person to read); fails only if the bench breaks.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { startWorker, tempPersistDir, removeDir, ROOT } from '../tests/e2e/harness.mjs';
+
+const args = Object.fromEntries(process.argv.slice(2).map((a, i, all) => {
+  if (!a.startsWith('--')) return [];
+  const next = all[i + 1];
+  return [a.slice(2), next && !next.startsWith('--') ? next : 'true'];
+}).filter((kv) => kv.length));
+const smoke = args.smoke === 'true';
+const TURNS = Number(args.turns ?? (smoke ? 40 : 1000));
+const CLIENTS = Number(args.clients ?? (smoke ? 4 : 32));
+const CLIENT_TURNS = Number(args['client-turns'] ?? (smoke ? 3 : 20));
+const MESSAGE_BYTES = 200;
+// Turns compared at the start and the end: storage per turn is exact, so a few turns do;
+// the worker's clock ticks in whole milliseconds, so its times are averaged over more.
+const BAND = Math.min(10, Math.floor(TURNS / 4));
+const TIME_BAND = Math.min(100, Math.floor(TURNS / 4));
+const OUT_DIR = join(ROOT, 'bench/results');
+const NAME = smoke ? 'smoke' : 'latest';
+
+const message = (turn) => {
+  const head = `Turn ${turn}: `;
+  return head + 'x'.repeat(Math.max(0, MESSAGE_BYTES - head.length));
+};
+const median = (xs) => percentile(xs, 50);
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+function percentile(xs, p) {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+const fmt = (x, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+async function post(url, path, body) {
+  const started = performance.now();
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  const ms = performance.now() - started;
+  if (!res.ok) throw new Error(`${path} → ${res.status}: ${text.slice(0, 300)}`);
+  const timing = /do;dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
+  return { ms, workerMs: timing ? Number(timing[1]) : NaN, text };
+}
+
+async function storage(url, thread) {
+  const res = await fetch(`${url}/__dev/storage/${thread}`);
+  if (!res.ok) throw new Error(`storage stats → ${res.status}`);
+  const s = await res.json();
+  const logical = Object.entries(s.tables)
+    .filter(([name]) => name.startsWith('em_'))
+    .reduce((sum, [, t]) => sum + t.bytes, 0);
+  return { ...s, logical };
+}
+
+const streamTurn = (url, thread, turn) => post(url, `/threads/${thread}/runs/stream`, {
+  assistant_id: 'agent',
+  input: { messages: [{ role: 'user', content: message(turn) }] },
+  stream_mode: ['messages-tuple'],
+});
+
+async function turnCost(url) {
+  const thread = JSON.parse((await post(url, '/threads', {})).text).thread_id;
+  const sampleTurns = new Set();
+  for (let i = 0; i <= BAND + 1; i += 1) sampleTurns.add(i);
+  for (let i = TURNS - BAND - 1; i <= TURNS; i += 1) sampleTurns.add(i);
+  for (let i = 50; i < TURNS; i += 50) sampleTurns.add(i);
+  const samples = {};
+  const client = [];
+  const worker = [];
+  if (sampleTurns.has(0)) samples[0] = await storage(url, thread);
+  for (let turn = 1; turn <= TURNS; turn += 1) {
+    const r = await streamTurn(url, thread, turn);
+    client.push(r.ms);
+    worker.push(r.workerMs);
+    if (sampleTurns.has(turn)) samples[turn] = await storage(url, thread);
+  }
+  // runs/wait returns the whole state, so its cost grows with the thread by design of
+  // the API; measured apart, on the same thread.
+  const waitMs = [];
+  const waitWorkerMs = [];
+  for (let i = 0; i < BAND; i += 1) {
+    const r = await post(url, `/threads/${thread}/runs/wait`, {
+      assistant_id: 'agent',
+      input: { messages: [{ role: 'user', content: message(TURNS + 1 + i) }] },
+    });
+    waitMs.push(r.ms);
+    waitWorkerMs.push(r.workerMs);
+  }
+  const delta = (turn, key) => samples[turn][key] - samples[turn - 1][key];
+  const early = [...Array(BAND).keys()].map((i) => i + 2); // skip turn 1 (schema set-up)
+  const late = [...Array(BAND).keys()].map((i) => TURNS - BAND + 1 + i);
+  const timeEarly = [...Array(TIME_BAND).keys()].map((i) => i + 2);
+  const timeLate = [...Array(TIME_BAND).keys()].map((i) => TURNS - TIME_BAND + 1 + i);
+  const last = samples[TURNS];
+  return {
+    thread,
+    client,
+    worker,
+    waitMs,
+    waitWorkerMs,
+    early,
+    late,
+    timeEarly,
+    timeLate,
+    bytesPerTurnEarly: median(early.map((t) => delta(t, 'logical'))),
+    bytesPerTurnLate: median(late.map((t) => delta(t, 'logical'))),
+    rowsPerTurnEarly: median(early.map((t) => delta(t, 'rows_written'))),
+    rowsPerTurnLate: median(late.map((t) => delta(t, 'rows_written'))),
+    storageCurve: Object.entries(samples).map(([t, s]) => [Number(t), s.logical, s.database_size]),
+    totalLogical: last.logical,
+    databaseSize: last.database_size,
+    rawContent: last.tables.raw_messages.content_bytes,
+    rawJson: last.tables.raw_messages.json_bytes,
+    tables: last.tables,
+  };
+}
+
+async function wakeCost(persistDir, port, thread, worker) {
+  await worker.kill();
+  const fresh = await startWorker({ persistDir, port, vars: { DEV_MODE: 'true' } });
+  const started = performance.now();
+  const res = await fetch(`${fresh.url}/threads/${thread}/state`);
+  const state = await res.json();
+  const stateMs = performance.now() - started;
+  const afterState = await storage(fresh.url, thread);
+  const turn = await streamTurn(fresh.url, thread, TURNS + 100);
+  const afterTurn = await storage(fresh.url, thread);
+  return {
+    worker: fresh,
+    result: {
+      messages: state.values.messages.length,
+      firstStateMs: stateMs,
+      firstStateRowsRead: afterState.rows_read,
+      firstTurnMs: turn.ms,
+      firstTurnWorkerMs: turn.workerMs,
+      firstTurnRowsRead: afterTurn.rows_read - afterState.rows_read,
+    },
+  };
+}
+
+async function throughput(url) {
+  const threads = [];
+  for (let i = 0; i < CLIENTS; i += 1) {
+    threads.push(JSON.parse((await post(url, '/threads', {})).text).thread_id);
+  }
+  const latencies = [];
+  const started = performance.now();
+  await Promise.all(threads.map(async (thread) => {
+    for (let turn = 1; turn <= CLIENT_TURNS; turn += 1) {
+      latencies.push((await streamTurn(url, thread, turn)).ms);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    clients: CLIENTS,
+    turns: latencies.length,
+    turnsPerSecond: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
+}
+
+function bundle() {
+  const wasm = readFileSync(join(ROOT, 'build/index_bg.wasm'));
+  const js = readFileSync(join(ROOT, 'build/index.js'));
+  return { wasmBytes: wasm.length, wasmGzipBytes: gzipSync(wasm, { level: 9 }).length, jsBytes: js.length };
+}
+
+function langgraph(sampleTurns) {
+  const out = spawnSync(join(ROOT, '.venv/bin/python'), [
+    join(ROOT, 'bench/langgraph_sqlite.py'), '--turns', String(TURNS),
+    '--message-bytes', String(MESSAGE_BYTES), '--sample', sampleTurns.join(','),
+  ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (out.status !== 0) throw new Error(`LangGraph bench failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout);
+}
+
+async function main() {
+  const persistDir = tempPersistDir('bench');
+  let worker = await startWorker({ persistDir, vars: { DEV_MODE: 'true' } });
+  let results;
+  try {
+    console.log(`bench: ${TURNS} turns on one thread, ${CLIENTS} clients × ${CLIENT_TURNS} turns, in workerd at ${worker.url}`);
+    const cost = await turnCost(worker.url);
+    const wake = await wakeCost(persistDir, worker.port, cost.thread, worker);
+    worker = wake.worker;
+    const tput = await throughput(worker.url);
+    const sampleTurns = [...new Set([...cost.storageCurve.map(([t]) => t).filter((t) => t > 0), ...cost.early.map((t) => t - 1)])];
+    const theirs = langgraph(sampleTurns);
+    const theirDelta = (t) => theirs.bytes_at[t] - theirs.bytes_at[t - 1];
+    results = {
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30) },
+      params: { turns: TURNS, clients: CLIENTS, clientTurns: CLIENT_TURNS, messageBytes: MESSAGE_BYTES, band: BAND, smoke },
+      ours: {
+        workerMsEarly: mean(cost.timeEarly.map((t) => cost.worker[t - 1])),
+        workerMsLate: mean(cost.timeLate.map((t) => cost.worker[t - 1])),
+        clientMsEarly: median(cost.timeEarly.map((t) => cost.client[t - 1])),
+        clientP99Early: percentile(cost.timeEarly.map((t) => cost.client[t - 1]), 99),
+        clientMsLate: median(cost.timeLate.map((t) => cost.client[t - 1])),
+        clientP99Late: percentile(cost.timeLate.map((t) => cost.client[t - 1]), 99),
+        waitClientMsLate: median(cost.waitMs),
+        waitWorkerMsLate: median(cost.waitWorkerMs),
+        bytesPerTurnEarly: cost.bytesPerTurnEarly,
+        bytesPerTurnLate: cost.bytesPerTurnLate,
+        rowsPerTurnEarly: cost.rowsPerTurnEarly,
+        rowsPerTurnLate: cost.rowsPerTurnLate,
+        totalLogicalBytes: cost.totalLogical,
+        databaseSize: cost.databaseSize,
+        rawContentBytes: cost.rawContent,
+        rawJsonBytes: cost.rawJson,
+        tables: cost.tables,
+        workerMsPerTurn: cost.worker,
+        storageCurve: cost.storageCurve,
+      },
+      wake: wake.result,
+      throughput: tput,
+      bundle: bundle(),
+      langgraph: {
+        turnMsEarly: median(cost.timeEarly.map((t) => theirs.turn_ms[t - 1])),
+        turnMsLate: median(cost.timeLate.map((t) => theirs.turn_ms[t - 1])),
+        bytesPerTurnEarly: median(cost.early.map(theirDelta)),
+        bytesPerTurnLate: median(cost.late.map(theirDelta)),
+        totalBytes: theirs.total_bytes,
+        fileBytes: theirs.file_bytes,
+        turnMs: theirs.turn_ms,
+        bytesAt: theirs.bytes_at,
+      },
+    };
+  } finally {
+    await worker.kill();
+    removeDir(persistDir);
+  }
+  report(results);
+  mkdirSync(OUT_DIR, { recursive: true });
+  const jsonPath = join(OUT_DIR, `${NAME}.json`);
+  writeFileSync(jsonPath, JSON.stringify(results, null, 2));
+  const plot = spawnSync(join(ROOT, '.venv/bin/python'), [join(ROOT, 'bench/plot.py'), jsonPath, join(OUT_DIR, `${NAME}.png`)], { encoding: 'utf8' });
+  if (plot.status !== 0) throw new Error(`plot failed:\n${plot.stderr}`);
+  console.log(`\nwrote ${jsonPath} and ${join(OUT_DIR, `${NAME}.png`)}`);
+}
+
+function report(r) {
+  const o = r.ours;
+  const l = r.langgraph;
+  const early = `turns 2–${TIME_BAND + 1} (2–${BAND + 1} for bytes)`;
+  const late = `turns ${TURNS - TIME_BAND + 1}–${TURNS} (${TURNS - BAND + 1}– for bytes)`;
+  const rows = [
+    ['metric', early, late, 'late / early'],
+    ['worker ms per turn (mean, in the DO)', fmt(o.workerMsEarly), fmt(o.workerMsLate), fmt(o.workerMsLate / o.workerMsEarly, 2)],
+    ['client ms per turn, runs/stream (median)', fmt(o.clientMsEarly), fmt(o.clientMsLate), fmt(o.clientMsLate / o.clientMsEarly, 2)],
+    ['client ms per turn, runs/stream (p99)', fmt(o.clientP99Early), fmt(o.clientP99Late), fmt(o.clientP99Late / o.clientP99Early, 2)],
+    ['bytes written per turn (logical)', fmt(o.bytesPerTurnEarly, 0), fmt(o.bytesPerTurnLate, 0), fmt(o.bytesPerTurnLate / o.bytesPerTurnEarly, 2)],
+    ['rows written per turn', fmt(o.rowsPerTurnEarly, 0), fmt(o.rowsPerTurnLate, 0), fmt(o.rowsPerTurnLate / o.rowsPerTurnEarly, 2)],
+    ['LangGraph SqliteSaver ms per turn (median)', fmt(l.turnMsEarly), fmt(l.turnMsLate), fmt(l.turnMsLate / l.turnMsEarly, 2)],
+    ['LangGraph SqliteSaver bytes per turn', fmt(l.bytesPerTurnEarly, 0), fmt(l.bytesPerTurnLate, 0), fmt(l.bytesPerTurnLate / l.bytesPerTurnEarly, 2)],
+  ];
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
+  console.log('');
+  for (const row of rows) console.log(row.map((cell, c) => String(cell).padEnd(widths[c])).join('  '));
+  console.log(`\nruns/wait at the end (returns the whole ${TURNS * 2}-message state): client ${fmt(o.waitClientMsLate)} ms, worker ${fmt(o.waitWorkerMsLate)} ms`);
+  console.log(`storage after ${TURNS} turns: ${o.totalLogicalBytes} logical bytes, database file ${o.databaseSize} bytes; raw message content ${o.rawContentBytes} bytes (as JSON ${o.rawJsonBytes})`);
+  console.log(`  ratios: logical / content ${fmt(o.totalLogicalBytes / o.rawContentBytes, 2)}, database / content ${fmt(o.databaseSize / o.rawContentBytes, 2)}, logical / message JSON ${fmt(o.totalLogicalBytes / o.rawJsonBytes, 2)}`);
+  console.log(`LangGraph SqliteSaver after ${TURNS} turns: ${l.totalBytes} bytes of checkpoints, file ${l.fileBytes} bytes`);
+  console.log(`wake (fresh runtime, ${r.wake.messages}-message thread): first GET /state ${fmt(r.wake.firstStateMs)} ms reading ${r.wake.firstStateRowsRead} rows; first turn ${fmt(r.wake.firstTurnMs)} ms (worker ${fmt(r.wake.firstTurnWorkerMs)} ms) reading ${r.wake.firstTurnRowsRead} rows`);
+  console.log(`throughput: ${r.throughput.clients} clients on ${r.throughput.clients} threads, ${r.throughput.turns} turns: ${fmt(r.throughput.turnsPerSecond, 1)} turns/s, p50 ${fmt(r.throughput.p50)} ms, p99 ${fmt(r.throughput.p99)} ms`);
+  console.log(`bundle: wasm ${r.bundle.wasmBytes} bytes raw, ${r.bundle.wasmGzipBytes} gzip; JS glue ${r.bundle.jsBytes} bytes`);
+  console.log(`ours / LangGraph: turn cost at the end ${fmt(o.workerMsLate / l.turnMsLate, 3)} (worker ms / invoke ms), bytes per turn at the end ${fmt(o.bytesPerTurnLate / l.bytesPerTurnLate, 4)}`);
+  console.log(`machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB`);
+  console.log('');
+  const budget = (ok, text) => console.log(`${ok ? 'PASS' : 'FAIL'}: ${text}`);
+  budget(o.workerMsLate <= 1.3 * o.workerMsEarly, `worker time per turn at the end within 1.3× of the start (${fmt(o.workerMsLate / o.workerMsEarly, 2)}×)`);
+  budget(o.bytesPerTurnLate <= 1.1 * o.bytesPerTurnEarly, `bytes written per turn at the end within 1.1× of the start (${fmt(o.bytesPerTurnLate / o.bytesPerTurnEarly, 2)}×)`);
+  budget(o.totalLogicalBytes <= 2 * o.rawContentBytes, `storage after ${TURNS} turns at most 2× the raw message content (${fmt(o.totalLogicalBytes / o.rawContentBytes, 2)}×)`);
+  budget(r.bundle.wasmGzipBytes < 400 * 1024, `release wasm gzip under 400 KB (${(r.bundle.wasmGzipBytes / 1024).toFixed(1)} KB)`);
+  if (smoke) console.log('(smoke run: budgets are printed, not meant to hold at this size)');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
