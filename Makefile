@@ -1,5 +1,5 @@
 # edge-memory: the two commands are `make dev` and `make test`.
-.PHONY: dev test setup build deploy clean
+.PHONY: dev test bench setup build deploy clean
 
 ## Set up everything, build, and serve the worker + demo on http://127.0.0.1:8787.
 dev:
@@ -8,6 +8,10 @@ dev:
 ## Set up everything and run every test (native, wasm, workerd end to end).
 test:
 	bash scripts/test.sh
+
+## Benchmarks: turn cost and storage vs thread length, beside LangGraph's SqliteSaver.
+bench:
+	bash scripts/bench.sh $(ARGS)
 
 ## Install the toolchain pieces and npm packages (idempotent).
 setup:

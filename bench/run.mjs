@@ -147,7 +147,7 @@ async function wakeCost(persistDir, port, thread, worker) {
       firstStateRowsRead: afterState.rows_read,
       firstTurnMs: turn.ms,
       firstTurnWorkerMs: turn.workerMs,
-      firstTurnRowsRead: afterTurn.rows_read - afterState.rows_read,
+      firstTurnRowsRead: afterTurn.rows_read - afterState.rows_read_after,
     },
   };
 }

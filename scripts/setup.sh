@@ -26,13 +26,15 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
    || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
-# Python clients for the end-to-end tests (langgraph-sdk, langgraph's RemoteGraph), pinned.
+# Python: the clients the end-to-end tests drive (langgraph-sdk, RemoteGraph) and the
+# benchmark's baseline and plots (SqliteSaver, matplotlib), pinned, in one venv.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! cmp -s tests/python/requirements.txt .venv/.installed-requirements.txt; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-  cp tests/python/requirements.txt .venv/.installed-requirements.txt
+requirements=(tests/python/requirements.txt bench/requirements.txt)
+if ! cat "${requirements[@]}" | cmp -s - .venv/.installed-requirements.txt; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "${requirements[@]/#/-r}"
+  cat "${requirements[@]}" > .venv/.installed-requirements.txt
 fi
 
 echo "setup: toolchain ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $("$NODE22" "$WRANGLER_JS" --version 2>/dev/null | tail -1))"

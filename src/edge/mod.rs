@@ -356,6 +356,9 @@ impl ThreadObject {
             json!({
                 "rows_read": rows_read,
                 "rows_written": rows_written,
+                // Where the counters stand after this call's own scans, so a caller can
+                // subtract them from the next reading.
+                "rows_read_after": counters.rows_read.get(),
                 "database_size": self.store.exec().database_size(),
                 "tables": tables,
             })

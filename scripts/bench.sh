@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The benchmark: set up, build the release worker, run bench/run.mjs (arguments pass
+# through, e.g. `make bench ARGS="--turns 300"`). Writes bench/results/latest.{json,png}.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+bash scripts/setup.sh
+bash scripts/build-worker.sh
+exec "$NODE22" bench/run.mjs "$@"
