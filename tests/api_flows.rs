@@ -9,6 +9,7 @@ use edge_memory::api::{handle, Body, HttpRequest, HttpResponse, RunGate, ServerI
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::memory::MemoryCheckpointer;
+use edge_memory::checkpoint::saver::SaverStore;
 use edge_memory::checkpoint::{Checkpointer, ThreadIndex};
 use edge_memory::runtime::{SystemClock, SystemEntropy};
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ struct Api<C> {
     store: C,
 }
 
-impl<C: Checkpointer + ThreadIndex> Api<C> {
+impl<C: Checkpointer + ThreadIndex + SaverStore> Api<C> {
     fn call(&self, req: HttpRequest) -> HttpResponse {
         let engine = Engine {
             store: &self.store,
@@ -52,7 +53,7 @@ fn say(text: &str) -> Value {
     json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": text}]}})
 }
 
-fn two_turns_remember<C: Checkpointer + ThreadIndex>(api: Api<C>) {
+fn two_turns_remember<C: Checkpointer + ThreadIndex + SaverStore>(api: Api<C>) {
     let created = api.post("/threads", json!({"metadata": {"user": "u1"}}));
     assert_eq!(created.status, 200);
     let thread = api.body(&created);

@@ -5,10 +5,11 @@ use serde_json::{json, Map, Value};
 use super::wire::{checkpoint_ref, message_chunk_json, values_json};
 use super::{
     state_json, thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest,
-    SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
+    SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
 };
 use crate::chat::{stream_chunks, ChatModel, Engine, Turn, TurnOutcome};
 use crate::checkpoint::memory::MemoryCheckpointer;
+use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{Checkpointer, ListQuery};
 use crate::error::{Error, Result};
 use crate::limits::LIST_LIMIT_MAX;
@@ -17,7 +18,7 @@ use crate::runtime::{uuid_v7, Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
 
 /// Executes a planned command on one thread's storage.
-pub async fn execute<C: Checkpointer, M: ChatModel>(
+pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
     call: ThreadCall,
     engine: &Engine<'_, C, M>,
 ) -> HttpResponse {
@@ -51,7 +52,7 @@ pub async fn execute_stateless<M: ChatModel>(
     response
 }
 
-async fn execute_inner<C: Checkpointer, M: ChatModel>(
+async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
     call: ThreadCall,
     engine: &Engine<'_, C, M>,
 ) -> Result<HttpResponse> {
@@ -112,8 +113,9 @@ async fn execute_inner<C: Checkpointer, M: ChatModel>(
             ops,
             checkpoint_id,
             as_node,
+            if_not_exists,
         } => {
-            let mut record = store.get_thread(&thread_id).await?;
+            let mut record = thread_for_write(engine, &thread_id, if_not_exists).await?;
             let checkpoint = engine
                 .update_state(&thread_id, ops, checkpoint_id.as_ref(), &as_node)
                 .await?;
@@ -161,6 +163,7 @@ async fn execute_inner<C: Checkpointer, M: ChatModel>(
             Ok(HttpResponse::ok(Value::Array(states)))
         }
         ThreadCommand::Run(run) => run_on_thread(engine, thread_id, run).await,
+        ThreadCommand::Saver(command) => saver(engine, &thread_id, command),
         ThreadCommand::Export => {
             let record = store.get_thread(&thread_id).await?;
             let checkpoints = store.export_thread(&thread_id).await?;
@@ -197,15 +200,7 @@ async fn run_on_thread<C: Checkpointer, M: ChatModel>(
     run: RunRequest,
 ) -> Result<HttpResponse> {
     let store = engine.store;
-    let mut record = match store.get_thread(&thread_id).await {
-        Ok(record) => record,
-        Err(Error::NotFound { what: "thread", .. }) if run.if_not_exists == IfNotExists::Create => {
-            let record = ThreadRecord::new(thread_id.clone(), Map::new(), engine.clock.now_ms());
-            store.create_thread(&record).await?;
-            record
-        }
-        Err(err) => return Err(err),
-    };
+    let mut record = thread_for_write(engine, &thread_id, run.if_not_exists).await?;
     let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
     // graph_id, assistant_id and thread_id are the same for every run here: they are
     // added when a state is rendered, not stored with every checkpoint.
@@ -309,4 +304,70 @@ fn run_events(
         events.push(event("values", values_json(messages)));
     }
     events
+}
+
+/// A LangGraph checkpointer call on this thread's storage.
+fn saver<C: SaverStore, M>(
+    engine: &Engine<'_, C, M>,
+    thread_id: &ThreadId,
+    command: SaverCommand,
+) -> Result<HttpResponse> {
+    let store = engine.store;
+    let now = engine.clock.now_ms();
+    Ok(match command {
+        SaverCommand::Put(put) => {
+            store.saver_put(thread_id, &put, now)?;
+            HttpResponse::ok(json!({
+                "thread_id": thread_id.as_str(),
+                "checkpoint_ns": put.checkpoint_ns,
+                "checkpoint_id": put.checkpoint_id,
+            }))
+        }
+        SaverCommand::PutWrites(writes) => {
+            store.saver_put_writes(thread_id, &writes, now)?;
+            HttpResponse::no_content()
+        }
+        SaverCommand::Get {
+            checkpoint_ns,
+            checkpoint_id,
+        } => HttpResponse::ok(to_json(&store.saver_get(
+            thread_id,
+            &checkpoint_ns,
+            checkpoint_id.as_deref(),
+        )?)?),
+        SaverCommand::List(query) => {
+            HttpResponse::ok(to_json(&store.saver_list(thread_id, &query)?)?)
+        }
+        SaverCommand::Prune { keep_latest } => {
+            store.saver_prune(thread_id, keep_latest)?;
+            HttpResponse::no_content()
+        }
+        SaverCommand::Export => HttpResponse::ok(to_json(&store.saver_export(thread_id)?)?),
+        SaverCommand::Import(export) => {
+            store.saver_import(thread_id, &export, now)?;
+            HttpResponse::no_content()
+        }
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::backend(format_args!("response does not serialize: {e}")))
+}
+
+/// The thread's record, creating the thread first when it is unknown and asked to.
+async fn thread_for_write<C: Checkpointer, M>(
+    engine: &Engine<'_, C, M>,
+    thread_id: &ThreadId,
+    if_not_exists: IfNotExists,
+) -> Result<ThreadRecord> {
+    match engine.store.get_thread(thread_id).await {
+        Ok(record) => Ok(record),
+        Err(Error::NotFound { what: "thread", .. }) if if_not_exists == IfNotExists::Create => {
+            let record = ThreadRecord::new(thread_id.clone(), Map::new(), engine.clock.now_ms());
+            engine.store.create_thread(&record).await?;
+            Ok(record)
+        }
+        Err(err) => Err(err),
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use super::{execute, HttpResponse, ThreadCall, ThreadCommand};
 use crate::chat::{ChatModel, Engine};
+use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::Checkpointer;
 use crate::error::Error;
 use crate::thread::ThreadId;
@@ -55,7 +56,7 @@ impl RunGate {
     }
 
     /// [`execute`]s `call`, answering 409 to a run on a thread that already has one.
-    pub async fn execute<C: Checkpointer, M: ChatModel>(
+    pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
         &self,
         call: ThreadCall,
         engine: &Engine<'_, C, M>,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::chat::{ChatModel, Engine};
+use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
 use crate::runtime::Entropy;
@@ -29,7 +30,8 @@ use crate::thread::{ThreadId, ThreadRecord};
 pub use execute::{execute, execute_stateless};
 pub use gate::RunGate;
 pub use request::{
-    plan, IfExists, IfNotExists, Plan, RunRequest, StreamMode, ThreadCall, ThreadCommand,
+    plan, IfExists, IfNotExists, Plan, RunRequest, SaverCommand, StreamMode, ThreadCall,
+    ThreadCommand,
 };
 pub use wire::{assistant_json, state_json, thread_json};
 
@@ -247,7 +249,38 @@ pub async fn serve<B: Backend>(
         Plan::Search { query, count_only } => search(backend, &query, count_only).await.into(),
         Plan::Copy { from, to } => copy(backend, from, to).await.into(),
         Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::SaverCopy { from, to } => saver_copy(backend, from, to).await.into(),
     }
+}
+
+/// `copy_thread`: the source's checkpointer storage, written into the target.
+async fn saver_copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<HttpResponse> {
+    let exported = backend
+        .call(ThreadCall {
+            thread_id: from,
+            command: ThreadCommand::Saver(SaverCommand::Export),
+        })
+        .await;
+    let export = match (exported.status, exported.body) {
+        (200, Body::Json(export)) => serde_json::from_value(export)
+            .map_err(|e| Error::backend(format_args!("saver export is malformed: {e}")))?,
+        (status, body) => {
+            return Ok(HttpResponse {
+                status,
+                body,
+                internal_error: exported.internal_error,
+                index: None,
+                headers: Vec::new(),
+            })
+        }
+    };
+    let response = backend
+        .call(ThreadCall {
+            thread_id: to,
+            command: ThreadCommand::Saver(SaverCommand::Import(export)),
+        })
+        .await;
+    Ok(apply_index(backend, response).await)
 }
 
 /// Applies the response's index update; a failure is logged, not returned: the thread's
@@ -343,7 +376,7 @@ pub struct LocalBackend<'a, C, M> {
     pub gate: &'a RunGate,
 }
 
-impl<C: Checkpointer + ThreadIndex, M: ChatModel> Backend for LocalBackend<'_, C, M> {
+impl<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel> Backend for LocalBackend<'_, C, M> {
     async fn call(&self, call: ThreadCall) -> HttpResponse {
         self.gate.execute(call, &self.engine).await
     }
@@ -371,7 +404,7 @@ impl<C: Checkpointer + ThreadIndex, M: ChatModel> Backend for LocalBackend<'_, C
 }
 
 /// Plans and executes a request in one process (native tests, in-memory mode).
-pub async fn handle<C: Checkpointer + ThreadIndex, M: ChatModel>(
+pub async fn handle<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel>(
     req: &HttpRequest,
     info: &ServerInfo,
     engine: &Engine<'_, C, M>,

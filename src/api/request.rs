@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
+use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
 use crate::limits::{
@@ -93,6 +94,10 @@ pub enum ThreadCommand {
         checkpoint_id: Option<CheckpointId>,
         /// The node the update is written as.
         as_node: String,
+        /// Behaviour on an unknown thread (an extension: LangGraph has none here; chat
+        /// histories use it to add messages in one request).
+        #[serde(default = "reject")]
+        if_not_exists: IfNotExists,
     },
     /// `POST /threads/{id}/history`.
     History {
@@ -116,6 +121,36 @@ pub enum ThreadCommand {
         /// The checkpoints, oldest first.
         checkpoints: Vec<NewCheckpoint>,
     },
+    /// `POST /threads/{id}/saver/*`: LangGraph checkpointer storage.
+    Saver(SaverCommand),
+}
+
+/// A LangGraph checkpointer call (`EdgeMemorySaver`), one request each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SaverCommand {
+    /// `put`.
+    Put(SaverPut),
+    /// `put_writes`.
+    PutWrites(SaverPutWrites),
+    /// `get_tuple`.
+    Get {
+        /// Namespace.
+        checkpoint_ns: String,
+        /// A checkpoint; the newest when `None`.
+        checkpoint_id: Option<String>,
+    },
+    /// `list`.
+    List(SaverList),
+    /// `prune`.
+    Prune {
+        /// `keep_latest` (true) or `delete` (false).
+        keep_latest: bool,
+    },
+    /// Part of `copy_thread`: everything, as an import.
+    Export,
+    /// Part of `copy_thread`: write an export here.
+    Import(SaverExport),
 }
 
 /// A command addressed to one thread: what the worker sends to its Durable Object.
@@ -150,6 +185,13 @@ pub enum Plan {
     },
     /// A run on a throwaway thread.
     Stateless(RunRequest),
+    /// `copy_thread` of the checkpointer storage.
+    SaverCopy {
+        /// The source thread.
+        from: ThreadId,
+        /// The target thread.
+        to: ThreadId,
+    },
 }
 
 /// Routes and validates a request. Never touches storage.
@@ -303,6 +345,20 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
                 command: ThreadCommand::Run(run),
             }))
         }
+        ("POST", ["threads", id, "saver", op]) => {
+            let thread_id = ThreadId::parse(id)?;
+            let body = body()?;
+            Ok(match parse_saver(op, &body)? {
+                SaverCall::Copy(target) => Plan::SaverCopy {
+                    from: thread_id,
+                    to: target,
+                },
+                SaverCall::Command(command) => Plan::Thread(ThreadCall {
+                    thread_id,
+                    command: ThreadCommand::Saver(*command),
+                }),
+            })
+        }
         ("POST", ["runs", kind @ ("wait" | "stream")]) => Ok(Plan::Stateless(parse_run(
             &body()?,
             *kind == "stream",
@@ -332,6 +388,7 @@ fn is_known_path(segments: &[&str]) -> bool {
             | ["threads", _, "copy" | "state" | "history"]
             | ["threads", _, "state", _]
             | ["threads", _, "runs", "wait" | "stream"]
+            | ["threads", _, "saver", _]
             | ["runs", "wait" | "stream"]
     )
 }
@@ -446,6 +503,7 @@ fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Resul
         ops,
         checkpoint_id,
         as_node,
+        if_not_exists: parse_if_not_exists(body)?,
     })
 }
 
@@ -497,16 +555,7 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
             "must hold at least one message",
         ));
     }
-    let if_not_exists = match opt_str(body, "if_not_exists")?.as_deref() {
-        None | Some("reject") => IfNotExists::Reject,
-        Some("create") => IfNotExists::Create,
-        Some(other) => {
-            return Err(Error::invalid(
-                "if_not_exists",
-                format!("must be \"reject\" or \"create\", got {other:?}"),
-            ))
-        }
-    };
+    let if_not_exists = parse_if_not_exists(body)?;
     match opt_str(body, "multitask_strategy")?.as_deref() {
         None | Some("reject") => {}
         Some(other) => {
@@ -536,6 +585,70 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
         metadata: opt_metadata(body, "metadata")?,
         stream,
     })
+}
+
+/// A checkpointer call: on this thread, or a copy to another.
+enum SaverCall {
+    Command(Box<SaverCommand>),
+    Copy(ThreadId),
+}
+
+fn parse_saver(op: &str, body: &Map<String, Value>) -> Result<SaverCall> {
+    let value = Value::Object(body.clone());
+    let decode = |what: &str| {
+        let field = format!("saver {what} body");
+        move |e: serde_json::Error| Error::invalid(field, e.to_string())
+    };
+    let command = match op {
+        "put" => SaverCommand::Put(serde_json::from_value(value).map_err(decode("put"))?),
+        "put_writes" => {
+            SaverCommand::PutWrites(serde_json::from_value(value).map_err(decode("put_writes"))?)
+        }
+        "get" => SaverCommand::Get {
+            checkpoint_ns: opt_str(body, "checkpoint_ns")?.unwrap_or_default(),
+            checkpoint_id: opt_str(body, "checkpoint_id")?,
+        },
+        "list" => SaverCommand::List(serde_json::from_value(value).map_err(decode("list"))?),
+        "prune" => SaverCommand::Prune {
+            keep_latest: match opt_str(body, "strategy")?.as_deref() {
+                None | Some("keep_latest") => true,
+                Some("delete") => false,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "strategy",
+                        format!("must be \"keep_latest\" or \"delete\", got {other:?}"),
+                    ))
+                }
+            },
+        },
+        "copy" => {
+            let target = opt_str(body, "target_thread_id")?
+                .ok_or_else(|| Error::invalid("target_thread_id", "is required"))?;
+            return Ok(SaverCall::Copy(ThreadId::parse(&target)?));
+        }
+        other => {
+            return Err(Error::NotFound {
+                what: "route",
+                id: format!("POST /threads/{{id}}/saver/{other}"),
+            })
+        }
+    };
+    Ok(SaverCall::Command(Box::new(command)))
+}
+
+fn reject() -> IfNotExists {
+    IfNotExists::Reject
+}
+
+fn parse_if_not_exists(body: &Map<String, Value>) -> Result<IfNotExists> {
+    match opt_str(body, "if_not_exists")?.as_deref() {
+        None | Some("reject") => Ok(IfNotExists::Reject),
+        Some("create") => Ok(IfNotExists::Create),
+        Some(other) => Err(Error::invalid(
+            "if_not_exists",
+            format!("must be \"reject\" or \"create\", got {other:?}"),
+        )),
+    }
 }
 
 fn stream_modes(value: Option<&Value>) -> Result<Vec<StreamMode>> {

@@ -11,6 +11,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod saver;
 pub mod sql;
 
 use std::fmt;

@@ -117,8 +117,9 @@ pub trait SqlExec {
 
 /// The schema, one migration per entry; append only. Entry `i` moves version `i` to
 /// `i + 1`.
-pub const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE em_threads (
+pub const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE em_threads (
         tkey INTEGER PRIMARY KEY,
         thread_id TEXT NOT NULL UNIQUE,
         created_at INTEGER NOT NULL,
@@ -127,7 +128,7 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         status TEXT NOT NULL,
         live_ckey INTEGER
     )",
-    "CREATE TABLE em_checkpoints (
+        "CREATE TABLE em_checkpoints (
         ckey INTEGER PRIMARY KEY,
         tkey INTEGER NOT NULL,
         checkpoint_id TEXT NOT NULL,
@@ -135,23 +136,61 @@ pub const MIGRATIONS: &[&[&str]] = &[&[
         created_at INTEGER NOT NULL,
         metadata TEXT NOT NULL
     )",
-    "CREATE UNIQUE INDEX em_checkpoints_by_id ON em_checkpoints (tkey, checkpoint_id)",
-    "CREATE TABLE em_messages (
+        "CREATE UNIQUE INDEX em_checkpoints_by_id ON em_checkpoints (tkey, checkpoint_id)",
+        "CREATE TABLE em_messages (
         seq INTEGER PRIMARY KEY,
         ckey INTEGER NOT NULL,
         op INTEGER NOT NULL,
         body TEXT NOT NULL
     )",
-    "CREATE INDEX em_messages_by_checkpoint ON em_messages (ckey, seq)",
-    "CREATE TABLE em_live (
+        "CREATE INDEX em_messages_by_checkpoint ON em_messages (ckey, seq)",
+        "CREATE TABLE em_live (
         tkey INTEGER NOT NULL,
         pos INTEGER NOT NULL,
         id_hash INTEGER NOT NULL,
         seq INTEGER NOT NULL,
         PRIMARY KEY (tkey, pos)
     ) WITHOUT ROWID",
-    "CREATE INDEX em_live_by_hash ON em_live (tkey, id_hash)",
-]];
+        "CREATE INDEX em_live_by_hash ON em_live (tkey, id_hash)",
+    ],
+    &[
+        // LangGraph checkpointer storage (EdgeMemorySaver): see `checkpoint::saver`.
+        "CREATE TABLE em_saver_checkpoints (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        parent_id TEXT,
+        checkpoint_type TEXT NOT NULL,
+        checkpoint BLOB NOT NULL,
+        channel_versions TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        metadata_type TEXT NOT NULL,
+        metadata_typed BLOB NOT NULL,
+        PRIMARY KEY (tkey, ns, checkpoint_id)
+    ) WITHOUT ROWID",
+        "CREATE TABLE em_saver_blobs (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        version TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (tkey, ns, channel, version)
+    ) WITHOUT ROWID",
+        "CREATE TABLE em_saver_writes (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        task_path TEXT NOT NULL,
+        PRIMARY KEY (tkey, ns, checkpoint_id, task_id, idx)
+    ) WITHOUT ROWID",
+    ],
+];
 
 const SCHEMA_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS em_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)";
@@ -237,9 +276,40 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         Ok(())
     }
 
-    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+    pub(crate) fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
         self.ensure_schema()?;
         self.exec.query(sql, params)
+    }
+
+    /// Runs statements atomically, after setting up the schema.
+    pub(crate) fn execute(&self, statements: &[Statement]) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec.execute_batch(statements)
+    }
+
+    /// The thread's row key, creating the thread record if it does not exist (a
+    /// LangGraph checkpointer creates threads implicitly on first write).
+    pub(crate) fn ensure_thread_key(&self, thread_id: &ThreadId, now_ms: i64) -> Result<i64> {
+        match self.thread_keys(thread_id) {
+            Ok(keys) => Ok(keys.tkey),
+            Err(Error::NotFound { .. }) => {
+                self.execute(&[Statement::new(
+                    "INSERT INTO em_threads (thread_id, created_at, updated_at, metadata, status) VALUES (?, ?, ?, '{}', 'idle')",
+                    vec![thread_id.as_str().into(), now_ms.into(), now_ms.into()],
+                )])?;
+                Ok(self.thread_keys(thread_id)?.tkey)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The thread's row key, if the thread exists.
+    pub(crate) fn thread_key(&self, thread_id: &ThreadId) -> Result<Option<i64>> {
+        match self.thread_keys(thread_id) {
+            Ok(keys) => Ok(Some(keys.tkey)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Rows and bytes per table, plus the raw bytes of the stored messages, for storage
@@ -579,26 +649,26 @@ fn json_text(map: &Map<String, Value>) -> String {
 }
 
 /// Reads the columns of one row in order, with errors that name the table.
-struct Columns {
+pub(crate) struct Columns {
     values: std::vec::IntoIter<SqlValue>,
     table: &'static str,
 }
 
 impl Columns {
-    fn new(row: Vec<SqlValue>, table: &'static str) -> Self {
+    pub(crate) fn new(row: Vec<SqlValue>, table: &'static str) -> Self {
         Columns {
             values: row.into_iter(),
             table,
         }
     }
 
-    fn next(&mut self) -> Result<SqlValue> {
+    pub(crate) fn next(&mut self) -> Result<SqlValue> {
         self.values
             .next()
             .ok_or_else(|| Error::backend(format_args!("{}: row has too few columns", self.table)))
     }
 
-    fn integer(&mut self) -> Result<i64> {
+    pub(crate) fn integer(&mut self) -> Result<i64> {
         match self.next()? {
             SqlValue::Integer(i) => Ok(i),
             // JavaScript hands numbers back as doubles.
@@ -607,7 +677,7 @@ impl Columns {
         }
     }
 
-    fn text(&mut self) -> Result<String> {
+    pub(crate) fn text(&mut self) -> Result<String> {
         match self.next()? {
             SqlValue::Text(s) => Ok(s),
             other => Err(self.unexpected("text", &other)),
@@ -623,7 +693,7 @@ impl Columns {
         }
     }
 
-    fn optional_text(&mut self) -> Result<Option<String>> {
+    pub(crate) fn optional_text(&mut self) -> Result<Option<String>> {
         match self.next()? {
             SqlValue::Null => Ok(None),
             SqlValue::Text(s) => Ok(Some(s)),
@@ -631,7 +701,7 @@ impl Columns {
         }
     }
 
-    fn json_object(&mut self) -> Result<Map<String, Value>> {
+    pub(crate) fn json_object(&mut self) -> Result<Map<String, Value>> {
         let text = self.text()?;
         match serde_json::from_str(&text)? {
             Value::Object(map) => Ok(map),
@@ -864,6 +934,9 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             ),
             Statement::new("DELETE FROM em_live WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_checkpoints WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_checkpoints WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_blobs WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_writes WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_threads WHERE tkey = ?", vec![tkey.into()]),
         ])
     }

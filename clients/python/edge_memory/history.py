@@ -1,0 +1,82 @@
+"""`EdgeMemoryChatMessageHistory`: a LangChain chat history stored in edge-memory.
+
+Drop-in for `InMemoryChatMessageHistory()`. The session id is the thread id; messages are
+stored in the chat API's thread format, so the same conversation shows at
+`GET /threads/{id}/state` and in the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import BaseMessage, convert_to_messages
+
+from edge_memory._http import Transport, thread_path
+
+# The id that, removed, clears a thread's messages (LangGraph's REMOVE_ALL_MESSAGES).
+_REMOVE_ALL = "__remove_all__"
+
+
+def _to_wire(message: BaseMessage) -> dict[str, Any]:
+    data = message.model_dump(exclude_none=True)
+    data["type"] = message.type
+    return data
+
+
+class EdgeMemoryChatMessageHistory(BaseChatMessageHistory):
+    """Chat history for one session, kept in that session's Durable Object.
+
+    Args:
+        url: The worker's base URL.
+        session_id: The conversation's id (a thread id: 1–128 of ``[A-Za-z0-9._:-]``).
+        api_key: Sent as ``x-api-key`` when given.
+        timeout: Seconds per request.
+    """
+
+    def __init__(self, url: str, session_id: str, *, api_key: str | None = None, timeout: float = 10.0) -> None:
+        if not session_id:
+            raise ValueError("EdgeMemoryChatMessageHistory needs a session_id: without one every call starts over")
+        self.session_id = str(session_id)
+        self._http = Transport(url, api_key=api_key, timeout=timeout)
+
+    @staticmethod
+    def _from_state(state: Any) -> list[BaseMessage]:
+        if not state:
+            return []
+        return convert_to_messages((state.get("values") or {}).get("messages", []))
+
+    def _update(self, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        return thread_path(self.session_id, "/state"), {
+            "values": {"messages": messages},
+            "as_node": "history",
+            "if_not_exists": "create",
+        }
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        state = self._http.request("GET", thread_path(self.session_id, "/state"), allow_404=True)
+        return self._from_state(state)
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        state = await self._http.arequest("GET", thread_path(self.session_id, "/state"), allow_404=True)
+        return self._from_state(state)
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Adds all the messages in one request."""
+        path, body = self._update([_to_wire(m) for m in messages])
+        self._http.request("POST", path, body)
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        path, body = self._update([_to_wire(m) for m in messages])
+        await self._http.arequest("POST", path, body)
+
+    def clear(self) -> None:
+        """Empties the conversation (its earlier checkpoints stay in the thread's history)."""
+        path, body = self._update([{"type": "remove", "id": _REMOVE_ALL}])
+        self._http.request("POST", path, body)
+
+    async def aclear(self) -> None:
+        path, body = self._update([{"type": "remove", "id": _REMOVE_ALL}])
+        await self._http.arequest("POST", path, body)

@@ -1,0 +1,50 @@
+"""EdgeMemorySaver against the worker in workerd, through LangGraph's official
+checkpointer conformance suite (langgraph-checkpoint-conformance, pinned)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.report import ProgressCallbacks
+
+from edge_memory import EdgeMemoryError, EdgeMemorySaver
+
+# delete_for_runs deletes across all threads; a per-thread store does not offer it.
+EXTENDED = {"copy_thread", "prune"}
+
+
+def test_langgraph_conformance_suite(worker):
+    @checkpointer_test(name="EdgeMemorySaver")
+    async def edge_memory_saver():
+        yield EdgeMemorySaver(worker.url)
+
+    report = asyncio.run(validate(edge_memory_saver, progress=ProgressCallbacks.verbose()))
+    report.print_report()
+    summary = report.to_dict()
+    print(json.dumps(summary, indent=2, default=str))
+    assert report.passed_all_base(), "every base capability must pass"
+    capabilities = summary["capabilities"] if "capabilities" in summary else summary["results"]
+    base_tests = sum(capabilities[c]["tests_passed"] for c in ("put", "put_writes", "get_tuple", "list", "delete_thread"))
+    assert base_tests == 58, f"langgraph-checkpoint-conformance 0.0.2 has 58 base tests, {base_tests} passed"
+    for capability in EXTENDED:
+        result = capabilities[capability]
+        assert result["passed"] is True and result["tests_failed"] == 0, f"{capability}: {result}"
+
+
+def test_missing_thread_id_raises_before_any_request():
+    saver = EdgeMemorySaver("http://127.0.0.1:9")  # nothing listens: a request would fail differently
+    with pytest.raises(ValueError, match="thread_id"):
+        saver.get_tuple({"configurable": {}})
+    with pytest.raises(ValueError, match="thread_id"):
+        list(saver.list({"configurable": {"checkpoint_ns": ""}}))
+
+
+def test_server_errors_are_raised_not_swallowed(worker):
+    saver = EdgeMemorySaver(worker.url)
+    with pytest.raises(EdgeMemoryError) as err:
+        saver.get_tuple({"configurable": {"thread_id": "bad id with spaces"}})
+    assert err.value.status == 422
+    assert "thread_id" in str(err.value)
