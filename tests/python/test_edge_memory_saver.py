@@ -48,3 +48,38 @@ def test_server_errors_are_raised_not_swallowed(worker):
         saver.get_tuple({"configurable": {"thread_id": "bad id with spaces"}})
     assert err.value.status == 422
     assert "thread_id" in str(err.value)
+
+
+def test_bad_input_is_refused_and_changes_nothing(worker):
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    saver = EdgeMemorySaver(worker.url, retries=0)
+    config = {"configurable": {"thread_id": "bad-input-thread", "checkpoint_ns": ""}}
+    good = empty_checkpoint()
+    good["channel_values"] = {"messages": ["hello"]}
+    good["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+    stored = saver.put(config, good, {"source": "input", "step": -1}, dict(good["channel_versions"]))
+    before = saver.get_tuple(stored)
+    assert before.checkpoint["channel_values"] == {"messages": ["hello"]}
+
+    # An oversized channel value: 413 with the limit, nothing stored.
+    big = empty_checkpoint()
+    big["channel_values"] = {"messages": ["x" * (3 * 1024 * 1024)]}
+    big["channel_versions"] = {"messages": saver.get_next_version(good["channel_versions"]["messages"], None)}
+    with pytest.raises(EdgeMemoryError) as err:
+        saver.put(stored, big, {"source": "loop", "step": 0}, dict(big["channel_versions"]))
+    assert err.value.status == 413 and "limit" in err.value.detail
+
+    # Wrong types in the wire body: 422 naming the field.
+    with pytest.raises(EdgeMemoryError) as err:
+        saver._http.request("POST", "/threads/bad-input-thread/saver/put", {"checkpoint_id": 5})
+    assert err.value.status == 422 and "put" in err.value.detail
+
+    # An unknown checkpoint id reads as None (LangGraph's contract), not as the head.
+    unknown = {"configurable": {"thread_id": "bad-input-thread", "checkpoint_ns": "", "checkpoint_id": "nope"}}
+    assert saver.get_tuple(unknown) is None
+
+    after = saver.get_tuple({"configurable": {"thread_id": "bad-input-thread", "checkpoint_ns": ""}})
+    assert after.config == before.config
+    assert after.checkpoint["channel_values"] == before.checkpoint["channel_values"]
+    assert len(list(saver.list(config))) == 1
