@@ -13,6 +13,17 @@
 //! - pending writes are keyed by `(checkpoint, task_id, idx)`: a retried `put_writes` is
 //!   a no-op, except for the special channels (errors, interrupts; negative `idx`),
 //!   which are replaced, as LangGraph's savers do.
+//!
+//! # Message lists, stored flat
+//! LangGraph's own savers store a `MessagesState` channel as one blob of the whole list at
+//! every step, so storage grows with the square of the conversation. Here a channel whose
+//! value is a list of messages arrives as a *message list* (type [`MESSAGE_LIST_TYPE`]):
+//! the version it continues from and what changed (appended, replaced, removed message
+//! ids), each message's serialized bytes sent and stored once, keyed by id and digest.
+//! The list of every version is a set of rows `(branch, position, from_seq, to_seq)`:
+//! continuing the newest version of a branch writes only the changed rows; continuing an
+//! older version (a fork) starts a new branch with a copy of that version's rows. Reading
+//! any version is one indexed query over its branch's rows, never a replay.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -60,6 +71,13 @@ impl Typed {
     }
 }
 
+/// The blob type of a message list stored flat (the blob itself is empty).
+pub const MESSAGE_LIST_TYPE: &str = "em:message_list";
+
+/// Rows open at the newest version of a branch have this `to_seq` (2^53 - 1: it survives
+/// JavaScript numbers in Durable Object SQL).
+const OPEN: i64 = 9_007_199_254_740_991;
+
 /// A channel value to store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobIn {
@@ -67,7 +85,63 @@ pub struct BlobIn {
     pub channel: String,
     /// Its new version (as in `new_versions`).
     pub version: Value,
-    /// The value, typed.
+    /// The value, typed; for a message list, type [`MESSAGE_LIST_TYPE`] and no data.
+    #[serde(flatten)]
+    pub value: Typed,
+    /// For a message list: how it differs from a stored version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<MessageListIn>,
+}
+
+/// A message list as a change to a stored version, or whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageListIn {
+    /// The version of the same channel it changes; `None`: `ops` append the whole list.
+    #[serde(default)]
+    pub base_version: Option<Value>,
+    /// The changes, in order.
+    pub ops: Vec<ListOp>,
+}
+
+/// One change to a message list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ListOp {
+    /// A new message at the end.
+    Append {
+        /// The message id.
+        id: String,
+        /// A digest of its serialized bytes.
+        digest: String,
+        /// The serialized message.
+        #[serde(flatten)]
+        value: Typed,
+    },
+    /// A new body for a message, in place.
+    Replace {
+        /// The message id.
+        id: String,
+        /// A digest of its serialized bytes.
+        digest: String,
+        /// The serialized message.
+        #[serde(flatten)]
+        value: Typed,
+    },
+    /// The message leaves the list.
+    Remove {
+        /// The message id.
+        id: String,
+    },
+}
+
+/// One message of a list, read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListItem {
+    /// The message id.
+    pub id: String,
+    /// Its digest.
+    pub digest: String,
+    /// The serialized message.
     #[serde(flatten)]
     pub value: Typed,
 }
@@ -165,6 +239,9 @@ pub struct BlobOut {
     /// The value, typed.
     #[serde(flatten)]
     pub value: Typed,
+    /// For a message list: its messages, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ListItem>>,
 }
 
 /// A checkpoint tuple, read back.
@@ -193,7 +270,28 @@ pub struct SaverExport {
     pub puts: Vec<SaverPut>,
     /// Every task's writes.
     pub writes: Vec<SaverPutWrites>,
+    /// Message-list tables, row by row (columns after `tkey`, in table order).
+    #[serde(default)]
+    pub list_tables: Vec<(String, Vec<Vec<Value>>)>,
 }
+
+/// The message-list tables and their columns after `tkey`, for export and import.
+const LIST_TABLES: &[(&str, &[&str])] = &[
+    (
+        "em_saver_messages",
+        &["ns", "channel", "msg_id", "digest", "type", "data"],
+    ),
+    (
+        "em_saver_list_versions",
+        &["ns", "channel", "version", "branch", "seq"],
+    ),
+    (
+        "em_saver_list_rows",
+        &[
+            "ns", "channel", "branch", "pos", "from_seq", "to_seq", "msg_id", "digest",
+        ],
+    ),
+];
 
 /// A version as stored: strings as they are, other JSON values as their JSON text.
 fn version_key(version: &Value) -> String {
@@ -208,6 +306,33 @@ fn blob_bytes(value: SqlValue) -> Vec<u8> {
         SqlValue::Blob(b) => b,
         SqlValue::Text(t) => t.into_bytes(),
         _ => Vec::new(),
+    }
+}
+
+/// Blobs (bytes) travel as base64 in exports; other values as themselves.
+fn sql_to_json(value: SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        SqlValue::Blob(b) => serde_json::json!({"b64": BASE64.encode(b)}),
+    }
+}
+
+fn json_to_sql(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Number(n) => n.as_i64().map_or_else(
+            || SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+            SqlValue::Integer,
+        ),
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Object(o) => match o.get("b64").and_then(Value::as_str) {
+            Some(b64) => SqlValue::Blob(BASE64.decode(b64).unwrap_or_default()),
+            None => SqlValue::Text(value.to_string()),
+        },
+        other => SqlValue::Text(other.to_string()),
     }
 }
 
@@ -255,6 +380,10 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             ],
         )];
         for (blob, bytes) in blobs {
+            if let Some(list) = &blob.list {
+                let version = version_key(&blob.version);
+                batch.extend(self.list_put(tkey, ns, &blob.channel, &version, list)?);
+            }
             batch.push(Statement::new(
                 "INSERT OR REPLACE INTO em_saver_blobs (tkey, ns, channel, version, type, data) VALUES (?, ?, ?, ?, ?, ?)",
                 vec![
@@ -365,9 +494,15 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 let mut cols = Columns::new(found, "em_saver_blobs");
                 let kind = cols.text()?;
                 let bytes = blob_bytes(cols.next()?);
+                let items = if kind == MESSAGE_LIST_TYPE {
+                    Some(self.list_items(tkey, &row.ns, channel, &version_key(version))?)
+                } else {
+                    None
+                };
                 blobs.push(BlobOut {
                     channel: channel.clone(),
                     value: Typed::from_row(kind, &bytes),
+                    items,
                 });
             }
         }
@@ -484,6 +619,18 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                     "DELETE FROM em_saver_writes WHERE tkey = ?",
                     vec![tkey.into()],
                 ),
+                Statement::new(
+                    "DELETE FROM em_saver_messages WHERE tkey = ?",
+                    vec![tkey.into()],
+                ),
+                Statement::new(
+                    "DELETE FROM em_saver_list_versions WHERE tkey = ?",
+                    vec![tkey.into()],
+                ),
+                Statement::new(
+                    "DELETE FROM em_saver_list_rows WHERE tkey = ?",
+                    vec![tkey.into()],
+                ),
             ]);
         }
         let rows = self.saver_rows(tkey, "", vec![])?;
@@ -551,10 +698,12 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             let version = cols.text()?;
             let kind = cols.text()?;
             let bytes = blob_bytes(cols.next()?);
+            // A message list's rows travel in `list_tables`; its blob is the marker.
             blobs_by_ns.entry(ns).or_default().push(BlobIn {
                 channel,
                 version: Value::String(version),
                 value: Typed::from_row(kind, &bytes),
+                list: None,
             });
         }
         for row in rows {
@@ -610,9 +759,22 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 }),
             }
         }
+        let mut list_tables = Vec::new();
+        for (table, columns) in LIST_TABLES {
+            let rows = self.query(
+                &format!("SELECT {} FROM {table} WHERE tkey = ?", columns.join(", ")),
+                &[tkey.into()],
+            )?;
+            let rows = rows
+                .into_iter()
+                .map(|row| row.into_iter().map(sql_to_json).collect())
+                .collect();
+            list_tables.push(((*table).to_string(), rows));
+        }
         Ok(SaverExport {
             puts,
             writes: grouped,
+            list_tables,
         })
     }
 
@@ -623,6 +785,35 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         export: &SaverExport,
         now_ms: i64,
     ) -> Result<()> {
+        let tkey = self.ensure_thread_key(thread_id, now_ms)?;
+        let mut batch = Vec::new();
+        for (table, rows) in &export.list_tables {
+            let Some((table, columns)) = LIST_TABLES.iter().find(|(t, _)| t == table) else {
+                return Err(Error::invalid(
+                    "list_tables",
+                    format!("unknown table {table:?}"),
+                ));
+            };
+            let placeholders = vec!["?"; columns.len() + 1].join(", ");
+            for row in rows {
+                if row.len() != columns.len() {
+                    return Err(Error::invalid(
+                        "list_tables",
+                        format!("{table}: a row has {} columns", row.len()),
+                    ));
+                }
+                let mut params = vec![SqlValue::Integer(tkey)];
+                params.extend(row.iter().map(json_to_sql));
+                batch.push(Statement::new(
+                    format!(
+                        "INSERT OR REPLACE INTO {table} (tkey, {}) VALUES ({placeholders})",
+                        columns.join(", ")
+                    ),
+                    params,
+                ));
+            }
+        }
+        self.execute(&batch)?;
         for put in &export.puts {
             self.saver_put(thread_id, put, now_ms)?;
         }
@@ -723,5 +914,271 @@ impl SaverStore for super::memory::MemoryCheckpointer {
     }
     fn saver_import(&self, _: &ThreadId, _: &SaverExport, _: i64) -> Result<()> {
         unsupported()
+    }
+}
+
+/// Where a message sits in the list being written: its row's position and first seq.
+#[derive(Debug, Clone)]
+struct OpenRow {
+    pos: i64,
+    from_seq: i64,
+}
+
+impl<E: SqlExec> SqlCheckpointer<E> {
+    fn list_version(
+        &self,
+        tkey: i64,
+        ns: &str,
+        channel: &str,
+        version: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        let rows = self.query(
+            "SELECT branch, seq FROM em_saver_list_versions WHERE tkey = ? AND ns = ? AND channel = ? AND version = ?",
+            &[tkey.into(), ns.into(), channel.into(), version.into()],
+        )?;
+        match rows.into_iter().next() {
+            Some(row) => {
+                let mut cols = Columns::new(row, "em_saver_list_versions");
+                Ok(Some((cols.integer()?, cols.integer()?)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn list_scalar(&self, sql: &str, params: &[SqlValue]) -> Result<i64> {
+        let rows = self.query(sql, params)?;
+        Columns::new(
+            rows.into_iter().next().unwrap_or_default(),
+            "em_saver_list_rows",
+        )
+        .integer()
+    }
+
+    /// The rows of a list version: `(pos, msg_id, digest)` in order.
+    fn list_rows_at(
+        &self,
+        tkey: i64,
+        ns: &str,
+        channel: &str,
+        branch: i64,
+        seq: i64,
+    ) -> Result<Vec<(i64, String, String)>> {
+        self.query(
+            "SELECT pos, msg_id, digest FROM em_saver_list_rows
+             WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ? AND from_seq <= ? AND to_seq > ?
+             ORDER BY pos",
+            &[tkey.into(), ns.into(), channel.into(), branch.into(), seq.into(), seq.into()],
+        )?
+        .into_iter()
+        .map(|row| {
+            let mut cols = Columns::new(row, "em_saver_list_rows");
+            Ok((cols.integer()?, cols.text()?, cols.text()?))
+        })
+        .collect()
+    }
+
+    /// The messages of a stored list version, in order.
+    fn list_items(
+        &self,
+        tkey: i64,
+        ns: &str,
+        channel: &str,
+        version: &str,
+    ) -> Result<Vec<ListItem>> {
+        let (branch, seq) = self
+            .list_version(tkey, ns, channel, version)?
+            .ok_or_else(|| {
+                Error::backend(format_args!("message list {channel}@{version} is missing"))
+            })?;
+        self.query(
+            "SELECT r.msg_id, r.digest, m.type, m.data FROM em_saver_list_rows r
+             JOIN em_saver_messages m ON m.tkey = r.tkey AND m.ns = r.ns AND m.channel = r.channel
+               AND m.msg_id = r.msg_id AND m.digest = r.digest
+             WHERE r.tkey = ? AND r.ns = ? AND r.channel = ? AND r.branch = ? AND r.from_seq <= ? AND r.to_seq > ?
+             ORDER BY r.pos",
+            &[tkey.into(), ns.into(), channel.into(), branch.into(), seq.into(), seq.into()],
+        )?
+        .into_iter()
+        .map(|row| {
+            let mut cols = Columns::new(row, "em_saver_list_rows");
+            let id = cols.text()?;
+            let digest = cols.text()?;
+            let kind = cols.text()?;
+            let bytes = blob_bytes(cols.next()?);
+            Ok(ListItem {
+                id,
+                digest,
+                value: Typed::from_row(kind, &bytes),
+            })
+        })
+        .collect()
+    }
+
+    /// Statements that store `list` as `version` of `channel`: only the changed rows when
+    /// it continues the newest version of a branch; a new branch otherwise.
+    fn list_put(
+        &self,
+        tkey: i64,
+        ns: &str,
+        channel: &str,
+        version: &str,
+        list: &MessageListIn,
+    ) -> Result<Vec<Statement>> {
+        if self.list_version(tkey, ns, channel, version)?.is_some() {
+            return Ok(Vec::new()); // a retried put: already stored
+        }
+        let key = |extra: Vec<SqlValue>| {
+            let mut params: Vec<SqlValue> = vec![tkey.into(), ns.into(), channel.into()];
+            params.extend(extra);
+            params
+        };
+        let mut batch = Vec::new();
+        let base = match &list.base_version {
+            Some(v) => Some(self.list_version(tkey, ns, channel, &version_key(v))?.ok_or_else(|| Error::Conflict {
+                reason: format!(
+                    "message list base version {} of channel {channel:?} is not stored here; send the full list",
+                    version_key(v)
+                ),
+            })?),
+            None => None,
+        };
+        let continues_head = match base {
+            Some((branch, seq)) => {
+                let head = self.list_scalar(
+                    "SELECT coalesce(max(seq), 0) FROM em_saver_list_versions WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ?",
+                    &key(vec![branch.into()]),
+                )?;
+                (head == seq).then_some((branch, seq))
+            }
+            None => None,
+        };
+        // The branch and seq of the new version; on a new branch, the rows it starts with.
+        let mut copied: std::collections::HashMap<String, OpenRow> =
+            std::collections::HashMap::new();
+        let (branch, seq, mut next_pos) = match continues_head {
+            Some((branch, seq)) => {
+                let next_pos = self.list_scalar(
+                    "SELECT coalesce(max(pos), 0) + 1 FROM em_saver_list_rows WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ?",
+                    &key(vec![branch.into()]),
+                )?;
+                (branch, seq + 1, next_pos)
+            }
+            None => {
+                // The whole list, or a fork that copies its base's rows.
+                let branch = self.list_scalar(
+                    "SELECT coalesce(max(branch), 0) + 1 FROM em_saver_list_versions WHERE tkey = ? AND ns = ? AND channel = ?",
+                    &key(vec![]),
+                )?;
+                let mut next_pos = 1;
+                if let Some((from_branch, from_seq)) = base {
+                    for (pos, id, digest) in
+                        self.list_rows_at(tkey, ns, channel, from_branch, from_seq)?
+                    {
+                        batch.push(Statement::new(
+                            "INSERT INTO em_saver_list_rows (tkey, ns, channel, branch, pos, from_seq, to_seq, msg_id, digest) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                            key(vec![branch.into(), pos.into(), OPEN.into(), id.as_str().into(), digest.into()]),
+                        ));
+                        next_pos = next_pos.max(pos + 1);
+                        copied.insert(id, OpenRow { pos, from_seq: 0 });
+                    }
+                }
+                (branch, 1, next_pos)
+            }
+        };
+        let fresh_branch = continues_head.is_none();
+        // Rows this put opened or closed, over what is stored.
+        let mut local: std::collections::HashMap<String, Option<OpenRow>> =
+            std::collections::HashMap::new();
+        let open_row = |local: &std::collections::HashMap<String, Option<OpenRow>>,
+                        id: &str|
+         -> Result<Option<OpenRow>> {
+            if let Some(known) = local.get(id) {
+                return Ok(known.clone());
+            }
+            if fresh_branch {
+                return Ok(copied.get(id).cloned());
+            }
+            let rows = self.query(
+                "SELECT pos, from_seq FROM em_saver_list_rows INDEXED BY em_saver_list_by_id
+                 WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ? AND msg_id = ? AND to_seq = ?",
+                &key(vec![branch.into(), id.into(), OPEN.into()]),
+            )?;
+            match rows.into_iter().next() {
+                Some(row) => {
+                    let mut cols = Columns::new(row, "em_saver_list_rows");
+                    Ok(Some(OpenRow {
+                        pos: cols.integer()?,
+                        from_seq: cols.integer()?,
+                    }))
+                }
+                None => Ok(None),
+            }
+        };
+        let close = |row: &OpenRow| {
+            if row.from_seq == seq {
+                // Opened by this very put: no stored version ever had it.
+                Statement::new(
+                    "DELETE FROM em_saver_list_rows WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ? AND pos = ? AND from_seq = ?",
+                    key(vec![branch.into(), row.pos.into(), row.from_seq.into()]),
+                )
+            } else {
+                let mut params: Vec<SqlValue> = vec![seq.into()];
+                params.extend(key(vec![
+                    branch.into(),
+                    row.pos.into(),
+                    row.from_seq.into(),
+                ]));
+                Statement::new(
+                    "UPDATE em_saver_list_rows SET to_seq = ? WHERE tkey = ? AND ns = ? AND channel = ? AND branch = ? AND pos = ? AND from_seq = ?",
+                    params,
+                )
+            }
+        };
+        let not_in_list = |i: usize, id: &str, what: &str| Error::Conflict {
+            reason: format!("message list op {i}: message {id:?} {what}; send the full list"),
+        };
+        for (i, op) in list.ops.iter().enumerate() {
+            match op {
+                ListOp::Append { id, digest, value } | ListOp::Replace { id, digest, value } => {
+                    let existing = open_row(&local, id)?;
+                    let pos = match (matches!(op, ListOp::Append { .. }), &existing) {
+                        (true, None) => {
+                            next_pos += 1;
+                            next_pos - 1
+                        }
+                        (false, Some(row)) => {
+                            batch.push(close(row));
+                            row.pos
+                        }
+                        (true, Some(_)) => {
+                            return Err(not_in_list(i, id, "is already in the list"))
+                        }
+                        (false, None) => return Err(not_in_list(i, id, "is not in the list")),
+                    };
+                    let bytes = value.decode(&format!("list.ops[{i}].data"))?;
+                    batch.push(Statement::new(
+                        "INSERT OR IGNORE INTO em_saver_messages (tkey, ns, channel, msg_id, digest, type, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        key(vec![id.as_str().into(), digest.as_str().into(), value.kind.as_str().into(), SqlValue::Blob(bytes)]),
+                    ));
+                    batch.push(Statement::new(
+                        "INSERT INTO em_saver_list_rows (tkey, ns, channel, branch, pos, from_seq, to_seq, msg_id, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        key(vec![branch.into(), pos.into(), seq.into(), OPEN.into(), id.as_str().into(), digest.as_str().into()]),
+                    ));
+                    local.insert(id.clone(), Some(OpenRow { pos, from_seq: seq }));
+                }
+                ListOp::Remove { id } => {
+                    let Some(row) = open_row(&local, id)? else {
+                        return Err(not_in_list(i, id, "is not in the list"));
+                    };
+                    batch.push(close(&row));
+                    local.insert(id.clone(), None);
+                }
+            }
+        }
+        batch.push(Statement::new(
+            "INSERT INTO em_saver_list_versions (tkey, ns, channel, version, branch, seq) VALUES (?, ?, ?, ?, ?, ?)",
+            key(vec![version.into(), branch.into(), seq.into()]),
+        ));
+        Ok(batch)
     }
 }

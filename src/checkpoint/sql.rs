@@ -190,6 +190,42 @@ pub const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (tkey, ns, checkpoint_id, task_id, idx)
     ) WITHOUT ROWID",
     ],
+    &[
+        // Message lists of checkpointer channels, stored flat: see `checkpoint::saver`.
+        "CREATE TABLE em_saver_messages (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (tkey, ns, channel, msg_id, digest)
+    ) WITHOUT ROWID",
+        "CREATE TABLE em_saver_list_versions (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        version TEXT NOT NULL,
+        branch INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (tkey, ns, channel, version)
+    ) WITHOUT ROWID",
+        "CREATE INDEX em_saver_list_heads ON em_saver_list_versions (tkey, ns, channel, branch, seq)",
+        "CREATE TABLE em_saver_list_rows (
+        tkey INTEGER NOT NULL,
+        ns TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        branch INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        from_seq INTEGER NOT NULL,
+        to_seq INTEGER NOT NULL,
+        msg_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (tkey, ns, channel, branch, pos, from_seq)
+    ) WITHOUT ROWID",
+        "CREATE INDEX em_saver_list_by_id ON em_saver_list_rows (tkey, ns, channel, branch, msg_id, to_seq)",
+    ],
 ];
 
 const SCHEMA_TABLE: &str =
@@ -937,6 +973,9 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             Statement::new("DELETE FROM em_saver_checkpoints WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_saver_blobs WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_saver_writes WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_messages WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_list_versions WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new("DELETE FROM em_saver_list_rows WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_threads WHERE tkey = ?", vec![tkey.into()]),
         ])
     }

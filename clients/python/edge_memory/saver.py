@@ -7,16 +7,26 @@ another worker process or another pod sees the same conversation.
 Channel values go through the saver's `serde` (`dumps_typed`) and are stored as the
 opaque `(type, bytes)` it produced, so any LangGraph state round-trips. A put sends only
 the channels in `new_versions`; one request per saver call.
+
+A channel holding a list of messages (`MessagesState`'s `messages`) is sent as a message
+list: each message serialized on its own, and, in the steady state, only what changed
+since the version this saver last stored or read for the thread (appended, replaced,
+removed ids). The worker stores each message once, so bytes per turn stay flat. If the
+worker does not have that version (another process wrote since, or it was pruned), the
+put is sent again with the whole list, which the worker de-duplicates.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -30,7 +40,22 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from edge_memory._http import Transport, thread_path
+from edge_memory._http import EdgeMemoryError, Transport, thread_path
+
+MESSAGE_LIST_TYPE = "em:message_list"
+
+# What this saver last stored or read of a message list: (thread, ns, channel) ->
+# (version, [(message id, digest), ...]).
+_ListKey = tuple[str, str, str]
+_ListState = tuple[Any, list[tuple[str, str]]]
+
+
+def _is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, BaseMessage) and m.id for m in value)
+
+
+def _digest(kind: str, data: bytes) -> str:
+    return hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()[:32]
 
 
 def _b64(data: bytes) -> str:
@@ -89,8 +114,44 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._http = Transport(url, api_key=api_key, timeout=timeout, retries=retries)
+        self._lists: dict[_ListKey, _ListState] = {}
+        self._lists_lock = threading.Lock()
 
     # -- request bodies and responses ------------------------------------------------
+
+    def _list_blob(
+        self, key: _ListKey, version: Any, messages: list[BaseMessage], *, full: bool
+    ) -> tuple[dict[str, Any], _ListState]:
+        """A message list as a change to what the worker has, or whole."""
+        items = []
+        for message in messages:
+            kind, data = self.serde.dumps_typed(message)
+            items.append((message.id, _digest(kind, data), {"type": kind, "data": _b64(data)}))
+        entries = [(mid, digest) for mid, digest, _ in items]
+        with self._lists_lock:
+            known = None if full else self._lists.get(key)
+        ops: list[dict[str, Any]] | None = None
+        base_version = None
+        if known is not None:
+            base_version, base_entries = known
+            ids = {mid for mid, _ in entries}
+            kept = [(mid, digest) for mid, digest in base_entries if mid in ids]
+            # Only "remove some, change some in place, append at the end" is a delta.
+            if [mid for mid, _ in kept] == [mid for mid, _ in entries[: len(kept)]]:
+                ops = [{"op": "remove", "id": mid} for mid, _ in base_entries if mid not in ids]
+                for (mid, old), (_, new, value) in zip(kept, items[: len(kept)]):
+                    if old != new:
+                        ops.append({"op": "replace", "id": mid, "digest": new, **value})
+                ops += [{"op": "append", "id": mid, "digest": d, **value} for mid, d, value in items[len(kept) :]]
+        if ops is None:
+            base_version = None
+            ops = [{"op": "append", "id": mid, "digest": d, **value} for mid, d, value in items]
+        blob = {"type": MESSAGE_LIST_TYPE, "data": "", "list": {"base_version": base_version, "ops": ops}}
+        return blob, (version, entries)
+
+    def _remember_lists(self, states: dict[_ListKey, _ListState]) -> None:
+        with self._lists_lock:
+            self._lists.update(states)
 
     def _put_body(
         self,
@@ -98,19 +159,25 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> tuple[str, str, dict[str, Any]]:
+        *,
+        full_lists: bool = False,
+    ) -> tuple[str, str, dict[str, Any], dict[_ListKey, _ListState]]:
         thread_id = _thread_id(config, "put")
         checkpoint_ns = config["configurable"].get("checkpoint_ns", "")
         stripped = dict(checkpoint)
         values: dict[str, Any] = stripped.pop("channel_values", {})  # type: ignore[misc]
-        blobs = [
-            {
-                "channel": channel,
-                "version": version,
-                **(_typed(self.serde.dumps_typed(values[channel])) if channel in values else {"type": "empty", "data": ""}),
-            }
-            for channel, version in new_versions.items()
-        ]
+        blobs = []
+        lists: dict[_ListKey, _ListState] = {}
+        for channel, version in new_versions.items():
+            value = values.get(channel)
+            if channel not in values:
+                typed: dict[str, Any] = {"type": "empty", "data": ""}
+            elif _is_message_list(value):
+                key = (thread_id, checkpoint_ns, channel)
+                typed, lists[key] = self._list_blob(key, version, value, full=full_lists)
+            else:
+                typed = _typed(self.serde.dumps_typed(value))
+            blobs.append({"channel": channel, "version": version, **typed})
         full_metadata = get_checkpoint_metadata(config, metadata)
         body = {
             "checkpoint_ns": checkpoint_ns,
@@ -122,7 +189,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
             "metadata_typed": _typed(self.serde.dumps_typed(full_metadata)),
             "blobs": blobs,
         }
-        return thread_id, checkpoint_ns, body
+        return thread_id, checkpoint_ns, body, lists
 
     def _writes_body(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -143,14 +210,21 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         }
         return thread_id, body
 
-    def _tuple(self, thread_id: str, raw: dict[str, Any]) -> CheckpointTuple:
+    def _tuple(self, thread_id: str, raw: dict[str, Any], *, remember: bool = False) -> CheckpointTuple:
         checkpoint = self.serde.loads_typed(_untyped(raw["checkpoint"]))
-        checkpoint["channel_values"] = {
-            blob["channel"]: self.serde.loads_typed(_untyped(blob))
-            for blob in raw["blobs"]
-            if blob["type"] != "empty"
-        }
         ns = raw["checkpoint_ns"]
+        values: dict[str, Any] = {}
+        for blob in raw["blobs"]:
+            if blob["type"] == MESSAGE_LIST_TYPE:
+                items = blob.get("items") or []
+                values[blob["channel"]] = [self.serde.loads_typed(_untyped(item)) for item in items]
+                if remember:
+                    version = checkpoint["channel_versions"].get(blob["channel"])
+                    entries = [(item["id"], item["digest"]) for item in items]
+                    self._remember_lists({(thread_id, ns, blob["channel"]): (version, entries)})
+            elif blob["type"] != "empty":
+                values[blob["channel"]] = self.serde.loads_typed(_untyped(blob))
+        checkpoint["channel_values"] = values
         parent = raw.get("parent_checkpoint_id")
         return CheckpointTuple(
             config={"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": raw["checkpoint_id"]}},
@@ -196,7 +270,8 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, body = self._get_body(config)
         raw = self._http.request("POST", thread_path(thread_id, "/saver/get"), body)
-        return self._tuple(thread_id, raw) if raw else None
+        # The newest checkpoint's lists are what the next put will most likely extend.
+        return self._tuple(thread_id, raw, remember=body["checkpoint_id"] is None) if raw else None
 
     def list(
         self,
@@ -217,8 +292,16 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id, ns, body = self._put_body(config, checkpoint, metadata, new_versions)
-        self._http.request("POST", thread_path(thread_id, "/saver/put"), body)
+        thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
+        path = thread_path(thread_id, "/saver/put")
+        try:
+            self._http.request("POST", path, body)
+        except EdgeMemoryError as err:
+            if not (err.status == 409 and "send the full list" in err.detail):
+                raise
+            thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
+            self._http.request("POST", path, body)
+        self._remember_lists(lists)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     def put_writes(
@@ -245,7 +328,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, body = self._get_body(config)
         raw = await self._http.arequest("POST", thread_path(thread_id, "/saver/get"), body)
-        return self._tuple(thread_id, raw) if raw else None
+        return self._tuple(thread_id, raw, remember=body["checkpoint_id"] is None) if raw else None
 
     async def alist(
         self,
@@ -266,8 +349,16 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id, ns, body = self._put_body(config, checkpoint, metadata, new_versions)
-        await self._http.arequest("POST", thread_path(thread_id, "/saver/put"), body)
+        thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
+        path = thread_path(thread_id, "/saver/put")
+        try:
+            await self._http.arequest("POST", path, body)
+        except EdgeMemoryError as err:
+            if not (err.status == 409 and "send the full list" in err.detail):
+                raise
+            thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
+            await self._http.arequest("POST", path, body)
+        self._remember_lists(lists)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(
