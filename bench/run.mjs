@@ -174,6 +174,26 @@ async function throughput(url) {
   };
 }
 
+function summarizeSaver(g) {
+  const band = Math.min(10, Math.floor(g.turns / 4));
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  const early = (xs) => median(xs.slice(0, band));
+  const late = (xs) => median(xs.slice(-band));
+  return {
+    turns: g.turns,
+    band,
+    storedEarly: early(g.ours.stored),
+    storedLate: late(g.ours.stored),
+    sentEarly: early(g.ours.sent),
+    sentLate: late(g.ours.sent),
+    requestsPerTurn: median(g.ours.requests),
+    storedTotal: sum(g.ours.stored),
+    sqliteStoredEarly: early(g.sqlite.stored),
+    sqliteStoredLate: late(g.sqlite.stored),
+    sqliteStoredTotal: sum(g.sqlite.stored),
+  };
+}
+
 function bundle() {
   const wasm = readFileSync(join(ROOT, 'build/index_bg.wasm'));
   const js = readFileSync(join(ROOT, 'build/index.js'));
@@ -199,6 +219,12 @@ async function main() {
     const wake = await wakeCost(persistDir, worker.port, cost.thread, worker);
     worker = wake.worker;
     const tput = await throughput(worker.url);
+    const saverTurns = smoke ? 20 : 200;
+    const saverRun = spawnSync(join(ROOT, '.venv/bin/python'), [
+      join(ROOT, 'bench/saver_growth.py'), '--url', worker.url, '--turns', String(saverTurns),
+    ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (saverRun.status !== 0) throw new Error(`saver bench failed:\n${saverRun.stderr}`);
+    const saverGrowth = JSON.parse(saverRun.stdout);
     const sampleTurns = [...new Set([...cost.storageCurve.map(([t]) => t).filter((t) => t > 0), ...cost.early.map((t) => t - 1)])];
     const theirs = langgraph(sampleTurns);
     const theirDelta = (t) => theirs.bytes_at[t] - theirs.bytes_at[t - 1];
@@ -227,6 +253,7 @@ async function main() {
         storageCurve: cost.storageCurve,
       },
       wake: wake.result,
+      saver: summarizeSaver(saverGrowth),
       throughput: tput,
       bundle: bundle(),
       langgraph: {
@@ -279,12 +306,18 @@ function report(r) {
   console.log(`throughput: ${r.throughput.clients} clients on ${r.throughput.clients} threads, ${r.throughput.turns} turns: ${fmt(r.throughput.turnsPerSecond, 1)} turns/s, p50 ${fmt(r.throughput.p50)} ms, p99 ${fmt(r.throughput.p99)} ms`);
   console.log(`bundle: wasm ${r.bundle.wasmBytes} bytes raw, ${r.bundle.wasmGzipBytes} gzip; JS glue ${r.bundle.jsBytes} bytes`);
   console.log(`ours / LangGraph: turn cost at the end ${fmt(o.workerMsLate / l.turnMsLate, 3)} (worker ms / invoke ms), bytes per turn at the end ${fmt(o.bytesPerTurnLate / l.bytesPerTurnLate, 4)}`);
+  const sv = r.saver;
+  console.log(`\nLangGraph MessagesState, ${sv.turns} turns (turns 1–${sv.band} vs ${sv.turns - sv.band + 1}–${sv.turns}, medians per turn):`);
+  console.log(`  EdgeMemorySaver: stored ${fmt(sv.storedEarly, 0)} → ${fmt(sv.storedLate, 0)} bytes, sent ${fmt(sv.sentEarly, 0)} → ${fmt(sv.sentLate, 0)} bytes, ${sv.requestsPerTurn} HTTP requests per turn; total stored ${sv.storedTotal}`);
+  console.log(`  SqliteSaver:     stored ${fmt(sv.sqliteStoredEarly, 0)} → ${fmt(sv.sqliteStoredLate, 0)} bytes; total stored ${sv.sqliteStoredTotal}`);
   console.log(`machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB`);
   console.log('');
   const budget = (ok, text) => console.log(`${ok ? 'PASS' : 'FAIL'}: ${text}`);
   budget(o.workerMsLate <= 1.3 * o.workerMsEarly, `worker time per turn at the end within 1.3× of the start (${fmt(o.workerMsLate / o.workerMsEarly, 2)}×)`);
   budget(o.bytesPerTurnLate <= 1.1 * o.bytesPerTurnEarly, `bytes written per turn at the end within 1.1× of the start (${fmt(o.bytesPerTurnLate / o.bytesPerTurnEarly, 2)}×)`);
   budget(o.totalLogicalBytes <= 2 * o.rawContentBytes, `storage after ${TURNS} turns at most 2× the raw message content (${fmt(o.totalLogicalBytes / o.rawContentBytes, 2)}×)`);
+  budget(sv.storedLate <= 1.1 * sv.storedEarly, `EdgeMemorySaver bytes stored per turn, late within 1.1× of early (${fmt(sv.storedLate / sv.storedEarly, 2)}×)`);
+  budget(sv.sentLate <= 1.1 * sv.sentEarly, `EdgeMemorySaver bytes sent per turn, late within 1.1× of early (${fmt(sv.sentLate / sv.sentEarly, 2)}×)`);
   budget(r.bundle.wasmGzipBytes < 400 * 1024, `release wasm gzip under 400 KB (${(r.bundle.wasmGzipBytes / 1024).toFixed(1)} KB)`);
   if (smoke) console.log('(smoke run: budgets are printed, not meant to hold at this size)');
 }

@@ -360,7 +360,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                  WHEN abs({col}) < 2147483648 THEN 4 WHEN abs({col}) < 140737488355328 THEN 6 ELSE 8 END)"
             )
         }
-        let tables: [(&str, Vec<&str>, Vec<&str>); 4] = [
+        let tables: [(&str, Vec<&str>, Vec<&str>); 10] = [
             (
                 "em_threads",
                 vec!["tkey", "created_at", "updated_at", "live_ckey"],
@@ -373,12 +373,64 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             ),
             ("em_messages", vec!["seq", "ckey", "op"], vec!["body"]),
             ("em_live", vec!["tkey", "pos", "id_hash", "seq"], vec![]),
+            (
+                "em_saver_checkpoints",
+                vec!["tkey"],
+                vec![
+                    "ns",
+                    "checkpoint_id",
+                    "parent_id",
+                    "checkpoint_type",
+                    "checkpoint",
+                    "channel_versions",
+                    "metadata",
+                    "metadata_type",
+                    "metadata_typed",
+                ],
+            ),
+            (
+                "em_saver_blobs",
+                vec!["tkey"],
+                vec!["ns", "channel", "version", "type", "data"],
+            ),
+            (
+                "em_saver_writes",
+                vec!["tkey", "idx"],
+                vec![
+                    "ns",
+                    "checkpoint_id",
+                    "task_id",
+                    "channel",
+                    "type",
+                    "data",
+                    "task_path",
+                ],
+            ),
+            (
+                "em_saver_messages",
+                vec!["tkey"],
+                vec!["ns", "channel", "msg_id", "digest", "type", "data"],
+            ),
+            (
+                "em_saver_list_versions",
+                vec!["tkey", "branch", "seq"],
+                vec!["ns", "channel", "version"],
+            ),
+            (
+                "em_saver_list_rows",
+                vec!["tkey", "branch", "pos", "from_seq", "to_seq"],
+                vec!["ns", "channel", "msg_id", "digest"],
+            ),
         ];
         let mut out = Map::new();
         for (table, ints, texts) in tables {
             let columns = ints.len() + texts.len();
             let mut terms: Vec<String> = ints.iter().map(|c| int(c)).collect();
-            terms.extend(texts.iter().map(|c| format!("length(CAST({c} AS BLOB))")));
+            terms.extend(
+                texts
+                    .iter()
+                    .map(|c| format!("coalesce(length(CAST({c} AS BLOB)), 0)")),
+            );
             let bytes = format!("{} + {}", columns + 1 + 4, terms.join(" + "));
             let rows = self.query(
                 &format!("SELECT count(*), coalesce(sum({bytes}), 0) FROM {table}"),
