@@ -26,6 +26,17 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
    || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
 # Python: the clients the end-to-end tests drive (langgraph-sdk, RemoteGraph) and the
 # benchmark's baseline and plots (SqliteSaver, matplotlib), pinned, in one venv.
 if [ ! -x .venv/bin/python ]; then

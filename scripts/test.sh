@@ -24,6 +24,7 @@ stage cargo-test     cargo test --locked
 stage wasm-pack-test wasm-pack --log-level warn test --node
 stage build-worker   bash scripts/build-worker.sh
 stage e2e-workerd    "$NODE22" --test --test-concurrency=1 tests/e2e/*.test.mjs
+stage browser        "$NODE22" --test --test-concurrency=1 tests/browser/*.test.mjs
 stage e2e-python     .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
 # A short run of the benchmark so it does not rot; its budgets are for `make bench`.
 stage bench-smoke    "$NODE22" bench/run.mjs --smoke

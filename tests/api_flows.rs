@@ -18,6 +18,7 @@ fn info() -> ServerInfo {
     ServerInfo {
         backend: "test".into(),
         model: "memory-demo".into(),
+        dev_mode: false,
     }
 }
 

@@ -57,6 +57,7 @@ fn concurrent_runs_on_one_thread_reject_the_second() {
     let info = ServerInfo {
         backend: "test".into(),
         model: "slow".into(),
+        dev_mode: false,
     };
     let run = |thread: &str| {
         HttpRequest::json(

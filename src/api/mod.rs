@@ -213,6 +213,8 @@ pub struct ServerInfo {
     pub backend: String,
     /// The model's name.
     pub model: String,
+    /// Whether dev-only routes (`/__dev/*`) are on.
+    pub dev_mode: bool,
 }
 
 /// Where thread calls go and where the thread index lives.

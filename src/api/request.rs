@@ -229,6 +229,7 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
             "storage_backend": info.backend,
             "model": info.model,
             "assistant_id": ASSISTANT_ID,
+            "dev_mode": info.dev_mode,
             "flags": {"assistants": true, "crons": false, "langsmith": false},
         })),
         ("GET", ["assistants", id]) => {

@@ -95,6 +95,7 @@ impl EdgeConfig {
         ServerInfo {
             backend: self.backend.name().to_string(),
             model: "memory-demo".to_string(),
+            dev_mode: self.dev_mode,
         }
     }
 }
@@ -130,6 +131,18 @@ async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
             String::new(),
         )
         .await;
+    }
+    if let Some(thread) = http.path.strip_prefix("/__dev/cold-start/") {
+        if config.dev_mode && http.method == "POST" {
+            let thread_id = crate::thread::ThreadId::parse(thread)?;
+            // The object answers, then aborts itself: its next request starts a fresh
+            // instance that knows only what storage holds.
+            call_object(env, thread_id.as_str(), "/dev/abort", String::new()).await?;
+            return Ok(HttpResponse::ok(json!({
+                "cold_start": true,
+                "thread_id": thread_id.as_str(),
+            })));
+        }
     }
     if let Some(thread) = http.path.strip_prefix("/__dev/storage/") {
         if config.dev_mode && http.method == "GET" {
@@ -289,6 +302,10 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
 pub struct ThreadObject {
     store: SqlCheckpointer<DoSql>,
     runs: RunGate,
+    /// The runtime's object state, for `abort()` (dev-only cold starts).
+    raw_state: worker::worker_sys::DurableObjectState,
+    /// A random id of this instance: it changes when the object starts cold.
+    instance: String,
 }
 
 impl DurableObject for ThreadObject {
@@ -298,6 +315,8 @@ impl DurableObject for ThreadObject {
         ThreadObject {
             store: SqlCheckpointer::new(DoSql::new(state.storage())),
             runs: RunGate::new(),
+            raw_state: state._inner(),
+            instance: crate::runtime::uuid_v4(&SystemEntropy),
         }
     }
 
@@ -310,6 +329,7 @@ impl DurableObject for ThreadObject {
             "/index/search" => self.index_search(&body).await,
             "/dev/conformance" => self.conformance().await,
             "/dev/storage" => self.storage_stats(),
+            "/dev/abort" => self.abort(),
             other => HttpResponse::error(&Error::backend(format_args!(
                 "thread object has no route {other}"
             ))),
@@ -347,6 +367,27 @@ impl ThreadObject {
         }
     }
 
+    /// `ctx.abort()`: drops this instance (its memory) the way an eviction or a cold start
+    /// would; storage is untouched. Scheduled with a plain JavaScript timer after this
+    /// response, so the abort never unwinds through a request that is still in Rust.
+    fn abort(&self) -> HttpResponse {
+        use wasm_bindgen::JsCast;
+        let raw: &wasm_bindgen::JsValue = self.raw_state.as_ref();
+        let global = js_sys::global();
+        let result = js_sys::Reflect::get(raw, &"abort".into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+            .and_then(|abort| {
+                let bound = abort.bind1(raw, &"cold start requested (DEV_MODE)".into());
+                let set_timeout: js_sys::Function =
+                    js_sys::Reflect::get(&global, &"setTimeout".into())?.dyn_into()?;
+                set_timeout.call2(&global, &bound, &0.into())
+            });
+        match result {
+            Ok(_) => HttpResponse::no_content(),
+            Err(e) => HttpResponse::error(&Error::backend(format_args!("abort failed: {e:?}"))),
+        }
+    }
+
     /// Row counters and table sizes, for `/__dev/storage/{thread}` and the benchmark.
     fn storage_stats(&self) -> HttpResponse {
         let counters = self.store.exec().counters();
@@ -354,6 +395,7 @@ impl ThreadObject {
         let (rows_read, rows_written) = (counters.rows_read.get(), counters.rows_written.get());
         let result = self.store.table_stats().map(|tables| {
             json!({
+                "instance": self.instance,
                 "rows_read": rows_read,
                 "rows_written": rows_written,
                 // Where the counters stand after this call's own scans, so a caller can
