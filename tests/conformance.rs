@@ -22,3 +22,9 @@ fn run_all_reports_every_case() {
     assert!(report.all_passed(), "{report:?}");
     assert_eq!(report.cases.len(), 16);
 }
+
+mod kv {
+    edge_memory::conformance_tests!(edge_memory::checkpoint::kv::KvCheckpointer::new(
+        edge_memory::checkpoint::kv::MemoryKv::new()
+    ));
+}

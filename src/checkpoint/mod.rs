@@ -10,6 +10,7 @@
 //! SQLite in native tests). [`conformance`] holds the one suite they all pass.
 
 pub mod conformance;
+pub mod kv;
 pub mod memory;
 pub mod saver;
 pub mod sql;
@@ -226,6 +227,14 @@ pub trait Checkpointer {
     /// afterwards and then starts empty.
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()>;
 
+    /// Whether reads see every completed write at once. An eventually consistent store
+    /// (KV) answers an unknown checkpoint id newer than its visible head with
+    /// [`Error::Conflict`] ("not visible yet") instead of [`Error::NotFound`]: it cannot
+    /// tell the two apart. The conformance suite reads this capability flag.
+    fn strongly_consistent(&self) -> bool {
+        true
+    }
+
     /// Every checkpoint of the thread with the operations it stored, oldest first: what
     /// [`put`](Checkpointer::put), replayed in order on another thread, copies exactly.
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>>;
@@ -245,13 +254,18 @@ pub trait Checkpointer {
         ids: &[&str],
     ) -> Result<Window> {
         let head = self.latest(thread_id).await?;
-        let newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
+        let mut newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
         let base = match (from, head) {
             (Some(from), head)
                 if head
                     .as_ref()
                     .is_none_or(|h| h.checkpoint.checkpoint_id != *from) =>
             {
+                // A named checkpoint newer than the listed head (a store that shows new
+                // writes late, like KV) is the head, not a fork from it.
+                if newest.as_ref().is_none_or(|n| from > n) {
+                    newest = Some(from.clone());
+                }
                 Some(self.get(thread_id, from).await?)
             }
             (_, head) => head,
