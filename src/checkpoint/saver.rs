@@ -889,11 +889,36 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
 
 fn unsupported<T>() -> Result<T> {
     Err(Error::Unsupported {
-        what: "LangGraph checkpointer storage on MEMORY_BACKEND=memory (use durable_object)".into(),
+        what: "LangGraph checkpointer storage on MEMORY_BACKEND=memory or kv (use durable_object)"
+            .into(),
     })
 }
 
 impl SaverStore for super::memory::MemoryCheckpointer {
+    fn saver_put(&self, _: &ThreadId, _: &SaverPut, _: i64) -> Result<()> {
+        unsupported()
+    }
+    fn saver_put_writes(&self, _: &ThreadId, _: &SaverPutWrites, _: i64) -> Result<()> {
+        unsupported()
+    }
+    fn saver_get(&self, _: &ThreadId, _: &str, _: Option<&str>) -> Result<Option<SaverTuple>> {
+        unsupported()
+    }
+    fn saver_list(&self, _: &ThreadId, _: &SaverList) -> Result<Vec<SaverTuple>> {
+        unsupported()
+    }
+    fn saver_prune(&self, _: &ThreadId, _: bool) -> Result<()> {
+        unsupported()
+    }
+    fn saver_export(&self, _: &ThreadId) -> Result<SaverExport> {
+        unsupported()
+    }
+    fn saver_import(&self, _: &ThreadId, _: &SaverExport, _: i64) -> Result<()> {
+        unsupported()
+    }
+}
+
+impl<K: super::kv::KvPort> SaverStore for super::kv::KvCheckpointer<K> {
     fn saver_put(&self, _: &ThreadId, _: &SaverPut, _: i64) -> Result<()> {
         unsupported()
     }

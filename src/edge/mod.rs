@@ -11,6 +11,7 @@
 //! routes (never set it in production).
 
 mod do_sql;
+mod worker_kv;
 
 use serde_json::json;
 use worker::{
@@ -25,6 +26,7 @@ use crate::api::{
 use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::Engine;
 use crate::checkpoint::conformance;
+use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
 use crate::checkpoint::{ThreadIndex, ThreadSearch};
@@ -34,6 +36,7 @@ use crate::runtime::{SystemClock, SystemEntropy};
 use crate::thread::ThreadRecord;
 
 use do_sql::DoSql;
+use worker_kv::{WorkerKv, KV_BINDING};
 
 /// The Durable Object namespace binding of [`ThreadObject`] in wrangler.toml.
 const THREADS_BINDING: &str = "THREADS";
@@ -47,6 +50,7 @@ const DEV_CONFORMANCE_OBJECT: &str = "dev/conformance";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     DurableObject,
+    Kv,
     Memory,
 }
 
@@ -54,6 +58,7 @@ impl Backend {
     fn name(self) -> &'static str {
         match self {
             Backend::DurableObject => "durable_object",
+            Backend::Kv => "kv",
             Backend::Memory => "memory",
         }
     }
@@ -71,9 +76,10 @@ impl EdgeConfig {
         let backend = match var("MEMORY_BACKEND").as_deref() {
             None | Some("") | Some("durable_object") => Backend::DurableObject,
             Some("memory") => Backend::Memory,
+            Some("kv") => Backend::Kv,
             Some(other) => {
                 return Err(Error::backend(format_args!(
-                    "MEMORY_BACKEND={other:?} is not supported (durable_object, memory)"
+                    "MEMORY_BACKEND={other:?} is not supported (durable_object, kv, memory)"
                 )))
             }
         };
@@ -152,7 +158,9 @@ async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
     }
     let info = config.info();
     Ok(match config.backend {
-        Backend::DurableObject => {
+        // KV mode still sends each thread's calls to its Durable Object: the object
+        // serializes turns on a thread; KV is where they are stored.
+        Backend::DurableObject | Backend::Kv => {
             api::serve(&http, &info, &SystemEntropy, &DurableObjects { env }).await
         }
         Backend::Memory => {
@@ -301,6 +309,8 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
 #[durable_object]
 pub struct ThreadObject {
     store: SqlCheckpointer<DoSql>,
+    /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
+    kv: Option<KvCheckpointer<WorkerKv>>,
     runs: RunGate,
     /// The runtime's object state, for `abort()` (dev-only cold starts).
     raw_state: worker::worker_sys::DurableObjectState,
@@ -309,11 +319,21 @@ pub struct ThreadObject {
 }
 
 impl DurableObject for ThreadObject {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         // No fallible work here: a panic in a constructor kills the isolate. The schema
         // is set up lazily by the checkpointer on first use.
+        let kv_mode = matches!(
+            EdgeConfig::from_env(&env).map(|c| c.backend),
+            Ok(Backend::Kv)
+        );
+        let kv = if kv_mode {
+            env.kv(KV_BINDING).ok()
+        } else {
+            None
+        };
         ThreadObject {
             store: SqlCheckpointer::new(DoSql::new(state.storage())),
+            kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
             runs: RunGate::new(),
             raw_state: state._inner(),
             instance: crate::runtime::uuid_v4(&SystemEntropy),
@@ -341,6 +361,16 @@ impl DurableObject for ThreadObject {
     }
 }
 
+/// The engine every thread call runs on, over `store`.
+fn engine_on<C>(store: &C) -> Engine<'_, C, MemoryDemoResponder> {
+    Engine {
+        store,
+        model: &MemoryDemoResponder,
+        clock: &SystemClock,
+        entropy: &SystemEntropy,
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
     serde_json::from_str(body)
         .map_err(|e| Error::backend(format_args!("undecodable internal request: {e}")))
@@ -350,14 +380,11 @@ impl ThreadObject {
     async fn thread_call(&self, body: &str) -> HttpResponse {
         match decode::<ThreadCall>(body) {
             Ok(call) => {
-                let engine = Engine {
-                    store: &self.store,
-                    model: &MemoryDemoResponder,
-                    clock: &SystemClock,
-                    entropy: &SystemEntropy,
-                };
                 let started = precise_now_ms();
-                let response = self.runs.execute(call, &engine).await;
+                let response = match &self.kv {
+                    Some(kv) => self.runs.execute(call, &engine_on(kv)).await,
+                    None => self.runs.execute(call, &engine_on(&self.store)).await,
+                };
                 // The object's own time for the call (storage, model, response), for
                 // clients and the benchmark: `server-timing: do;dur=<ms>`.
                 let took = precise_now_ms() - started;
@@ -435,14 +462,20 @@ impl ThreadObject {
     }
 
     async fn conformance(&self) -> HttpResponse {
-        let report = conformance::run_all(&self.store).await;
+        let (backend, report) = match &self.kv {
+            Some(kv) => ("workers_kv", conformance::run_all(kv).await),
+            None => (
+                "durable_object_sql",
+                conformance::run_all(&self.store).await,
+            ),
+        };
         let cases: Vec<_> = report
             .cases
             .iter()
             .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
             .collect();
         HttpResponse::ok(json!({
-            "backend": "durable_object_sql",
+            "backend": backend,
             "passed": report.passed(),
             "total": report.cases.len(),
             "cases": cases,

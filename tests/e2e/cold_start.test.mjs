@@ -54,6 +54,13 @@ test('durable object storage remembers across a runtime SIGKILL and restart', as
   assert.equal(state.body.metadata.step, 2);
 });
 
+test('the KV backend remembers across the same restart', async () => {
+  const { second, state, firstCheckpoint } = await coldStartScenario({ MEMORY_BACKEND: 'kv' });
+  assert.match(second.body.messages.at(-1).content, /Sam/);
+  assert.equal(state.body.values.messages.length, 4);
+  assert.equal(state.body.parent_checkpoint.checkpoint_id, firstCheckpoint);
+});
+
 test('negative control: the in-memory backend forgets on the same restart', async () => {
   const { second, state } = await coldStartScenario({ MEMORY_BACKEND: 'memory' });
   assert.match(second.body.messages.at(-1).content, /don't know/);
