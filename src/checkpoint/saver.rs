@@ -894,53 +894,37 @@ fn unsupported<T>() -> Result<T> {
     })
 }
 
-impl SaverStore for super::memory::MemoryCheckpointer {
-    fn saver_put(&self, _: &ThreadId, _: &SaverPut, _: i64) -> Result<()> {
-        unsupported()
-    }
-    fn saver_put_writes(&self, _: &ThreadId, _: &SaverPutWrites, _: i64) -> Result<()> {
-        unsupported()
-    }
-    fn saver_get(&self, _: &ThreadId, _: &str, _: Option<&str>) -> Result<Option<SaverTuple>> {
-        unsupported()
-    }
-    fn saver_list(&self, _: &ThreadId, _: &SaverList) -> Result<Vec<SaverTuple>> {
-        unsupported()
-    }
-    fn saver_prune(&self, _: &ThreadId, _: bool) -> Result<()> {
-        unsupported()
-    }
-    fn saver_export(&self, _: &ThreadId) -> Result<SaverExport> {
-        unsupported()
-    }
-    fn saver_import(&self, _: &ThreadId, _: &SaverExport, _: i64) -> Result<()> {
-        unsupported()
-    }
+/// `SaverStore` for a backend without checkpointer storage: every call is `Unsupported`.
+macro_rules! no_saver_store {
+    ($ty:ty $(where $g:ident: $bound:path)?) => {
+        impl$(<$g: $bound>)? SaverStore for $ty {
+            fn saver_put(&self, _: &ThreadId, _: &SaverPut, _: i64) -> Result<()> {
+                unsupported()
+            }
+            fn saver_put_writes(&self, _: &ThreadId, _: &SaverPutWrites, _: i64) -> Result<()> {
+                unsupported()
+            }
+            fn saver_get(&self, _: &ThreadId, _: &str, _: Option<&str>) -> Result<Option<SaverTuple>> {
+                unsupported()
+            }
+            fn saver_list(&self, _: &ThreadId, _: &SaverList) -> Result<Vec<SaverTuple>> {
+                unsupported()
+            }
+            fn saver_prune(&self, _: &ThreadId, _: bool) -> Result<()> {
+                unsupported()
+            }
+            fn saver_export(&self, _: &ThreadId) -> Result<SaverExport> {
+                unsupported()
+            }
+            fn saver_import(&self, _: &ThreadId, _: &SaverExport, _: i64) -> Result<()> {
+                unsupported()
+            }
+        }
+    };
 }
 
-impl<K: super::kv::KvPort> SaverStore for super::kv::KvCheckpointer<K> {
-    fn saver_put(&self, _: &ThreadId, _: &SaverPut, _: i64) -> Result<()> {
-        unsupported()
-    }
-    fn saver_put_writes(&self, _: &ThreadId, _: &SaverPutWrites, _: i64) -> Result<()> {
-        unsupported()
-    }
-    fn saver_get(&self, _: &ThreadId, _: &str, _: Option<&str>) -> Result<Option<SaverTuple>> {
-        unsupported()
-    }
-    fn saver_list(&self, _: &ThreadId, _: &SaverList) -> Result<Vec<SaverTuple>> {
-        unsupported()
-    }
-    fn saver_prune(&self, _: &ThreadId, _: bool) -> Result<()> {
-        unsupported()
-    }
-    fn saver_export(&self, _: &ThreadId) -> Result<SaverExport> {
-        unsupported()
-    }
-    fn saver_import(&self, _: &ThreadId, _: &SaverExport, _: i64) -> Result<()> {
-        unsupported()
-    }
-}
+no_saver_store!(super::memory::MemoryCheckpointer);
+no_saver_store!(super::kv::KvCheckpointer<K> where K: super::kv::KvPort);
 
 /// Where a message sits in the list being written: its row's position and first seq.
 #[derive(Debug, Clone)]
