@@ -57,6 +57,12 @@ pub enum Error {
         /// What is not supported.
         what: String,
     },
+    /// The model provider failed (HTTP error, timeout, malformed or error stream). The
+    /// reason names the failure and is shown to clients; it never carries credentials.
+    Upstream {
+        /// What went wrong upstream.
+        reason: String,
+    },
     /// The storage or runtime failed; the reason is for logs, never for clients.
     Backend {
         /// The backend's own description of the failure.
@@ -97,6 +103,7 @@ impl Error {
             Error::Conflict { .. } => 409,
             Error::TooLarge { .. } => 413,
             Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
+            Error::Upstream { .. } => 502,
             Error::Backend { .. } => 500,
         }
     }
@@ -127,6 +134,7 @@ impl fmt::Display for Error {
                 write!(f, "Method {method} is not allowed on this path")
             }
             Error::Unsupported { what } => write!(f, "Not supported: {what}"),
+            Error::Upstream { reason } => write!(f, "Model provider failed: {reason}"),
             Error::Backend { reason } => write!(f, "storage backend failed: {reason}"),
         }
     }

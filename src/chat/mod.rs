@@ -1,6 +1,8 @@
 //! The turn engine: load the thread, apply the input, ask the model, persist.
 
+pub mod context;
 pub mod demo;
+pub mod sse;
 
 use serde_json::{json, Map, Value};
 
