@@ -57,6 +57,8 @@ pub enum Error {
         /// What is not supported.
         what: String,
     },
+    /// The request carries no valid credentials (API key). Says nothing about threads.
+    Unauthorized,
     /// The model provider failed (HTTP error, timeout, malformed or error stream). The
     /// reason names the failure and is shown to clients; it never carries credentials.
     Upstream {
@@ -98,6 +100,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest { .. } => 400,
+            Error::Unauthorized => 401,
             Error::NotFound { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
@@ -121,6 +124,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest { reason } => write!(f, "Malformed request body: {reason}"),
+            Error::Unauthorized => write!(f, "Missing or invalid API key (send it as x-api-key)"),
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason } => write!(f, "{reason}"),

@@ -19,6 +19,7 @@ fn info() -> ServerInfo {
         backend: "test".into(),
         model: "memory-demo".into(),
         dev_mode: false,
+        api_keys: Vec::new(),
     }
 }
 
@@ -195,6 +196,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
         method: "POST".into(),
         path: "/threads/t/runs/wait".into(),
         body: body.to_vec(),
+        api_key: None,
     };
     let cases: Vec<(HttpRequest, u16, &str)> = vec![
         (raw(b"{not json"), 400, "invalid JSON"),
@@ -533,5 +535,82 @@ fn stateless_runs_keep_nothing_and_assistants_exist() {
     assert_eq!(
         api.body(&api.post("/assistants/search", json!({"graph_id": "x"}))),
         json!([])
+    );
+}
+
+#[test]
+fn api_keys_guard_everything_but_ok() {
+    let store = support::sqlite_store();
+    let engine = Engine {
+        store: &store,
+        model: &MemoryDemoResponder,
+        clock: &SystemClock,
+        entropy: &SystemEntropy,
+    };
+    let info = ServerInfo {
+        api_keys: vec!["k1".into(), "k2".into()],
+        ..info()
+    };
+    let call = |req: HttpRequest| pollster::block_on(handle(&req, &info, &engine, &RunGate::new()));
+    let with_key = |mut req: HttpRequest, key: &str| {
+        req.api_key = Some(key.to_string());
+        req
+    };
+    let denied = call(HttpRequest::json(
+        "POST",
+        "/threads",
+        &json!({"thread_id": "secret-thread"}),
+    ));
+    assert_eq!(denied.status, 401);
+    let detail = denied.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("x-api-key") && !detail.contains("secret-thread"),
+        "{detail}"
+    );
+    assert_eq!(
+        call(with_key(
+            HttpRequest::empty("GET", "/threads/secret-thread"),
+            "k3"
+        ))
+        .status,
+        401
+    );
+    assert_eq!(
+        call(with_key(
+            HttpRequest::empty("GET", "/threads/secret-thread"),
+            "k"
+        ))
+        .status,
+        401
+    );
+    assert_eq!(
+        call(HttpRequest::empty("GET", "/ok")).status,
+        200,
+        "health checks need no key"
+    );
+    let created = call(with_key(
+        HttpRequest::json("POST", "/threads", &json!({"thread_id": "secret-thread"})),
+        "k2",
+    ));
+    assert_eq!(created.status, 200);
+    assert_eq!(
+        call(with_key(
+            HttpRequest::empty("GET", "/threads/secret-thread"),
+            "k1"
+        ))
+        .status,
+        200
+    );
+    // A refused request changed nothing.
+    assert_eq!(
+        call(with_key(
+            HttpRequest::json("POST", "/threads", &json!({"thread_id": "secret-thread"})),
+            "k1"
+        ))
+        .status,
+        409
     );
 }

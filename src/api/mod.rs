@@ -50,6 +50,8 @@ pub struct HttpRequest {
     pub path: String,
     /// The raw body.
     pub body: Vec<u8>,
+    /// The `x-api-key` header, if sent.
+    pub api_key: Option<String>,
 }
 
 impl HttpRequest {
@@ -59,6 +61,7 @@ impl HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
             body: body.to_string().into_bytes(),
+            api_key: None,
         }
     }
 
@@ -68,6 +71,7 @@ impl HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
             body: Vec::new(),
+            api_key: None,
         }
     }
 }
@@ -215,6 +219,34 @@ pub struct ServerInfo {
     pub model: String,
     /// Whether dev-only routes (`/__dev/*`) are on.
     pub dev_mode: bool,
+    /// Accepted API keys (`API_KEYS`); empty: no key needed (`AUTH_MODE=none`).
+    pub api_keys: Vec<String>,
+}
+
+/// Checks the request's `x-api-key` against the accepted keys. Everything but `GET /ok`
+/// needs one when keys are configured; the answer never mentions threads.
+pub fn authorize(req: &HttpRequest, api_keys: &[String]) -> Result<()> {
+    if api_keys.is_empty() || (req.method == "GET" && req.path == "/ok") {
+        return Ok(());
+    }
+    let given = req.api_key.as_deref().unwrap_or("");
+    // Compare every key in full, in time independent of where they differ.
+    let mut ok = false;
+    for key in api_keys {
+        ok |= constant_time_eq(given.as_bytes(), key.as_bytes());
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Where thread calls go and where the thread index lives.

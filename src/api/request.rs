@@ -203,6 +203,7 @@ pub fn plan(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Plan
 }
 
 fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
+    super::authorize(req, &info.api_keys)?;
     if req.body.len() > REQUEST_BODY_MAX_BYTES {
         return Err(Error::TooLarge {
             what: "request body (bytes)".into(),

@@ -68,6 +68,8 @@ impl Backend {
 struct EdgeConfig {
     backend: Backend,
     dev_mode: bool,
+    /// `API_KEYS` (a secret, or a var locally): comma-separated; none means no key needed.
+    api_keys: Vec<String>,
 }
 
 impl EdgeConfig {
@@ -91,9 +93,21 @@ impl EdgeConfig {
                 )))
             }
         }
+        let api_keys = env
+            .secret("API_KEYS")
+            .map(|s| s.to_string())
+            .ok()
+            .or_else(|| var("API_KEYS"))
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok(EdgeConfig {
             backend,
             dev_mode: var("DEV_MODE").as_deref() == Some("true"),
+            api_keys,
         })
     }
 
@@ -102,6 +116,7 @@ impl EdgeConfig {
             backend: self.backend.name().to_string(),
             model: "memory-demo".to_string(),
             dev_mode: self.dev_mode,
+            api_keys: self.api_keys.clone(),
         }
     }
 }
@@ -129,6 +144,8 @@ pub(crate) async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Resu
 async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
     let config = EdgeConfig::from_env(env)?;
     let http = read_request(&mut req).await?;
+    // Dev routes below are answered before planning: check the key here for them too.
+    api::authorize(&http, &config.api_keys)?;
     if config.dev_mode && http.path == "/__dev/conformance" && http.method == "POST" {
         return call_object(
             env,
@@ -246,10 +263,12 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
             reason: format!("body could not be read ({e})"),
         })?,
     };
+    let api_key = req.headers().get("x-api-key").ok().flatten();
     Ok(HttpRequest {
         method: req.method().to_string(),
         path,
         body,
+        api_key,
     })
 }
 
