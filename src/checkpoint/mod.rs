@@ -254,21 +254,11 @@ pub trait Checkpointer {
         ids: &[&str],
     ) -> Result<Window> {
         let head = self.latest(thread_id).await?;
-        let mut newest = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
-        let base = match (from, head) {
-            (Some(from), head)
-                if head
-                    .as_ref()
-                    .is_none_or(|h| h.checkpoint.checkpoint_id != *from) =>
-            {
-                // A named checkpoint newer than the listed head (a store that shows new
-                // writes late, like KV) is the head, not a fork from it.
-                if newest.as_ref().is_none_or(|n| from > n) {
-                    newest = Some(from.clone());
-                }
-                Some(self.get(thread_id, from).await?)
-            }
-            (_, head) => head,
+        let head_id = head.as_ref().map(|h| h.checkpoint.checkpoint_id.clone());
+        let (named, newest) = continue_from(head_id.as_ref(), from);
+        let base = match named {
+            Some(id) => Some(self.get(thread_id, id).await?),
+            None => head,
         };
         Ok(match base {
             Some(snapshot) => Window::from_state(
@@ -281,6 +271,22 @@ pub trait Checkpointer {
             None => Window::from_state(None, newest, Vec::new(), max_messages, ids),
         })
     }
+}
+
+/// Where a write continues from, given the thread's listed head and the checkpoint the
+/// caller named: the named one when it is not the head (else the head itself), and the
+/// newest id new checkpoints must exceed. A named checkpoint newer than the listed head
+/// (a store that shows new writes late, like KV) is the head, not a fork from it.
+pub(crate) fn continue_from<'a>(
+    head: Option<&CheckpointId>,
+    from: Option<&'a CheckpointId>,
+) -> (Option<&'a CheckpointId>, Option<CheckpointId>) {
+    let named = from.filter(|f| head != Some(*f));
+    let newest = match (head, named) {
+        (Some(h), Some(n)) => Some(h.max(n).clone()),
+        (h, n) => h.or(n).cloned(),
+    };
+    (named, newest)
 }
 
 /// The tail of a thread's state at one checkpoint; see [`Checkpointer::window`].

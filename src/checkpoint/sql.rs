@@ -1066,16 +1066,11 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     ) -> Result<Window> {
         let keys = self.thread_keys(thread_id)?;
         let head = self.head(thread_id, keys.tkey)?;
-        let newest = head.as_ref().map(|h| h.record.checkpoint_id.clone());
-        let base = match (from, head) {
-            (Some(from), head)
-                if head
-                    .as_ref()
-                    .is_none_or(|h| h.record.checkpoint_id != *from) =>
-            {
-                Some(self.checkpoint_by_id(thread_id, keys.tkey, from)?)
-            }
-            (_, head) => head,
+        let head_id = head.as_ref().map(|h| h.record.checkpoint_id.clone());
+        let (named, newest) = super::continue_from(head_id.as_ref(), from);
+        let base = match named {
+            Some(id) => Some(self.checkpoint_by_id(thread_id, keys.tkey, id)?),
+            None => head,
         };
         let is_live = match &base {
             Some(row) => keys.live_ckey == Some(row.ckey),

@@ -54,6 +54,11 @@ def _is_message_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(m, BaseMessage) and m.id for m in value)
 
 
+def _base_list_missing(err: EdgeMemoryError) -> bool:
+    """The worker lacks the message-list version a delta was based on: resend whole."""
+    return err.status == 409 and "send the full list" in err.detail
+
+
 def _digest(kind: str, data: bytes) -> str:
     return hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()[:32]
 
@@ -297,7 +302,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         try:
             self._http.request("POST", path, body)
         except EdgeMemoryError as err:
-            if not (err.status == 409 and "send the full list" in err.detail):
+            if not _base_list_missing(err):
                 raise
             thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
             self._http.request("POST", path, body)
@@ -354,7 +359,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         try:
             await self._http.arequest("POST", path, body)
         except EdgeMemoryError as err:
-            if not (err.status == 409 and "send the full list" in err.detail):
+            if not _base_list_missing(err):
                 raise
             thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
             await self._http.arequest("POST", path, body)
