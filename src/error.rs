@@ -65,6 +65,16 @@ pub enum Error {
         /// What went wrong upstream.
         reason: String,
     },
+    /// The model provider is rate-limiting (HTTP 429): try again later.
+    UpstreamBusy {
+        /// What the provider said, with its `retry-after` when given.
+        reason: String,
+    },
+    /// The model provider sent nothing (no headers, or no next chunk) for this long.
+    UpstreamTimeout {
+        /// How long the wait was, in milliseconds (`MODEL_TIMEOUT_MS`).
+        waited_ms: u64,
+    },
     /// The storage or runtime failed; the reason is for logs, never for clients.
     Backend {
         /// The backend's own description of the failure.
@@ -107,6 +117,8 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
             Error::Upstream { .. } => 502,
+            Error::UpstreamBusy { .. } => 503,
+            Error::UpstreamTimeout { .. } => 504,
             Error::Backend { .. } => 500,
         }
     }
@@ -139,6 +151,11 @@ impl fmt::Display for Error {
             }
             Error::Unsupported { what } => write!(f, "Not supported: {what}"),
             Error::Upstream { reason } => write!(f, "Model provider failed: {reason}"),
+            Error::UpstreamBusy { reason } => write!(f, "Model provider busy: {reason}"),
+            Error::UpstreamTimeout { waited_ms } => write!(
+                f,
+                "Model provider timed out: nothing received for {waited_ms} ms (MODEL_TIMEOUT_MS)"
+            ),
             Error::Backend { reason } => write!(f, "storage backend failed: {reason}"),
         }
     }

@@ -29,12 +29,12 @@ struct Api<C> {
 
 impl<C: Checkpointer + ThreadIndex + SaverStore> Api<C> {
     fn call(&self, req: HttpRequest) -> HttpResponse {
-        let engine = Engine {
-            store: &self.store,
-            model: &MemoryDemoResponder,
-            clock: &SystemClock,
-            entropy: &SystemEntropy,
-        };
+        let engine = Engine::new(
+            &self.store,
+            &MemoryDemoResponder,
+            &SystemClock,
+            &SystemEntropy,
+        );
         pollster::block_on(handle(&req, &info(), &engine, &RunGate::new()))
     }
 
@@ -83,7 +83,8 @@ fn two_turns_remember<C: Checkpointer + ThreadIndex + SaverStore>(api: Api<C>) {
     assert_eq!(state["checkpoint"]["checkpoint_ns"], "");
     assert!(state["parent_checkpoint"]["checkpoint_id"].is_string());
     assert_eq!(state["metadata"]["source"], "loop");
-    assert_eq!(state["metadata"]["step"], 2);
+    // Each turn stores its input, then its reply: two checkpoints.
+    assert_eq!(state["metadata"]["step"], 4);
 
     let thread = api.body(&api.get(&format!("/threads/{tid}")));
     assert_eq!(thread["metadata"]["graph_id"], "agent");
@@ -457,19 +458,23 @@ fn search_copy_patch_and_history() {
 
     api.post("/threads/b/runs/wait", say("two"));
     let history = api.body(&api.post("/threads/b/history", json!({"limit": 10})));
-    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        4,
+        "two turns: input and reply each"
+    );
     let head = history[0]["checkpoint"]["checkpoint_id"].clone();
     let before = api.body(&api.post(
         "/threads/b/history",
         json!({"before": {"checkpoint_id": head}}),
     ));
-    assert_eq!(before.as_array().unwrap().len(), 1);
+    assert_eq!(before.as_array().unwrap().len(), 3);
     let by_meta = api.body(&api.post("/threads/b/history", json!({"metadata": {"step": 1}})));
     assert_eq!(by_meta.as_array().unwrap().len(), 1);
     let copy_history = api.body(&api.post(&format!("/threads/{copy_id}/history"), json!({})));
     assert_eq!(
         copy_history.as_array().unwrap().len(),
-        1,
+        2,
         "the copy does not see later turns"
     );
 }
@@ -541,12 +546,7 @@ fn stateless_runs_keep_nothing_and_assistants_exist() {
 #[test]
 fn api_keys_guard_everything_but_ok() {
     let store = support::sqlite_store();
-    let engine = Engine {
-        store: &store,
-        model: &MemoryDemoResponder,
-        clock: &SystemClock,
-        entropy: &SystemEntropy,
-    };
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
     let info = ServerInfo {
         api_keys: vec!["k1".into(), "k2".into()],
         ..info()

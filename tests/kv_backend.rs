@@ -79,6 +79,25 @@ impl KvPort for DelayedKv {
     }
 }
 
+/// One KV namespace seen by two checkpointers: the writer, and a fresh instance (the
+/// thread's object after a cold start) that knows only what KV shows.
+struct Shared<K>(std::rc::Rc<K>);
+
+impl<K: KvPort> KvPort for Shared<K> {
+    async fn get(&self, key: &str) -> Result<Option<String>> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, value: &str) -> Result<()> {
+        self.0.put(key, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.0.delete(key).await
+    }
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KvPage> {
+        self.0.list(prefix, cursor, limit).await
+    }
+}
+
 fn turn(
     thread: &ThreadId,
     text: &str,
@@ -95,23 +114,23 @@ fn turn(
 #[test]
 fn a_named_checkpoint_not_visible_yet_is_409_never_a_stale_continuation() {
     pollster::block_on(async {
-        let store = KvCheckpointer::new(DelayedKv::new(1_000));
-        let engine = Engine {
-            store: &store,
-            model: &MemoryDemoResponder,
-            clock: &SystemClock,
-            entropy: &SystemEntropy,
-        };
+        let kv = std::rc::Rc::new(DelayedKv::new(1_000));
+        let writer = KvCheckpointer::new(Shared(kv.clone()));
         let t = ThreadId::parse("kv-thread").unwrap();
-        store
+        writer
             .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
             .await
             .unwrap();
-        let first = engine
+        // The writer reads its own writes: the reply is stored on top of the input.
+        let first = Engine::new(&writer, &MemoryDemoResponder, &SystemClock, &SystemEntropy)
             .run_turn(turn(&t, "My name is Sam", None))
             .await
             .unwrap();
         let seen = first.checkpoint.checkpoint_id.clone();
+
+        // After a cold start the object knows only what KV shows.
+        let store = KvCheckpointer::new(Shared(kv));
+        let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
 
         // The client names the checkpoint it saw; KV does not show it yet.
         let err = engine
@@ -127,15 +146,16 @@ fn a_named_checkpoint_not_visible_yet_is_409_never_a_stale_continuation() {
         assert_eq!(err.status(), 409);
 
         // Once visible, the same request continues from it, not from an older state.
-        store.kv().settle();
+        store.kv().0.settle();
         let second = engine
             .run_turn(turn(&t, "What's my name?", Some(seen.clone())))
             .await
             .unwrap();
         assert_eq!(second.reply.text(), "Your name is Sam.");
-        assert_eq!(second.checkpoint.parent_id, Some(seen));
+        let input = second.input_checkpoint.unwrap();
+        assert_eq!(input.parent_id, Some(seen));
         assert_eq!(
-            second.checkpoint.metadata["source"], "loop",
+            input.metadata["source"], "input",
             "a continuation, not a fork"
         );
     });
@@ -169,22 +189,20 @@ fn a_checkpoint_readable_before_the_listing_shows_it_is_the_head() {
                 self.0.list(prefix, cursor, limit).await
             }
         }
-        let store = KvCheckpointer::new(LaggingIndex(DelayedKv::new(1_000)));
-        let engine = Engine {
-            store: &store,
-            model: &MemoryDemoResponder,
-            clock: &SystemClock,
-            entropy: &SystemEntropy,
-        };
+        let kv = std::rc::Rc::new(LaggingIndex(DelayedKv::new(1_000)));
+        let writer = KvCheckpointer::new(Shared(kv.clone()));
         let t = ThreadId::parse("kv-lag").unwrap();
-        store
+        writer
             .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
             .await
             .unwrap();
-        let first = engine
+        let first = Engine::new(&writer, &MemoryDemoResponder, &SystemClock, &SystemEntropy)
             .run_turn(turn(&t, "My name is Sam", None))
             .await
             .unwrap();
+        // A fresh instance (after a cold start) sees only what KV lists.
+        let store = KvCheckpointer::new(Shared(kv));
+        let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
         assert!(
             store.latest(&t).await.unwrap().is_none(),
             "the listing lags"
@@ -198,11 +216,9 @@ fn a_checkpoint_readable_before_the_listing_shows_it_is_the_head() {
             .await
             .unwrap();
         assert_eq!(second.reply.text(), "Your name is Sam.");
-        assert_eq!(
-            second.checkpoint.parent_id,
-            Some(first.checkpoint.checkpoint_id)
-        );
-        assert_eq!(second.checkpoint.metadata["source"], "loop");
+        let input = second.input_checkpoint.unwrap();
+        assert_eq!(input.parent_id, Some(first.checkpoint.checkpoint_id));
+        assert_eq!(input.metadata["source"], "input");
     });
 }
 
@@ -210,12 +226,7 @@ fn a_checkpoint_readable_before_the_listing_shows_it_is_the_head() {
 fn long_threads_read_a_bounded_number_of_keys_and_big_values_split_losslessly() {
     pollster::block_on(async {
         let store = KvCheckpointer::new(CountingKv::default());
-        let engine = Engine {
-            store: &store,
-            model: &MemoryDemoResponder,
-            clock: &SystemClock,
-            entropy: &SystemEntropy,
-        };
+        let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
         let t = ThreadId::parse("kv-long").unwrap();
         store
             .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
@@ -232,12 +243,12 @@ fn long_threads_read_a_bounded_number_of_keys_and_big_values_split_losslessly() 
         let reads = store.kv().reads.get() - reads_before;
         assert!(
             reads <= edge_memory::checkpoint::kv::SNAPSHOT_EVERY as usize + 3,
-            "reading a 100-checkpoint state took {reads} reads"
+            "reading a 200-checkpoint state took {reads} reads"
         );
         assert_eq!(state.messages.len(), 200);
         assert_eq!(state.messages[0].text(), "turn 0");
         let exported = store.export_thread(&t).await.unwrap();
-        assert_eq!(exported.len(), 100);
+        assert_eq!(exported.len(), 200, "input and reply per turn");
         store.delete_thread(&t).await.unwrap();
         assert!(store.kv().inner.is_empty(), "delete removes every key");
 

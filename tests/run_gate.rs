@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use edge_memory::api::{handle, HttpRequest, RunGate, ServerInfo};
-use edge_memory::chat::{ChatModel, Engine};
+use edge_memory::chat::{ChatModel, DeltaSink, Engine, ReplyEnd};
 use edge_memory::message::Message;
 use edge_memory::runtime::{SystemClock, SystemEntropy};
 use serde_json::json;
@@ -38,21 +38,21 @@ impl ChatModel for SlowModel {
     fn name(&self) -> &str {
         "slow"
     }
-    async fn reply(&self, _messages: &[Message]) -> edge_memory::Result<String> {
+    async fn stream(
+        &self,
+        _context: &[Message],
+        sink: &dyn DeltaSink,
+    ) -> edge_memory::Result<ReplyEnd> {
         YieldOnce(false).await;
-        Ok("done".into())
+        sink.delta("done");
+        Ok(ReplyEnd::default())
     }
 }
 
 #[test]
 fn concurrent_runs_on_one_thread_reject_the_second() {
     let store = support::sqlite_store();
-    let engine = Engine {
-        store: &store,
-        model: &SlowModel,
-        clock: &SystemClock,
-        entropy: &SystemEntropy,
-    };
+    let engine = Engine::new(&store, &SlowModel, &SystemClock, &SystemEntropy);
     let gate = RunGate::new();
     let info = ServerInfo {
         backend: "test".into(),

@@ -34,12 +34,7 @@ fn reducer_replaces_by_id_on_wasm() {
 #[wasm_bindgen_test]
 async fn turn_engine_remembers_on_wasm() {
     let store = MemoryCheckpointer::new();
-    let engine = Engine {
-        store: &store,
-        model: &MemoryDemoResponder,
-        clock: &SystemClock,
-        entropy: &SystemEntropy,
-    };
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
     let t = ThreadId::generate(&SystemEntropy);
     store
         .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))

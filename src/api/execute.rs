@@ -3,18 +3,19 @@
 use serde_json::{json, Map, Value};
 
 use super::wire::{checkpoint_ref, message_chunk_json, values_json};
+use std::cell::RefCell;
+
 use super::{
-    state_json, thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest,
+    state_json, thread_json, Body, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest,
     SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
 };
-use crate::chat::{stream_chunks, ChatModel, Engine, Turn, TurnOutcome};
-use crate::checkpoint::memory::MemoryCheckpointer;
+use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, Turn};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{Checkpointer, ListQuery};
 use crate::error::{Error, Result};
 use crate::limits::LIST_LIMIT_MAX;
 use crate::message::Message;
-use crate::runtime::{uuid_v7, Clock, Entropy};
+use crate::runtime::uuid_v7;
 use crate::thread::{ThreadId, ThreadRecord};
 
 /// Executes a planned command on one thread's storage.
@@ -25,29 +26,27 @@ pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
     execute_inner(call, engine).await.into()
 }
 
-/// Runs on a fresh thread in a throwaway in-memory store: nothing is kept.
-pub async fn execute_stateless<M: ChatModel>(
+/// Runs on a throwaway thread that is deleted right after: nothing is kept. The
+/// engine's store only lends the space.
+pub async fn execute_stateless<C: Checkpointer + SaverStore, M: ChatModel>(
     mut run: RunRequest,
-    model: &M,
-    clock: &dyn Clock,
-    entropy: &dyn Entropy,
+    engine: &Engine<'_, C, M>,
 ) -> HttpResponse {
-    let store = MemoryCheckpointer::new();
-    let engine = Engine {
-        store: &store,
-        model,
-        clock,
-        entropy,
-    };
     run.if_not_exists = IfNotExists::Create;
+    let thread_id = ThreadId::generate(engine.entropy);
     let mut response = execute(
         ThreadCall {
-            thread_id: ThreadId::generate(entropy),
+            thread_id: thread_id.clone(),
             command: ThreadCommand::Run(run),
         },
-        &engine,
+        engine,
     )
     .await;
+    if let Err(err) = engine.store.delete_thread(&thread_id).await {
+        if !matches!(err, Error::NotFound { .. }) {
+            response.internal_error = Some(format!("stateless thread not deleted: {err}"));
+        }
+    }
     response.index = None;
     response
 }
@@ -112,12 +111,13 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
         ThreadCommand::UpdateState {
             ops,
             checkpoint_id,
-            as_node,
+            // Accepted for the SDKs; LangGraph 1.x no longer records the writer either.
+            as_node: _,
             if_not_exists,
         } => {
             let mut record = thread_for_write(engine, &thread_id, if_not_exists).await?;
             let checkpoint = engine
-                .update_state(&thread_id, ops, checkpoint_id.as_ref(), &as_node)
+                .update_state(&thread_id, ops, checkpoint_id.as_ref())
                 .await?;
             record.updated_at_ms = checkpoint.created_at_ms;
             Ok(HttpResponse::ok(json!({
@@ -162,7 +162,7 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             }
             Ok(HttpResponse::ok(Value::Array(states)))
         }
-        ThreadCommand::Run(run) => run_on_thread(engine, thread_id, run).await,
+        ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run).await),
         ThreadCommand::Saver(command) => saver(engine, &thread_id, command),
         ThreadCommand::Export => {
             let record = store.get_thread(&thread_id).await?;
@@ -194,27 +194,86 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
     }
 }
 
-async fn run_on_thread<C: Checkpointer, M: ChatModel>(
+/// Receives a streamed run's events as they happen.
+pub trait RunSink {
+    /// The next event of the stream.
+    fn event(&self, event: SseEvent);
+}
+
+/// Collects a run's events; the pure stand-in for a network stream.
+#[derive(Debug, Default)]
+pub struct CollectedEvents(pub RefCell<Vec<SseEvent>>);
+
+impl RunSink for CollectedEvents {
+    fn event(&self, event: SseEvent) {
+        self.0.borrow_mut().push(event);
+    }
+}
+
+/// Whether a response may still be an error status after `event` was produced: a
+/// stream is answered with its status once the reply's first piece exists; errors after
+/// that arrive as an `error` event in the stream.
+pub fn opens_stream(event: &SseEvent) -> bool {
+    event.event == "messages"
+}
+
+/// The `error` event that ends a stream whose run failed after it opened (LangGraph's
+/// shape: `{"error": <kind>, "message": <detail>}`).
+pub fn error_event(response: &HttpResponse) -> SseEvent {
+    let message = response
+        .json()
+        .and_then(|body| body.get("detail"))
+        .and_then(Value::as_str)
+        .unwrap_or("run failed")
+        .to_string();
+    let kind = match response.status {
+        502..=504 => "UpstreamError",
+        400..=499 => "ValueError",
+        _ => "InternalServerError",
+    };
+    SseEvent {
+        event: "error".into(),
+        data: json!({"error": kind, "message": message, "status": response.status}),
+    }
+}
+
+/// A run whose thread is ready: it exists (or was created as asked) and carries the
+/// graph's ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRun {
+    /// The thread.
+    pub thread_id: ThreadId,
+    /// The run.
+    pub run: RunRequest,
+    /// The run's id (UUIDv7).
+    pub run_id: String,
+    /// The thread's record, as the index should have it.
+    pub record: ThreadRecord,
+}
+
+impl PreparedRun {
+    /// Whether the run answers with an event stream (`runs/stream`).
+    pub fn is_stream(&self) -> bool {
+        self.run.stream.is_some()
+    }
+
+    /// The thread index entry after this run.
+    pub fn index_update(&self) -> IndexUpdate {
+        IndexUpdate::Upsert {
+            record: self.record.clone(),
+        }
+    }
+}
+
+/// Makes the thread ready for a run: checks or creates it and stamps the graph's ids
+/// (chat UIs list threads by them; LangGraph stamps them at the first run).
+pub async fn prepare_run<C: Checkpointer, M>(
     engine: &Engine<'_, C, M>,
     thread_id: ThreadId,
     run: RunRequest,
-) -> Result<HttpResponse> {
-    let store = engine.store;
+) -> Result<PreparedRun> {
     let mut record = thread_for_write(engine, &thread_id, run.if_not_exists).await?;
-    let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
-    // graph_id, assistant_id and thread_id are the same for every run here: they are
-    // added when a state is rendered, not stored with every checkpoint.
-    let mut metadata = run.metadata;
-    metadata.insert("run_id".into(), json!(run_id));
-    let outcome = engine
-        .run_turn(Turn {
-            thread_id: thread_id.clone(),
-            input: run.input,
-            from_checkpoint: run.checkpoint_id,
-            metadata,
-        })
-        .await?;
-    // Chat UIs list threads by these (LangGraph stamps them at the first run).
+    let now = engine.clock.now_ms();
     if !record.metadata.contains_key("graph_id") {
         record
             .metadata
@@ -222,88 +281,174 @@ async fn run_on_thread<C: Checkpointer, M: ChatModel>(
         record
             .metadata
             .insert("assistant_id".into(), json!(ASSISTANT_UUID));
-        record.updated_at_ms = outcome.checkpoint.created_at_ms;
-        store.update_thread(&record).await?;
+        record.updated_at_ms = now.max(record.updated_at_ms);
+        engine.store.update_thread(&record).await?;
     }
-    record.updated_at_ms = outcome.checkpoint.created_at_ms;
-    let wants_values = run
-        .stream
-        .as_ref()
-        .is_none_or(|modes| modes.contains(&StreamMode::Values));
-    // The whole state only when the response carries it (runs/wait, `values`): the
-    // turn itself read just its window.
-    let messages = if wants_values {
-        store
-            .latest(&thread_id)
-            .await?
-            .map(|s| s.messages)
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let response = match run.stream {
-        None => HttpResponse::ok(values_json(&messages)),
-        Some(modes) => {
-            HttpResponse::events(run_events(&thread_id, &run_id, &modes, &outcome, &messages))
-        }
-    };
-    Ok(response.with_index(IndexUpdate::Upsert { record }))
+    record.updated_at_ms = now.max(record.updated_at_ms);
+    Ok(PreparedRun {
+        thread_id,
+        run,
+        run_id: uuid_v7(now, engine.entropy),
+        record,
+    })
 }
 
-/// The events of a streamed run, in LangGraph's order: metadata, values (input
-/// applied), messages (one per chunk), updates, values (final).
-///
-/// `messages` is the final state when `values` is asked for; the state after the input
-/// is that without the reply, which the turn appended last.
-fn run_events(
-    thread_id: &ThreadId,
-    run_id: &str,
-    modes: &[StreamMode],
-    outcome: &TurnOutcome,
-    messages: &[Message],
-) -> Vec<SseEvent> {
-    let event = |name: &str, data: Value| SseEvent {
-        event: name.to_string(),
-        data,
-    };
-    let mut events = vec![event("metadata", json!({"run_id": run_id, "attempt": 1}))];
-    if modes.contains(&StreamMode::Values) {
-        let input_state = messages
-            .strip_suffix(std::slice::from_ref(&outcome.reply))
-            .unwrap_or(messages);
-        events.push(event("values", values_json(input_state)));
+/// Runs a prepared run, sending a streamed run's events to `sink` as they happen:
+/// metadata, values (input applied), messages (one per piece of the reply, then one
+/// with how it ended), updates, values (final). Answers the final response: the final
+/// values for `runs/wait`; for `runs/stream` an empty event stream (the events went to
+/// the sink), or the error.
+pub async fn finish_run<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    prepared: PreparedRun,
+    sink: &dyn RunSink,
+) -> HttpResponse {
+    let index = prepared.index_update();
+    let stream = prepared.is_stream();
+    match run_turn_events(engine, prepared, sink).await {
+        Ok(_) if stream => HttpResponse::events(Vec::new()).with_index(index),
+        Ok(messages) => HttpResponse::ok(values_json(&messages)).with_index(index),
+        Err(err) => HttpResponse::error(&err),
     }
-    if modes.contains(&StreamMode::MessagesTuple) {
-        let step = outcome.checkpoint.step();
-        let meta = json!({
-            "langgraph_node": "agent",
-            "langgraph_step": step,
-            "langgraph_triggers": ["branch:to:agent"],
-            "langgraph_path": ["__pregel_pull", "agent"],
-            "graph_id": ASSISTANT_ID,
-            "assistant_id": ASSISTANT_UUID,
-            "thread_id": thread_id.as_str(),
-            "run_id": run_id,
-            "run_attempt": 1,
+}
+
+/// Sends a streamed run's `messages` events as the reply grows.
+struct MessageEvents<'a> {
+    sink: &'a dyn RunSink,
+    reply_id: String,
+    meta: Value,
+}
+
+impl DeltaSink for MessageEvents<'_> {
+    fn delta(&self, text: &str) {
+        let chunk = message_chunk_json(&self.reply_id, text, None);
+        self.sink.event(SseEvent {
+            event: "messages".into(),
+            data: json!([chunk, self.meta]),
         });
-        let text = outcome.reply.text();
-        let chunks = stream_chunks(&text);
-        let last = chunks.len().saturating_sub(1);
-        for (i, chunk) in chunks.iter().enumerate() {
-            let chunk = message_chunk_json(&outcome.reply.id, chunk, i == last);
-            events.push(event("messages", json!([chunk, meta])));
+    }
+}
+
+async fn run_turn_events<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    prepared: PreparedRun,
+    sink: &dyn RunSink,
+) -> Result<Vec<Message>> {
+    let PreparedRun {
+        thread_id,
+        run,
+        run_id,
+        ..
+    } = prepared;
+    let streaming = run.stream.is_some();
+    let modes = run.stream.unwrap_or_default();
+    let emit = |name: &str, data: Value| {
+        sink.event(SseEvent {
+            event: name.to_string(),
+            data,
+        })
+    };
+    if streaming {
+        emit("metadata", json!({"run_id": run_id, "attempt": 1}));
+    }
+    // graph_id, assistant_id and thread_id are the same for every run here: they are
+    // added when a state is rendered, not stored with every checkpoint.
+    let mut metadata = run.metadata;
+    metadata.insert("run_id".into(), json!(run_id));
+    let stored = engine
+        .store_input(Turn {
+            thread_id: thread_id.clone(),
+            input: run.input,
+            from_checkpoint: run.checkpoint_id,
+            metadata,
+        })
+        .await?;
+    // The whole state only when the response carries it (runs/wait, `values`): the
+    // turn itself reads just its window.
+    let wants_values = !streaming || modes.contains(&StreamMode::Values);
+    let mut messages = match (&stored.base, wants_values) {
+        (Some(base), true) => {
+            engine
+                .store
+                .get(&thread_id, &base.checkpoint_id)
+                .await?
+                .messages
         }
+        _ => Vec::new(),
+    };
+    if modes.contains(&StreamMode::Values) {
+        emit("values", values_json(&messages));
+    }
+    let meta = json!({
+        "langgraph_node": "agent",
+        "langgraph_step": stored.reply_step,
+        "langgraph_triggers": ["branch:to:agent"],
+        "langgraph_path": ["__pregel_pull", "agent"],
+        "graph_id": ASSISTANT_ID,
+        "assistant_id": ASSISTANT_UUID,
+        "thread_id": thread_id.as_str(),
+        "run_id": run_id,
+        "run_attempt": 1,
+    });
+    let tuples = modes.contains(&StreamMode::MessagesTuple);
+    let deltas = MessageEvents {
+        sink,
+        reply_id: stored.reply_id.clone(),
+        meta,
+    };
+    let outcome = engine
+        .reply(stored, if tuples { &deltas } else { &NoSink })
+        .await?;
+    if tuples {
+        let last = message_chunk_json(&outcome.reply.id, "", Some(&outcome.end));
+        emit("messages", json!([last, deltas.meta]));
     }
     if modes.contains(&StreamMode::Updates) {
-        events.push(event(
+        emit(
             "updates",
             json!({"agent": {"messages": [outcome.reply.to_json()]}}),
-        ));
+        );
+    }
+    if wants_values {
+        messages.push(outcome.reply);
     }
     if modes.contains(&StreamMode::Values) {
-        events.push(event("values", values_json(messages)));
+        emit("values", values_json(&messages));
     }
-    events
+    Ok(messages)
+}
+
+/// Runs `run` on the thread and answers the whole response at once: the pure form of
+/// what the worker streams. Errors before the reply's first piece are answered with
+/// their status; later ones end the stream with an `error` event.
+pub async fn run_collected<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    thread_id: ThreadId,
+    run: RunRequest,
+) -> HttpResponse {
+    let prepared = match prepare_run(engine, thread_id, run).await {
+        Ok(prepared) => prepared,
+        Err(err) => return HttpResponse::error(&err),
+    };
+    let events = CollectedEvents::default();
+    let response = finish_run(engine, prepared, &events).await;
+    let events = events.0.take();
+    let opened = events.iter().any(opens_stream);
+    match (response.status, opened) {
+        (200, _) => match response.body {
+            Body::EventStream(_) => HttpResponse {
+                body: Body::EventStream(events),
+                ..response
+            },
+            _ => response,
+        },
+        (_, true) => {
+            let mut events = events;
+            events.push(error_event(&response));
+            HttpResponse::events(events)
+        }
+        (_, false) => response,
+    }
 }
 
 /// A LangGraph checkpointer call on this thread's storage.

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use super::{execute, HttpResponse, ThreadCall, ThreadCommand};
 use crate::chat::{ChatModel, Engine};
@@ -18,19 +19,21 @@ use crate::thread::ThreadId;
 /// The threads that have a run in progress in this process.
 #[derive(Debug, Default)]
 pub struct RunGate {
-    busy: RefCell<HashSet<ThreadId>>,
+    busy: Rc<RefCell<HashSet<ThreadId>>>,
 }
 
-/// Marks a thread busy until dropped (also when the run's future is dropped midway,
-/// e.g. because the client went away).
-struct Entered<'a> {
-    gate: &'a RunGate,
+/// Marks a thread busy until dropped (also when the run's future is dropped midway).
+/// Owned, so a run that outlives its request (a stream whose client went away) keeps
+/// the thread busy until it is done.
+#[derive(Debug)]
+pub struct RunTicket {
+    busy: Rc<RefCell<HashSet<ThreadId>>>,
     thread_id: ThreadId,
 }
 
-impl Drop for Entered<'_> {
+impl Drop for RunTicket {
     fn drop(&mut self) {
-        self.gate.busy.borrow_mut().remove(&self.thread_id);
+        self.busy.borrow_mut().remove(&self.thread_id);
     }
 }
 
@@ -45,14 +48,24 @@ impl RunGate {
         self.busy.borrow().contains(thread_id)
     }
 
-    fn enter(&self, thread_id: &ThreadId) -> Option<Entered<'_>> {
+    /// Marks `thread_id` busy; `None` if a run already holds it.
+    pub fn enter(&self, thread_id: &ThreadId) -> Option<RunTicket> {
         self.busy
             .borrow_mut()
             .insert(thread_id.clone())
-            .then(|| Entered {
-                gate: self,
+            .then(|| RunTicket {
+                busy: self.busy.clone(),
                 thread_id: thread_id.clone(),
             })
+    }
+
+    /// The error for a run on a busy thread.
+    pub fn busy_error(thread_id: &ThreadId) -> Error {
+        Error::Conflict {
+            reason: format!(
+                "Thread '{thread_id}' is busy with another run; multitask_strategy \"reject\" refuses a second one"
+            ),
+        }
     }
 
     /// [`execute`]s `call`, answering 409 to a run on a thread that already has one.
@@ -64,13 +77,8 @@ impl RunGate {
         if !matches!(call.command, ThreadCommand::Run(_)) {
             return execute(call, engine).await;
         }
-        let Some(_entered) = self.enter(&call.thread_id) else {
-            return HttpResponse::error(&Error::Conflict {
-                reason: format!(
-                    "Thread '{}' is busy with another run; multitask_strategy \"reject\" refuses a second one",
-                    call.thread_id
-                ),
-            });
+        let Some(_ticket) = self.enter(&call.thread_id) else {
+            return HttpResponse::error(&Self::busy_error(&call.thread_id));
         };
         execute(call, engine).await
     }

@@ -27,8 +27,11 @@ use crate::error::{Error, Result};
 use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadRecord};
 
-pub use execute::{execute, execute_stateless};
-pub use gate::RunGate;
+pub use execute::{
+    error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run, run_collected,
+    CollectedEvents, PreparedRun, RunSink,
+};
+pub use gate::{RunGate, RunTicket};
 pub use request::{
     plan, IfExists, IfNotExists, Plan, RunRequest, SaverCommand, StreamMode, ThreadCall,
     ThreadCommand,
@@ -274,7 +277,12 @@ pub async fn serve<B: Backend>(
     entropy: &dyn Entropy,
     backend: &B,
 ) -> HttpResponse {
-    match plan(req, info, entropy) {
+    carry_out(plan(req, info, entropy), backend).await
+}
+
+/// Carries out a [`plan`] through `backend`.
+pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
+    match plan {
         Plan::Respond(response) => response,
         Plan::Thread(call) => {
             let response = backend.call(call).await;
@@ -319,7 +327,7 @@ async fn saver_copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Re
 
 /// Applies the response's index update; a failure is logged, not returned: the thread's
 /// own storage, the source of truth, has the change.
-async fn apply_index<B: Backend>(backend: &B, mut response: HttpResponse) -> HttpResponse {
+pub async fn apply_index<B: Backend>(backend: &B, mut response: HttpResponse) -> HttpResponse {
     if let Some(update) = response.index.take() {
         if let Err(err) = backend.index_apply(&update).await {
             response.internal_error = Some(format!("thread index update failed: {err}"));
@@ -416,13 +424,7 @@ impl<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel> Backend for Local
     }
 
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
-        execute_stateless(
-            run,
-            self.engine.model,
-            self.engine.clock,
-            self.engine.entropy,
-        )
-        .await
+        execute_stateless(run, &self.engine).await
     }
 
     async fn index_apply(&self, update: &IndexUpdate) -> Result<()> {
@@ -446,12 +448,7 @@ pub async fn handle<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel>(
 ) -> HttpResponse {
     let backend = LocalBackend {
         gate,
-        engine: Engine {
-            store: engine.store,
-            model: engine.model,
-            clock: engine.clock,
-            entropy: engine.entropy,
-        },
+        engine: engine.on(engine.store),
     };
     serve(req, info, engine.entropy, &backend).await
 }

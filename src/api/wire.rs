@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{ASSISTANT_ID, ASSISTANT_UUID};
+use crate::chat::ReplyEnd;
 use crate::checkpoint::{CheckpointId, Snapshot};
 use crate::message::Message;
 use crate::runtime::iso8601;
@@ -84,19 +85,33 @@ pub fn state_json(
 }
 
 /// One streamed piece of the reply, as an `AIMessageChunk` whose id is the final AI
-/// message's id (chat UIs merge chunks by id and drop chunks without one).
-pub(crate) fn message_chunk_json(message_id: &str, content: &str, last: bool) -> Value {
+/// message's id (chat UIs merge chunks by id and drop chunks without one). The last
+/// chunk has no content and carries how the reply ended.
+pub(crate) fn message_chunk_json(message_id: &str, content: &str, end: Option<&ReplyEnd>) -> Value {
+    let (metadata, usage) = match end {
+        Some(end) => (
+            json!({"finish_reason": end.finish_reason.as_deref().unwrap_or("stop")}),
+            end.usage.map_or(Value::Null, |u| {
+                json!({
+                    "input_tokens": u.input_tokens,
+                    "output_tokens": u.output_tokens,
+                    "total_tokens": u.input_tokens + u.output_tokens,
+                })
+            }),
+        ),
+        None => (json!({}), Value::Null),
+    };
     json!({
         "content": content,
         "additional_kwargs": {},
-        "response_metadata": if last { json!({"finish_reason": "stop"}) } else { json!({}) },
+        "response_metadata": metadata,
         "type": "AIMessageChunk",
         "name": null,
         "id": message_id,
         "tool_calls": [],
         "invalid_tool_calls": [],
         "tool_call_chunks": [],
-        "usage_metadata": null,
+        "usage_metadata": usage,
     })
 }
 

@@ -18,11 +18,24 @@ pub struct ContextBudget {
 impl Default for ContextBudget {
     fn default() -> Self {
         ContextBudget {
-            max_messages: 40,
-            max_chars: 24_000,
+            max_messages: CONTEXT_MAX_MESSAGES,
+            max_chars: CONTEXT_MAX_CHARS,
         }
     }
 }
+
+/// Default `CONTEXT_MAX_MESSAGES`: how many of the newest messages a turn reads and
+/// shows the model. A turn never reads the whole thread, so its cost does not grow with
+/// the thread.
+pub const CONTEXT_MAX_MESSAGES: usize = 100;
+
+/// Default `CONTEXT_MAX_CHARS`: about 8k tokens of English, which fits every current
+/// chat model's window with room for the reply.
+pub const CONTEXT_MAX_CHARS: usize = 32_000;
+
+/// The most messages `CONTEXT_MAX_MESSAGES` may ask a turn to read: a bound on one
+/// turn's storage reads, whatever the configuration says.
+pub const CONTEXT_READ_MAX: usize = 1_000;
 
 fn has_tool_calls(message: &Message) -> bool {
     message.kind == MessageType::Ai
@@ -73,8 +86,16 @@ pub fn context_window(
         }
     }
     let mut out = Vec::with_capacity(window.len() + 1);
-    if let Some(prompt) = system_prompt.filter(|p| !p.is_empty()) {
-        out.push(Message::new(MessageType::System, "system-prompt", prompt));
+    match system_prompt.filter(|p| !p.is_empty()) {
+        Some(prompt) => out.push(Message::new(MessageType::System, "system-prompt", prompt)),
+        // Without a configured prompt, the conversation's own system message (where the
+        // walk stopped) still leads.
+        None => out.extend(
+            messages[..start]
+                .last()
+                .filter(|m| m.kind == MessageType::System)
+                .cloned(),
+        ),
     }
     out.extend(window.iter().cloned());
     out
@@ -148,6 +169,26 @@ mod tests {
             "30 chars fit; the window starts on a human message"
         );
         assert_eq!(history, before, "stored history unchanged");
+    }
+
+    #[test]
+    fn a_stored_system_message_leads_when_no_prompt_is_configured() {
+        let history = vec![
+            m(MessageType::System, "s", "You are a pirate."),
+            m(MessageType::Human, "h1", "hi"),
+        ];
+        assert_eq!(
+            ids(&context_window(None, &history, ContextBudget::default())),
+            ["s", "h1"]
+        );
+        assert_eq!(
+            ids(&context_window(
+                Some("Be brief."),
+                &history,
+                ContextBudget::default()
+            )),
+            ["system-prompt", "h1"]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! It reads only the `messages` it is given (loaded from storage by the engine), so a
 //! reply that knows the name proves the conversation survived.
 
-use super::ChatModel;
+use super::{stream_chunks, ChatModel, DeltaSink, ReplyEnd};
 use crate::error::Result;
 use crate::message::{Message, MessageType};
 
@@ -26,8 +26,15 @@ impl ChatModel for MemoryDemoResponder {
         "memory-demo"
     }
 
-    async fn reply(&self, messages: &[Message]) -> Result<String> {
-        Ok(demo_reply(messages))
+    async fn stream(&self, context: &[Message], sink: &dyn DeltaSink) -> Result<ReplyEnd> {
+        // Word by word, so every streaming path is exercised without a network.
+        for chunk in stream_chunks(&demo_reply(context)) {
+            sink.delta(chunk);
+        }
+        Ok(ReplyEnd {
+            usage: None,
+            finish_reason: Some("stop".into()),
+        })
     }
 }
 

@@ -1,8 +1,13 @@
-//! The turn engine: load the thread, apply the input, ask the model, persist.
+//! The turn engine: load the thread, store the input, ask the model, store the reply.
 
 pub mod context;
 pub mod demo;
+pub mod openai;
 pub mod sse;
+pub mod upstream;
+pub mod workers_ai;
+
+use std::cell::RefCell;
 
 use serde_json::{json, Map, Value};
 
@@ -14,18 +19,57 @@ use crate::message::{add_messages, Message, MessageOp, MessageType};
 use crate::runtime::{uuid_v4, Clock, Entropy};
 use crate::thread::ThreadId;
 
-/// A chat model: given the conversation, produce the assistant's reply.
+pub use context::{ContextBudget, CONTEXT_MAX_CHARS, CONTEXT_MAX_MESSAGES, CONTEXT_READ_MAX};
+
+/// Token counts a provider reported for one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens of the prompt (the context window).
+    pub input_tokens: u64,
+    /// Tokens of the reply.
+    pub output_tokens: u64,
+}
+
+/// How a model's reply ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplyEnd {
+    /// Token usage, when the provider reports it.
+    pub usage: Option<Usage>,
+    /// Why the model stopped (`stop`, `length`, ...), when it says.
+    pub finish_reason: Option<String>,
+}
+
+/// Receives a reply's text as the model produces it.
+pub trait DeltaSink {
+    /// `text` follows what was sent before.
+    fn delta(&self, text: &str);
+}
+
+/// A chat model: given the conversation, stream the assistant's reply.
 ///
-/// Implementations must read the conversation only from `messages` (the thread's
-/// persisted state plus the new input), never from their own memory: that is what makes
-/// the reply survive a cold start. Futures are not `Send` (see [`Checkpointer`]).
+/// Implementations must read the conversation only from `context` (the thread's
+/// persisted state plus the new input, trimmed to the context window), never from their
+/// own memory: that is what makes the reply survive a cold start. Futures are not
+/// `Send` (see [`Checkpointer`]).
 #[allow(async_fn_in_trait)]
 pub trait ChatModel {
     /// A short name for `/info` and logs.
     fn name(&self) -> &str;
 
-    /// The reply text to the conversation `messages` (oldest first).
-    async fn reply(&self, messages: &[Message]) -> Result<String>;
+    /// Streams the reply to `context` (oldest first, a system prompt first if any) into
+    /// `sink`, in order; the reply is the concatenation of what was sent. An error after
+    /// some text was sent means the reply is incomplete and is not stored.
+    async fn stream(&self, context: &[Message], sink: &dyn DeltaSink) -> Result<ReplyEnd>;
+}
+
+/// What the model is shown of a thread: the system prompt and the budgets
+/// (`SYSTEM_PROMPT`, `CONTEXT_MAX_MESSAGES`, `CONTEXT_MAX_CHARS`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContextSettings {
+    /// Shown first to the model on every turn; never stored in the thread.
+    pub system_prompt: Option<String>,
+    /// How much of the conversation the model sees.
+    pub budget: ContextBudget,
 }
 
 /// What the engine needs from its environment, by reference so a Durable Object or a
@@ -39,6 +83,35 @@ pub struct Engine<'a, C, M> {
     pub clock: &'a dyn Clock,
     /// Random source for ids.
     pub entropy: &'a dyn Entropy,
+    /// What the model is shown.
+    pub context: ContextSettings,
+}
+
+impl<'a, C, M> Engine<'a, C, M> {
+    /// An engine with the default context settings.
+    pub fn new(store: &'a C, model: &'a M, clock: &'a dyn Clock, entropy: &'a dyn Entropy) -> Self {
+        Engine {
+            store,
+            model,
+            clock,
+            entropy,
+            context: ContextSettings::default(),
+        }
+    }
+
+    /// The same engine over another store.
+    pub fn on<'b, D>(&self, store: &'b D) -> Engine<'b, D, M>
+    where
+        'a: 'b,
+    {
+        Engine {
+            store,
+            model: self.model,
+            clock: self.clock,
+            entropy: self.entropy,
+            context: self.context.clone(),
+        }
+    }
 }
 
 /// One chat turn to run.
@@ -57,70 +130,182 @@ pub struct Turn {
 /// What a turn produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnOutcome {
-    /// The checkpoint the turn stored.
+    /// The checkpoint holding the input, stored before the model was asked; `None` for
+    /// a turn without input.
+    pub input_checkpoint: Option<CheckpointRecord>,
+    /// The checkpoint holding the reply (the new head).
     pub checkpoint: CheckpointRecord,
     /// The assistant's reply, as stored.
     pub reply: Message,
-    /// What the model saw: the tail of the state with the input applied.
+    /// What the model was shown: the context window of the state with the input applied.
     pub context: Vec<Message>,
+    /// How the model's reply ended.
+    pub end: ReplyEnd,
 }
 
-/// How many of the newest messages a turn reads and shows the model. A turn never reads
-/// the whole thread, so its cost does not grow with the thread.
-pub const CONTEXT_MAX_MESSAGES: usize = 100;
+/// A turn whose input is stored: what the model will be shown and where its reply goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInput {
+    /// The thread.
+    pub thread_id: ThreadId,
+    /// The checkpoint holding the input; `None` for a turn without input.
+    pub input_checkpoint: Option<CheckpointRecord>,
+    /// The checkpoint the reply will follow (the input's, else the one continued from).
+    pub base: Option<CheckpointRecord>,
+    /// The context window the model will be shown.
+    pub context: Vec<Message>,
+    /// The id the reply will have (streamed and stored under it).
+    pub reply_id: String,
+    /// The step of the reply's checkpoint.
+    pub reply_step: i64,
+    newest: Option<CheckpointId>,
+    fork: bool,
+    metadata: Map<String, Value>,
+}
+
+/// Collects the reply and passes each delta on.
+struct ReplyCollector<'a> {
+    text: RefCell<String>,
+    sink: &'a dyn DeltaSink,
+}
+
+impl DeltaSink for ReplyCollector<'_> {
+    fn delta(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.text.borrow_mut().push_str(text);
+        self.sink.delta(text);
+    }
+}
+
+/// A [`DeltaSink`] that drops everything.
+pub struct NoSink;
+
+impl DeltaSink for NoSink {
+    fn delta(&self, _: &str) {}
+}
 
 impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
-    /// Runs one turn: read the tail of the state (head, or `from_checkpoint`), apply the
-    /// input with `add_messages` semantics, ask the model, and store one checkpoint
-    /// holding the input and the reply.
-    ///
-    /// Nothing is stored unless the whole turn succeeds: an invalid input (e.g. removing
-    /// an unknown id), a model failure or a storage conflict leave the thread unchanged.
+    /// Runs one whole turn: [`Engine::store_input`], then [`Engine::reply`].
     pub async fn run_turn(&self, turn: Turn) -> Result<TurnOutcome> {
+        let input = self.store_input(turn).await?;
+        self.reply(input, &NoSink).await
+    }
+
+    /// The first half of a turn: read the tail of the state (head, or
+    /// `from_checkpoint`), apply the input with `add_messages` semantics and store it as
+    /// a checkpoint, so it is durable before any model is asked. An invalid input (e.g.
+    /// removing an unknown id) or a storage conflict stores nothing.
+    pub async fn store_input(&self, turn: Turn) -> Result<StoredInput> {
         let window = self
             .window(&turn.thread_id, turn.from_checkpoint.as_ref(), &turn.input)
             .await?;
-        let context = apply_to_view(window.messages.clone(), &turn.input)?;
-        let reply_text = self.model.reply(&context).await?;
-        let reply = Message::new(MessageType::Ai, uuid_v4(self.entropy), reply_text);
-        let source = if forked(&window) {
+        let view = apply_to_view(window.messages.clone(), &turn.input)?;
+        let fork = forked(&window);
+        let input_checkpoint = if turn.input.is_empty() {
+            None
+        } else {
+            let source = if fork {
+                CheckpointSource::Fork
+            } else {
+                CheckpointSource::Input
+            };
+            let record = self
+                .commit(
+                    &turn.thread_id,
+                    window.checkpoint.as_ref(),
+                    window.newest.as_ref(),
+                    turn.input,
+                    source,
+                    turn.metadata.clone(),
+                )
+                .await?;
+            Some(record)
+        };
+        let newest = match &input_checkpoint {
+            Some(record) => Some(record.checkpoint_id.clone()),
+            None => window.newest.clone(),
+        };
+        let base = input_checkpoint.clone().or(window.checkpoint);
+        let reply_step = base.as_ref().map_or(0, CheckpointRecord::step) + 1;
+        Ok(StoredInput {
+            thread_id: turn.thread_id,
+            context: context::context_window(
+                self.context.system_prompt.as_deref(),
+                &view,
+                self.context.budget,
+            ),
+            input_checkpoint,
+            base,
+            reply_id: uuid_v4(self.entropy),
+            reply_step,
+            newest,
+            fork,
+            metadata: turn.metadata,
+        })
+    }
+
+    /// The second half of a turn: stream the model's reply to `sink` and store it, whole,
+    /// as the checkpoint after the input's. A model failure stores nothing more (the
+    /// input stays) and is returned.
+    pub async fn reply(&self, input: StoredInput, sink: &dyn DeltaSink) -> Result<TurnOutcome> {
+        let collector = ReplyCollector {
+            text: RefCell::new(String::new()),
+            sink,
+        };
+        let end = self.model.stream(&input.context, &collector).await?;
+        let reply = Message::new(MessageType::Ai, input.reply_id, collector.text.take());
+        let mut metadata = input.metadata;
+        if let Some(usage) = end.usage {
+            metadata.insert(
+                "usage".into(),
+                json!({"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
+            );
+        }
+        // A fork without input: the reply itself is the branch's first checkpoint.
+        let source = if input.fork && input.input_checkpoint.is_none() {
             CheckpointSource::Fork
         } else {
             CheckpointSource::Loop
         };
-        let writes = json!({"__input__": {"messages": turn.input.len()}, "agent": {"messages": 1}});
-        let mut ops = turn.input;
-        ops.push(MessageOp::Upsert {
-            message: reply.clone(),
-        });
         let checkpoint = self
-            .commit(&turn.thread_id, window, ops, source, writes, turn.metadata)
+            .commit(
+                &input.thread_id,
+                input.base.as_ref(),
+                input.newest.as_ref(),
+                vec![MessageOp::Upsert {
+                    message: reply.clone(),
+                }],
+                source,
+                metadata,
+            )
             .await?;
         Ok(TurnOutcome {
+            input_checkpoint: input.input_checkpoint,
             checkpoint,
             reply,
-            context,
+            context: input.context,
+            end,
         })
     }
 
     /// Applies `ops` to the state (head, or `from_checkpoint`) without running the model,
     /// and stores them as one checkpoint with `source: "update"`, as LangGraph's
-    /// `update_state` does. `as_node` names the writer in `metadata.writes`.
+    /// `update_state` does.
     pub async fn update_state(
         &self,
         thread_id: &ThreadId,
         ops: Vec<MessageOp>,
         from_checkpoint: Option<&CheckpointId>,
-        as_node: &str,
     ) -> Result<CheckpointRecord> {
         let window = self.window(thread_id, from_checkpoint, &ops).await?;
-        let writes = json!({ as_node: {"messages": ops.len()} });
         self.commit(
             thread_id,
-            window,
+            window.checkpoint.as_ref(),
+            window.newest.as_ref(),
             ops,
             CheckpointSource::Update,
-            writes,
             Map::new(),
         )
         .await
@@ -134,8 +319,13 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         input: &[MessageOp],
     ) -> Result<Window> {
         let ids: Vec<&str> = input.iter().filter_map(MessageOp::message_id).collect();
-        // Room for the input, so the model sees at most CONTEXT_MAX_MESSAGES.
-        let room = CONTEXT_MAX_MESSAGES.saturating_sub(input.len());
+        // Room for the input, so the model is offered at most the budget's messages.
+        let room = self
+            .context
+            .budget
+            .max_messages
+            .min(CONTEXT_READ_MAX)
+            .saturating_sub(input.len());
         let window = self.store.window(thread_id, from, room, &ids).await?;
         // Removing an id the state does not hold fails, as in LangGraph's reducer.
         let mut known = window.existing.clone();
@@ -158,25 +348,26 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         Ok(window)
     }
 
+    /// Stores `ops` as the checkpoint after `parent`; its id must exceed `newest`. Its
+    /// metadata is LangGraph's (`source`, `step`; no `writes`, as since LangGraph 1.0).
     async fn commit(
         &self,
         thread_id: &ThreadId,
-        window: Window,
+        parent: Option<&CheckpointRecord>,
+        newest: Option<&CheckpointId>,
         ops: Vec<MessageOp>,
         source: CheckpointSource,
-        writes: Value,
         mut metadata: Map<String, Value>,
     ) -> Result<CheckpointRecord> {
         let now = self.clock.now_ms();
-        let step = window.checkpoint.as_ref().map_or(0, CheckpointRecord::step) + 1;
+        let step = parent.map_or(0, CheckpointRecord::step) + 1;
         metadata.insert("source".into(), json!(source.as_str()));
         metadata.insert("step".into(), json!(step));
-        metadata.insert("writes".into(), writes);
         let checkpoint = NewCheckpoint {
             record: CheckpointRecord {
                 thread_id: thread_id.clone(),
-                checkpoint_id: CheckpointId::next(window.newest.as_ref(), now, self.entropy),
-                parent_id: window.checkpoint.map(|p| p.checkpoint_id),
+                checkpoint_id: CheckpointId::next(newest, now, self.entropy),
+                parent_id: parent.map(|p| p.checkpoint_id.clone()),
                 created_at_ms: now,
                 metadata,
             },
@@ -253,17 +444,12 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_stores_input_and_reply_in_one_checkpoint() {
+    fn a_turn_stores_its_input_then_its_reply() {
         pollster::block_on(async {
             let store = MemoryCheckpointer::new();
             let clock = ManualClock::new(1_000);
             let entropy = SeededEntropy::new(9);
-            let engine = Engine {
-                store: &store,
-                model: &MemoryDemoResponder,
-                clock: &clock,
-                entropy: &entropy,
-            };
+            let engine = Engine::new(&store, &MemoryDemoResponder, &clock, &entropy);
             let t = ThreadId::parse("t1").unwrap();
             store
                 .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
@@ -279,8 +465,15 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(first.context.len(), 1, "the model saw the input");
-            assert_eq!(first.checkpoint.parent_id, None);
-            assert_eq!(first.checkpoint.step(), 1);
+            let input = first.input_checkpoint.clone().unwrap();
+            assert_eq!(input.parent_id, None);
+            assert_eq!(input.metadata["source"], "input");
+            assert_eq!(
+                first.checkpoint.parent_id,
+                Some(input.checkpoint_id.clone()),
+                "the reply follows the stored input"
+            );
+            assert_eq!(first.checkpoint.step(), 2);
             clock.advance(5);
             let second = engine
                 .run_turn(Turn {
@@ -297,7 +490,7 @@ mod tests {
                 second.reply.text()
             );
             assert_eq!(
-                second.checkpoint.parent_id,
+                second.input_checkpoint.unwrap().parent_id,
                 Some(first.checkpoint.checkpoint_id.clone())
             );
             assert_eq!(second.checkpoint.metadata["source"], "loop");
@@ -313,7 +506,8 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            assert_eq!(fork.checkpoint.metadata["source"], "fork");
+            assert_eq!(fork.input_checkpoint.unwrap().metadata["source"], "fork");
+            assert_eq!(fork.checkpoint.metadata["source"], "loop");
             assert_eq!(
                 fork.context.len(),
                 3,
@@ -327,7 +521,7 @@ mod tests {
 
             // A state update: no model call, source "update".
             let record = engine
-                .update_state(&t, human("edited"), None, "agent")
+                .update_state(&t, human("edited"), None)
                 .await
                 .unwrap();
             assert_eq!(record.metadata["source"], "update");
@@ -354,12 +548,7 @@ mod tests {
             let store = MemoryCheckpointer::new();
             let clock = ManualClock::new(1_000);
             let entropy = SeededEntropy::new(9);
-            let engine = Engine {
-                store: &store,
-                model: &MemoryDemoResponder,
-                clock: &clock,
-                entropy: &entropy,
-            };
+            let engine = Engine::new(&store, &MemoryDemoResponder, &clock, &entropy);
             let t = ThreadId::parse("t2").unwrap();
             store
                 .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))

@@ -9,6 +9,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+/// Largest single event read from a model stream: far above any real chunk, it bounds
+/// what a broken upstream can make an isolate buffer (isolates have 128 MB).
+pub const SSE_EVENT_MAX_BYTES: usize = 1024 * 1024;
+
 /// One server-sent event's payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseFrame {
@@ -45,6 +49,14 @@ impl SseParser {
             if let Some(frame) = parse_event(&text) {
                 frames.push(frame);
             }
+        }
+        // What is left is one unfinished event.
+        if self.pending.len() > SSE_EVENT_MAX_BYTES + 4 {
+            return Err(Error::Upstream {
+                reason: format!(
+                    "the model stream sent an event over {SSE_EVENT_MAX_BYTES} bytes (or no event breaks)"
+                ),
+            });
         }
         Ok(frames)
     }

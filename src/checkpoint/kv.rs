@@ -81,10 +81,19 @@ struct SplitValue {
     parts: usize,
 }
 
+/// How many of its own latest checkpoint writes a [`KvCheckpointer`] remembers.
+///
+/// Workers KV may not show a write to a reader for up to 60 s. A turn writes its input,
+/// then its reply on top of it: the writer (the thread's Durable Object, the only one)
+/// must read its own writes even when KV does not show them yet.
+pub const KV_OWN_WRITES_KEPT: usize = 4;
+
 /// A [`Checkpointer`] over any [`KvPort`].
 #[derive(Debug)]
 pub struct KvCheckpointer<K> {
     kv: K,
+    /// The latest checkpoints this instance wrote, newest last.
+    own_writes: std::cell::RefCell<std::collections::VecDeque<StoredCheckpoint>>,
 }
 
 fn thread_key(t: &ThreadId) -> String {
@@ -116,7 +125,27 @@ fn invert(id: &str) -> String {
 impl<K: KvPort> KvCheckpointer<K> {
     /// A checkpointer over `kv`.
     pub fn new(kv: K) -> Self {
-        KvCheckpointer { kv }
+        KvCheckpointer {
+            kv,
+            own_writes: Default::default(),
+        }
+    }
+
+    fn own_write(&self, t: &ThreadId, id: &CheckpointId) -> Option<StoredCheckpoint> {
+        self.own_writes
+            .borrow()
+            .iter()
+            .find(|c| c.record.thread_id == *t && c.record.checkpoint_id == *id)
+            .cloned()
+    }
+
+    fn newest_own_write(&self, t: &ThreadId) -> Option<CheckpointId> {
+        self.own_writes
+            .borrow()
+            .iter()
+            .filter(|c| c.record.thread_id == *t)
+            .map(|c| c.record.checkpoint_id.clone())
+            .max()
     }
 
     /// The port.
@@ -160,10 +189,14 @@ impl<K: KvPort> KvCheckpointer<K> {
     }
 
     async fn head(&self, t: &ThreadId) -> Result<Option<CheckpointId>> {
-        Ok(self.ids_newest_first(t, Some(1)).await?.into_iter().next())
+        let listed = self.ids_newest_first(t, Some(1)).await?.into_iter().next();
+        Ok(listed.max(self.newest_own_write(t)))
     }
 
     async fn load(&self, t: &ThreadId, id: &CheckpointId) -> Result<Option<StoredCheckpoint>> {
+        if let Some(own) = self.own_write(t, id) {
+            return Ok(Some(own));
+        }
         let Some(raw) = self.kv.get(&checkpoint_key(t, id.as_str())).await? else {
             return Ok(None);
         };
@@ -353,7 +386,18 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
                 ),
                 "",
             )
-            .await
+            .await?;
+        let mut own = self.own_writes.borrow_mut();
+        if own.len() == KV_OWN_WRITES_KEPT {
+            own.pop_front();
+        }
+        // Without the snapshot: a state read walks back to the parent's instead, and
+        // memory holds only this turn's messages.
+        own.push_back(StoredCheckpoint {
+            snapshot: None,
+            ..stored
+        });
+        Ok(())
     }
 
     async fn latest(&self, thread_id: &ThreadId) -> Result<Option<Snapshot>> {
@@ -393,6 +437,9 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
 
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()> {
         self.record(thread_id).await?;
+        self.own_writes
+            .borrow_mut()
+            .retain(|c| c.record.thread_id != *thread_id);
         // Everything under the thread's prefix, the record last so a failure midway
         // leaves a thread that can be deleted again.
         let prefix = format!("t/{thread_id}/");

@@ -11,20 +11,29 @@
 //! routes (never set it in production).
 
 mod do_sql;
+mod model;
+mod store;
 mod worker_kv;
 
+use std::rc::Rc;
+
+use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::StreamExt;
 use serde_json::json;
 use worker::{
     durable_object, event, Context, DurableObject, Env, Method, Request, RequestInit, Response,
-    State,
+    ResponseBody, State,
 };
 
 use crate::api::{
-    self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, RunGate, RunRequest,
-    ServerInfo, SseEvent, ThreadCall,
+    self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, Plan, RunGate, RunRequest,
+    ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
 use crate::chat::demo::MemoryDemoResponder;
-use crate::chat::Engine;
+use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
+use crate::chat::upstream::MODEL_TIMEOUT_MS_DEFAULT;
+use crate::chat::workers_ai::WORKERS_AI_MODEL_DEFAULT;
+use crate::chat::{ContextBudget, ContextSettings, Engine};
 use crate::checkpoint::conformance;
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::memory::MemoryCheckpointer;
@@ -33,9 +42,11 @@ use crate::checkpoint::{ThreadIndex, ThreadSearch};
 use crate::error::Error;
 use crate::limits::REQUEST_BODY_MAX_BYTES;
 use crate::runtime::{SystemClock, SystemEntropy};
-use crate::thread::ThreadRecord;
+use crate::thread::{ThreadId, ThreadRecord};
 
 use do_sql::DoSql;
+use model::{EdgeModel, ModelChoice};
+use store::EdgeStore;
 use worker_kv::{WorkerKv, KV_BINDING};
 
 /// The Durable Object namespace binding of [`ThreadObject`] in wrangler.toml.
@@ -70,13 +81,41 @@ struct EdgeConfig {
     dev_mode: bool,
     /// `API_KEYS` (a secret, or a var locally): comma-separated; none means no key needed.
     api_keys: Vec<String>,
+    /// `MODEL_PROVIDER` and its settings.
+    model: ModelChoice,
+    /// `MODEL_TIMEOUT_MS`.
+    model_timeout_ms: u64,
+    /// `SYSTEM_PROMPT`, `CONTEXT_MAX_MESSAGES`, `CONTEXT_MAX_CHARS`.
+    context: ContextSettings,
 }
 
 impl EdgeConfig {
     fn from_env(env: &Env) -> Result<Self, Error> {
-        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let var = |name: &str| {
+            env.var(name)
+                .ok()
+                .map(|v| v.to_string())
+                .filter(|v| !v.is_empty())
+        };
+        // Secrets first; a plain var works locally (.dev.vars or wrangler.toml).
+        let secret = |name: &str| {
+            env.secret(name)
+                .ok()
+                .map(|s| s.to_string())
+                .filter(|v| !v.is_empty())
+                .or_else(|| var(name))
+        };
+        let number = |name: &str| -> Result<Option<u64>, Error> {
+            var(name)
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| {
+                        Error::backend(format_args!("{name}={v:?} is not a whole number"))
+                    })
+                })
+                .transpose()
+        };
         let backend = match var("MEMORY_BACKEND").as_deref() {
-            None | Some("") | Some("durable_object") => Backend::DurableObject,
+            None | Some("durable_object") => Backend::DurableObject,
             Some("memory") => Backend::Memory,
             Some("kv") => Backend::Kv,
             Some(other) => {
@@ -85,19 +124,35 @@ impl EdgeConfig {
                 )))
             }
         };
-        match var("MODEL_PROVIDER").as_deref() {
-            None | Some("") | Some("memory-demo") => {}
+        let max_tokens = number("MODEL_MAX_TOKENS")?.map(|n| n.min(u32::MAX as u64) as u32);
+        let model = match var("MODEL_PROVIDER").as_deref() {
+            None | Some("memory-demo") => ModelChoice::Demo,
+            Some("openai") => ModelChoice::OpenAi(OpenAiConfig {
+                base_url: var("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_BASE_URL_DEFAULT.into()),
+                model: var("OPENAI_MODEL").unwrap_or_else(|| OPENAI_MODEL_DEFAULT.into()),
+                api_key: secret("OPENAI_API_KEY"),
+                max_tokens,
+            }),
+            Some("workers-ai") => ModelChoice::WorkersAi {
+                model: var("WORKERS_AI_MODEL").unwrap_or_else(|| WORKERS_AI_MODEL_DEFAULT.into()),
+                max_tokens,
+            },
             Some(other) => {
                 return Err(Error::backend(format_args!(
-                    "MODEL_PROVIDER={other:?} is not supported (memory-demo)"
+                    "MODEL_PROVIDER={other:?} is not supported (memory-demo, openai, workers-ai)"
                 )))
             }
-        }
-        let api_keys = env
-            .secret("API_KEYS")
-            .map(|s| s.to_string())
-            .ok()
-            .or_else(|| var("API_KEYS"))
+        };
+        let defaults = ContextBudget::default();
+        let context = ContextSettings {
+            system_prompt: var("SYSTEM_PROMPT"),
+            budget: ContextBudget {
+                max_messages: number("CONTEXT_MAX_MESSAGES")?
+                    .map_or(defaults.max_messages, |n| n as usize),
+                max_chars: number("CONTEXT_MAX_CHARS")?.map_or(defaults.max_chars, |n| n as usize),
+            },
+        };
+        let api_keys = secret("API_KEYS")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
@@ -108,16 +163,39 @@ impl EdgeConfig {
             backend,
             dev_mode: var("DEV_MODE").as_deref() == Some("true"),
             api_keys,
+            model,
+            model_timeout_ms: number("MODEL_TIMEOUT_MS")?.unwrap_or(MODEL_TIMEOUT_MS_DEFAULT),
+            context,
         })
+    }
+
+    fn model_name(&self) -> String {
+        match &self.model {
+            ModelChoice::Demo => "memory-demo".to_string(),
+            ModelChoice::OpenAi(config) => format!("openai:{}", config.model),
+            ModelChoice::WorkersAi { model, .. } => format!("workers-ai:{model}"),
+        }
     }
 
     fn info(&self) -> ServerInfo {
         ServerInfo {
             backend: self.backend.name().to_string(),
-            model: "memory-demo".to_string(),
+            model: self.model_name(),
             dev_mode: self.dev_mode,
             api_keys: self.api_keys.clone(),
         }
+    }
+
+    /// The configured model, reached through `env`.
+    fn model(&self, env: &Env) -> Result<EdgeModel, Error> {
+        EdgeModel::new(&self.model, self.model_timeout_ms, env)
+    }
+
+    /// An engine on `store` with the configured model and context settings.
+    fn engine<'a, C>(&self, store: &'a C, model: &'a EdgeModel) -> Engine<'a, C, EdgeModel> {
+        let mut engine = Engine::new(store, model, &SystemClock, &SystemEntropy);
+        engine.context = self.context.clone();
+        engine
     }
 }
 
@@ -132,7 +210,8 @@ thread_local! {
 #[event(fetch)]
 pub(crate) async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let response = match serve(req, &env).await {
-        Ok(response) => response,
+        Ok(Served::Stream(response)) => return Ok(response),
+        Ok(Served::Http(response)) => response,
         Err(err) => HttpResponse::error(&err),
     };
     if let Some(reason) = &response.internal_error {
@@ -141,64 +220,148 @@ pub(crate) async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Resu
     to_worker_response(&response)
 }
 
-async fn serve(mut req: Request, env: &Env) -> Result<HttpResponse, Error> {
+/// A response: plain data, or a run's event stream passed through from its object.
+enum Served {
+    Http(HttpResponse),
+    Stream(Response),
+}
+
+async fn serve(mut req: Request, env: &Env) -> Result<Served, Error> {
     let config = EdgeConfig::from_env(env)?;
     let http = read_request(&mut req).await?;
     // Dev routes below are answered before planning: check the key here for them too.
     api::authorize(&http, &config.api_keys)?;
-    if config.dev_mode && http.path == "/__dev/conformance" && http.method == "POST" {
+    if let Some(response) = dev_route(&config, &http, env).await? {
+        return Ok(Served::Http(response));
+    }
+    let info = config.info();
+    let plan = api::plan(&http, &info, &SystemEntropy);
+    Ok(Served::Http(match config.backend {
+        // KV mode still sends each thread's calls to its Durable Object: the object
+        // serializes turns on a thread; KV is where they are stored.
+        Backend::DurableObject | Backend::Kv => {
+            let backend = DurableObjects {
+                env,
+                config: &config,
+            };
+            match plan {
+                Plan::Thread(call) if matches!(call.command, ThreadCommand::Run(_)) => {
+                    return backend.run(call).await;
+                }
+                plan => api::carry_out(plan, &backend).await,
+            }
+        }
+        Backend::Memory => {
+            let model = config.model(env)?;
+            let store = EdgeStore::Memory(ISOLATE_MEMORY.with(|store| *store));
+            let backend = LocalBackend {
+                gate: ISOLATE_RUNS.with(|gate| *gate),
+                engine: config.engine(&store, &model),
+            };
+            api::carry_out(plan, &backend).await
+        }
+    }))
+}
+
+/// `/__dev/*` routes (DEV_MODE only).
+async fn dev_route(
+    config: &EdgeConfig,
+    http: &HttpRequest,
+    env: &Env,
+) -> Result<Option<HttpResponse>, Error> {
+    if !config.dev_mode {
+        return Ok(None);
+    }
+    if http.path == "/__dev/conformance" && http.method == "POST" {
         return call_object(
             env,
             DEV_CONFORMANCE_OBJECT,
             "/dev/conformance",
             String::new(),
         )
-        .await;
+        .await
+        .map(Some);
     }
     if let Some(thread) = http.path.strip_prefix("/__dev/cold-start/") {
-        if config.dev_mode && http.method == "POST" {
+        if http.method == "POST" {
             let thread_id = crate::thread::ThreadId::parse(thread)?;
             // The object answers, then aborts itself: its next request starts a fresh
             // instance that knows only what storage holds.
             call_object(env, thread_id.as_str(), "/dev/abort", String::new()).await?;
-            return Ok(HttpResponse::ok(json!({
+            return Ok(Some(HttpResponse::ok(json!({
                 "cold_start": true,
                 "thread_id": thread_id.as_str(),
-            })));
+            }))));
+        }
+    }
+    if let Some(thread) = http.path.strip_prefix("/__dev/last-run/") {
+        if http.method == "GET" {
+            // A streamed run's headers leave before it ends: its time is asked after.
+            let thread_id = crate::thread::ThreadId::parse(thread)?;
+            return call_object(env, thread_id.as_str(), "/dev/last-run", String::new())
+                .await
+                .map(Some);
         }
     }
     if let Some(thread) = http.path.strip_prefix("/__dev/storage/") {
-        if config.dev_mode && http.method == "GET" {
+        if http.method == "GET" {
             let thread_id = crate::thread::ThreadId::parse(thread)?;
-            return call_object(env, thread_id.as_str(), "/dev/storage", String::new()).await;
+            return call_object(env, thread_id.as_str(), "/dev/storage", String::new())
+                .await
+                .map(Some);
         }
     }
-    let info = config.info();
-    Ok(match config.backend {
-        // KV mode still sends each thread's calls to its Durable Object: the object
-        // serializes turns on a thread; KV is where they are stored.
-        Backend::DurableObject | Backend::Kv => {
-            api::serve(&http, &info, &SystemEntropy, &DurableObjects { env }).await
-        }
-        Backend::Memory => {
-            let backend = LocalBackend {
-                gate: ISOLATE_RUNS.with(|gate| *gate),
-                engine: Engine {
-                    store: ISOLATE_MEMORY.with(|store| *store),
-                    model: &MemoryDemoResponder,
-                    clock: &SystemClock,
-                    entropy: &SystemEntropy,
-                },
-            };
-            api::serve(&http, &info, &SystemEntropy, &backend).await
-        }
-    })
+    Ok(None)
 }
 
 /// Thread calls go to the thread's own Durable Object; the thread index is one more
 /// object of the same class under a name no thread id can take.
 struct DurableObjects<'a> {
     env: &'a Env,
+    config: &'a EdgeConfig,
+}
+
+/// Marks an object's response as a run's event stream (not a JSON [`HttpResponse`]).
+const STREAM_HEADER: &str = "x-edge-memory-stream";
+/// The thread index update a streamed run implies, as JSON.
+const INDEX_HEADER: &str = "x-edge-memory-index";
+
+impl DurableObjects<'_> {
+    /// Sends a run to its thread's object. A streamed run comes back as the object's
+    /// event stream, passed through as it is produced.
+    async fn run(&self, call: ThreadCall) -> Result<Served, Error> {
+        let payload = serde_json::to_string(&call).map_err(Error::backend)?;
+        let mut response =
+            fetch_object(self.env, call.thread_id.as_str(), "/call", payload).await?;
+        let headers = response.headers().clone();
+        if headers.get(STREAM_HEADER).ok().flatten().is_none() {
+            let http: HttpResponse = response.json().await.map_err(Error::backend)?;
+            return Ok(Served::Http(api::apply_index(self, http).await));
+        }
+        if let Some(update) = headers.get(INDEX_HEADER).ok().flatten() {
+            let applied = match serde_json::from_str::<IndexUpdate>(&update) {
+                Ok(update) => api::Backend::index_apply(self, &update).await,
+                Err(e) => Err(Error::backend(e)),
+            };
+            if let Err(err) = applied {
+                worker::console_error!("edge-memory: thread index update failed: {err}");
+            }
+        }
+        let ResponseBody::Stream(body) = response.body() else {
+            return Err(Error::backend("a streamed run has no stream"));
+        };
+        let out = Response::builder().with_status(200).stream(body.clone());
+        let out_headers = out.headers();
+        for (name, value) in headers.entries() {
+            if name != STREAM_HEADER && name != INDEX_HEADER {
+                out_headers.set(&name, &value).map_err(Error::backend)?;
+            }
+        }
+        out_headers
+            .set("cache-control", "no-store")
+            .map_err(Error::backend)?;
+        Ok(Served::Stream(out))
+    }
 }
 
 impl api::Backend for DurableObjects<'_> {
@@ -212,7 +375,14 @@ impl api::Backend for DurableObjects<'_> {
 
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
         // Nothing is kept, so no object is needed: run in this isolate.
-        api::execute_stateless(run, &MemoryDemoResponder, &SystemClock, &SystemEntropy).await
+        match self.config.model(self.env) {
+            Ok(model) => {
+                let scratch = MemoryCheckpointer::new();
+                let store = EdgeStore::Memory(&scratch);
+                api::execute_stateless(run, &self.config.engine(&store, &model)).await
+            }
+            Err(err) => HttpResponse::error(&err),
+        }
     }
 
     async fn index_apply(&self, update: &IndexUpdate) -> Result<(), Error> {
@@ -272,14 +442,13 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
     })
 }
 
-/// Sends `payload` to the object named `name` at `path`; it answers with an
-/// [`HttpResponse`] as JSON.
-async fn call_object(
+/// Sends `payload` to the object named `name` at `path`.
+async fn fetch_object(
     env: &Env,
     name: &str,
     path: &str,
     payload: String,
-) -> Result<HttpResponse, Error> {
+) -> Result<Response, Error> {
     let namespace = env
         .durable_object(THREADS_BINDING)
         .map_err(Error::backend)?;
@@ -292,11 +461,21 @@ async fn call_object(
         .with_body(Some(payload.into()));
     let url = format!("https://thread-object.internal{path}");
     let request = Request::new_with_init(&url, &init).map_err(Error::backend)?;
-    let mut response = stub
-        .fetch_with_request(request)
+    stub.fetch_with_request(request)
         .await
-        .map_err(Error::backend)?;
-    response
+        .map_err(Error::backend)
+}
+
+/// Sends `payload` to the object named `name` at `path`; it answers with an
+/// [`HttpResponse`] as JSON.
+async fn call_object(
+    env: &Env,
+    name: &str,
+    path: &str,
+    payload: String,
+) -> Result<HttpResponse, Error> {
+    fetch_object(env, name, path, payload)
+        .await?
         .json::<HttpResponse>()
         .await
         .map_err(Error::backend)
@@ -327,14 +506,21 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
 /// One conversation thread's Durable Object: its storage is the thread's memory.
 #[durable_object]
 pub struct ThreadObject {
+    /// Shared with runs that outlive their request (a stream whose client went away).
+    inner: Rc<ObjectInner>,
+}
+
+struct ObjectInner {
     store: SqlCheckpointer<DoSql>,
     /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
     kv: Option<KvCheckpointer<WorkerKv>>,
     runs: RunGate,
-    /// The runtime's object state, for `abort()` (dev-only cold starts).
-    raw_state: worker::worker_sys::DurableObjectState,
+    state: State,
+    env: Env,
     /// A random id of this instance: it changes when the object starts cold.
     instance: String,
+    /// How long the last finished run took in this object, in ms.
+    last_run_ms: std::cell::Cell<f64>,
 }
 
 impl DurableObject for ThreadObject {
@@ -351,43 +537,54 @@ impl DurableObject for ThreadObject {
             None
         };
         ThreadObject {
-            store: SqlCheckpointer::new(DoSql::new(state.storage())),
-            kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
-            runs: RunGate::new(),
-            raw_state: state._inner(),
-            instance: crate::runtime::uuid_v4(&SystemEntropy),
+            inner: Rc::new(ObjectInner {
+                store: SqlCheckpointer::new(DoSql::new(state.storage())),
+                kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
+                runs: RunGate::new(),
+                state,
+                env,
+                instance: crate::runtime::uuid_v4(&SystemEntropy),
+                last_run_ms: std::cell::Cell::new(f64::NAN),
+            }),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let body = req.text().await.unwrap_or_default();
+        let inner = &self.inner;
         let response = match path.as_str() {
-            "/call" => self.thread_call(&body).await,
-            "/index/apply" => self.index_apply(&body).await,
-            "/index/search" => self.index_search(&body).await,
-            "/dev/conformance" => self.conformance().await,
-            "/dev/storage" => self.storage_stats(),
-            "/dev/abort" => self.abort(),
+            "/call" => match decode::<ThreadCall>(&body) {
+                Ok(ThreadCall {
+                    thread_id,
+                    command: ThreadCommand::Run(run),
+                }) => return ObjectInner::run(inner.clone(), thread_id, run).await,
+                Ok(call) => inner.thread_call(call).await,
+                Err(err) => HttpResponse::error(&err),
+            },
+            "/index/apply" => inner.index_apply(&body).await,
+            "/index/search" => inner.index_search(&body).await,
+            "/dev/conformance" => inner.conformance().await,
+            "/dev/storage" => inner.storage_stats(),
+            "/dev/last-run" => HttpResponse::ok(json!({
+                "instance": inner.instance,
+                "ms": inner.last_run_ms.get(),
+            })),
+            "/dev/abort" => inner.abort(),
             other => HttpResponse::error(&Error::backend(format_args!(
                 "thread object has no route {other}"
             ))),
         };
-        if let Some(reason) = &response.internal_error {
-            worker::console_error!("edge-memory thread object: {reason}");
-        }
-        Response::from_json(&response)
+        object_response(&response)
     }
 }
 
-/// The engine every thread call runs on, over `store`.
-fn engine_on<C>(store: &C) -> Engine<'_, C, MemoryDemoResponder> {
-    Engine {
-        store,
-        model: &MemoryDemoResponder,
-        clock: &SystemClock,
-        entropy: &SystemEntropy,
+/// An object's answer as JSON, logging what failed.
+fn object_response(response: &HttpResponse) -> worker::Result<Response> {
+    if let Some(reason) = &response.internal_error {
+        worker::console_error!("edge-memory thread object: {reason}");
     }
+    Response::from_json(response)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
@@ -395,22 +592,138 @@ fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
         .map_err(|e| Error::backend(format_args!("undecodable internal request: {e}")))
 }
 
-impl ThreadObject {
-    async fn thread_call(&self, body: &str) -> HttpResponse {
-        match decode::<ThreadCall>(body) {
-            Ok(call) => {
-                let started = precise_now_ms();
-                let response = match &self.kv {
-                    Some(kv) => self.runs.execute(call, &engine_on(kv)).await,
-                    None => self.runs.execute(call, &engine_on(&self.store)).await,
-                };
-                // The object's own time for the call (storage, model, response), for
-                // clients and the benchmark: `server-timing: do;dur=<ms>`.
-                let took = precise_now_ms() - started;
-                response.with_header("server-timing", format!("do;dur={took:.3}"))
+/// What a run sends from its task to the response.
+enum RunItem {
+    Event(SseEvent),
+    Done(HttpResponse),
+}
+
+/// Sends a run's events into the channel its response reads; a closed channel (the
+/// client went away) is ignored: the run goes on and is stored.
+struct ChannelSink(UnboundedSender<RunItem>);
+
+impl api::RunSink for ChannelSink {
+    fn event(&self, event: SseEvent) {
+        let _ = self.0.unbounded_send(RunItem::Event(event));
+    }
+}
+
+impl ObjectInner {
+    /// Runs on this thread. The run itself is a task of the object (`waitUntil`): a
+    /// client that goes away mid-stream does not stop it, and its reply is stored. The
+    /// response waits for the reply's first piece, so a run that fails before it (a
+    /// model error, a timeout, an invalid input) is answered with its error status; a
+    /// later failure ends the stream with an `error` event.
+    async fn run(
+        inner: Rc<ObjectInner>,
+        thread_id: ThreadId,
+        run: RunRequest,
+    ) -> worker::Result<Response> {
+        let Some(ticket) = inner.runs.enter(&thread_id) else {
+            return object_response(&HttpResponse::error(&RunGate::busy_error(&thread_id)));
+        };
+        let config = match EdgeConfig::from_env(&inner.env) {
+            Ok(config) => config,
+            Err(err) => return object_response(&HttpResponse::error(&err)),
+        };
+        let model = match config.model(&inner.env) {
+            Ok(model) => model,
+            Err(err) => return object_response(&HttpResponse::error(&err)),
+        };
+        let prepared =
+            api::prepare_run(&config.engine(&inner.edge_store(), &model), thread_id, run).await;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => return object_response(&HttpResponse::error(&err)),
+        };
+        let index = serde_json::to_string(&prepared.index_update()).unwrap_or_default();
+        let (sender, mut items) = unbounded::<RunItem>();
+        let task_inner = inner.clone();
+        inner.state.wait_until(async move {
+            let _ticket = ticket;
+            let sink = ChannelSink(sender);
+            let started = precise_now_ms();
+            let store = task_inner.edge_store();
+            let response = api::finish_run(&config.engine(&store, &model), prepared, &sink).await;
+            if let Some(reason) = &response.internal_error {
+                worker::console_error!("edge-memory run: {reason}");
             }
-            Err(err) => HttpResponse::error(&err),
+            let took = precise_now_ms() - started;
+            task_inner.last_run_ms.set(took);
+            let response = response.with_header("server-timing", format!("do;dur={took:.3}"));
+            let _ = sink.0.unbounded_send(RunItem::Done(response));
+        });
+        let mut before_open = Vec::new();
+        loop {
+            match items.next().await {
+                Some(RunItem::Event(event)) => {
+                    let opens = api::opens_stream(&event);
+                    before_open.push(event);
+                    if opens {
+                        break;
+                    }
+                }
+                Some(RunItem::Done(mut response)) => {
+                    // Over before the reply's first piece: answered whole, as JSON.
+                    if response.status == 200 {
+                        if let Body::EventStream(_) = response.body {
+                            response.body = Body::EventStream(before_open);
+                        }
+                    }
+                    return object_response(&response);
+                }
+                None => {
+                    return object_response(&HttpResponse::error(&Error::backend(
+                        "the run ended without an answer",
+                    )))
+                }
+            }
         }
+        let head: String = before_open.iter().map(SseEvent::to_text).collect();
+        let rest = items.map(|item| match item {
+            RunItem::Event(event) => event.to_text(),
+            RunItem::Done(response) if response.status >= 400 => {
+                api::error_event(&response).to_text()
+            }
+            RunItem::Done(_) => String::new(),
+        });
+        let body = futures_util::stream::once(async move { head })
+            .chain(rest)
+            .map(|text| Ok::<Vec<u8>, worker::Error>(text.into_bytes()));
+        let response = Response::from_stream(body)?;
+        let headers = response.headers();
+        headers.set("content-type", "text/event-stream; charset=utf-8")?;
+        headers.set("x-accel-buffering", "no")?;
+        headers.set(STREAM_HEADER, "1")?;
+        headers.set(INDEX_HEADER, &index)?;
+        Ok(response)
+    }
+
+    /// Where this object keeps the thread: KV when configured, else its SQLite.
+    fn edge_store(&self) -> EdgeStore<'_> {
+        match &self.kv {
+            Some(kv) => EdgeStore::Kv(kv),
+            None => EdgeStore::Sql(&self.store),
+        }
+    }
+
+    async fn thread_call(&self, call: ThreadCall) -> HttpResponse {
+        let started = precise_now_ms();
+        let config = match EdgeConfig::from_env(&self.env) {
+            Ok(config) => config,
+            Err(err) => return HttpResponse::error(&err),
+        };
+        // Only runs ask the model; every other call gets the offline one.
+        let model = EdgeModel::Demo(MemoryDemoResponder);
+        let store = self.edge_store();
+        let response = self
+            .runs
+            .execute(call, &config.engine(&store, &model))
+            .await;
+        // The object's own time for the call (storage, model, response), for
+        // clients and the benchmark: `server-timing: do;dur=<ms>`.
+        let took = precise_now_ms() - started;
+        response.with_header("server-timing", format!("do;dur={took:.3}"))
     }
 
     /// `ctx.abort()`: drops this instance (its memory) the way an eviction or a cold start
@@ -418,7 +731,7 @@ impl ThreadObject {
     /// response, so the abort never unwinds through a request that is still in Rust.
     fn abort(&self) -> HttpResponse {
         use wasm_bindgen::JsCast;
-        let raw: &wasm_bindgen::JsValue = self.raw_state.as_ref();
+        let raw: &wasm_bindgen::JsValue = self.state.as_raw().as_ref();
         let global = js_sys::global();
         let result = js_sys::Reflect::get(raw, &"abort".into())
             .and_then(|f| f.dyn_into::<js_sys::Function>())
@@ -481,13 +794,11 @@ impl ThreadObject {
     }
 
     async fn conformance(&self) -> HttpResponse {
-        let (backend, report) = match &self.kv {
-            Some(kv) => ("workers_kv", conformance::run_all(kv).await),
-            None => (
-                "durable_object_sql",
-                conformance::run_all(&self.store).await,
-            ),
+        let backend = match &self.kv {
+            Some(_) => "workers_kv",
+            None => "durable_object_sql",
         };
+        let report = conformance::run_all(&self.edge_store()).await;
         let cases: Vec<_> = report
             .cases
             .iter()

@@ -90,7 +90,9 @@ test('memory survives a reload and a runtime restart; the inspector follows; for
   const recap = await say(page, 'What did I say?');
   assert.match(recap, /My name is Sam/);
   assert.doesNotMatch(recap, /What's my name/);
-  assert.match(await page.locator('#history li').first().textContent(), /fork/);
+  // The branch starts with the fork's input; its reply follows.
+  assert.match(await page.locator('#history li').nth(1).textContent(), /fork/);
+  assert.match(await page.locator('#history li').first().textContent(), /loop/);
   assert.equal(await page.textContent('#message-count'), '4', 'the branch has turn one and the fork');
 
   await page.screenshot({ path: join(OUT, 'demo.png'), fullPage: true });

@@ -6,6 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, tempPersistDir, removeDir, api, say } from './harness.mjs';
 
+// Each entry of a history (newest first) continues from the next one: no fork, no gap.
+function assertLinear(history) {
+  history.forEach((entry, i) => {
+    const parent = entry.parent_checkpoint?.checkpoint_id ?? null;
+    const next = history[i + 1]?.checkpoint.checkpoint_id ?? null;
+    assert.equal(parent, next, `history entry ${i} continues from entry ${i + 1}`);
+  });
+}
+
 async function coldStartScenario(vars) {
   const persistDir = tempPersistDir('cold-start');
   let worker = await startWorker({ persistDir, vars });
@@ -29,13 +38,14 @@ async function coldStartScenario(vars) {
       say("What's my name?", { if_not_exists: 'create' }));
     assert.equal(second.status, 200, JSON.stringify(second.body));
     const state = await api(worker.url, 'GET', `/threads/${threadA}/state`);
+    const history = await api(worker.url, 'POST', `/threads/${threadA}/history`, { limit: 10 });
 
     const created2 = await api(worker.url, 'POST', '/threads', {});
     const threadB = created2.body.thread_id;
     const other = await api(worker.url, 'POST', `/threads/${threadB}/runs/wait`, say("What's my name?"));
     assert.equal(other.status, 200);
     assert.match(other.body.messages.at(-1).content, /don't know/, 'thread B must not know Sam');
-    return { second, state, firstCheckpoint };
+    return { second, state, firstCheckpoint, history: history.body };
   } finally {
     await worker.kill();
     removeDir(persistDir);
@@ -43,27 +53,32 @@ async function coldStartScenario(vars) {
 }
 
 test('durable object storage remembers across a runtime SIGKILL and restart', async () => {
-  const { second, state, firstCheckpoint } = await coldStartScenario({ MEMORY_BACKEND: 'durable_object' });
+  const { second, state, firstCheckpoint, history } = await coldStartScenario({ MEMORY_BACKEND: 'durable_object' });
   const reply = second.body.messages.at(-1);
   assert.equal(reply.type, 'ai');
   assert.match(reply.content, /Sam/);
   assert.equal(state.body.values.messages.length, 4);
   assert.deepEqual(state.body.values.messages.map((m) => m.type), ['human', 'ai', 'human', 'ai']);
-  // Parent chain intact: the new head continues from the checkpoint made before the kill.
-  assert.equal(state.body.parent_checkpoint.checkpoint_id, firstCheckpoint);
-  assert.equal(state.body.metadata.step, 2);
+  // Parent chain intact: each turn stores its input, then its reply, and the turn after
+  // the kill continues from the checkpoint made before it.
+  assert.equal(state.body.metadata.step, 4);
+  assert.deepEqual(history.map((h) => h.metadata.source), ['loop', 'input', 'loop', 'input']);
+  assert.equal(history[2].checkpoint.checkpoint_id, firstCheckpoint);
+  assertLinear(history);
 });
 
 test('the KV backend remembers across the same restart', async () => {
-  const { second, state, firstCheckpoint } = await coldStartScenario({ MEMORY_BACKEND: 'kv' });
+  const { second, state, firstCheckpoint, history } = await coldStartScenario({ MEMORY_BACKEND: 'kv' });
   assert.match(second.body.messages.at(-1).content, /Sam/);
   assert.equal(state.body.values.messages.length, 4);
-  assert.equal(state.body.parent_checkpoint.checkpoint_id, firstCheckpoint);
+  assert.equal(history[2].checkpoint.checkpoint_id, firstCheckpoint);
+  assertLinear(history);
 });
 
 test('negative control: the in-memory backend forgets on the same restart', async () => {
-  const { second, state } = await coldStartScenario({ MEMORY_BACKEND: 'memory' });
+  const { second, state, history } = await coldStartScenario({ MEMORY_BACKEND: 'memory' });
   assert.match(second.body.messages.at(-1).content, /don't know/);
   assert.equal(state.body.values.messages.length, 2, 'only the post-restart turn is left');
-  assert.equal(state.body.parent_checkpoint, null);
+  assert.equal(history.length, 2, 'only the post-restart turn is left');
+  assertLinear(history);
 });

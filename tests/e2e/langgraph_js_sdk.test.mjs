@@ -74,10 +74,12 @@ test('getState, getHistory (limit, before), updateState', async () => {
   const state = await c.threads.getState(thread.thread_id);
   assert.equal(state.values.messages.length, 6);
   const history = await c.threads.getHistory(thread.thread_id, { limit: 10 });
-  assert.equal(history.length, 3);
+  // Each turn stores its input (durable before the model runs), then its reply.
+  assert.equal(history.length, 6);
+  assert.deepEqual(history.map((h) => h.metadata.source), ['loop', 'input', 'loop', 'input', 'loop', 'input']);
   assert.equal(history[0].checkpoint.checkpoint_id, state.checkpoint.checkpoint_id);
-  assert.equal(history[0].parent_checkpoint.checkpoint_id, history[1].checkpoint.checkpoint_id);
-  assert.equal(history[2].parent_checkpoint, null);
+  history.forEach((h, i) => assert.equal(h.parent_checkpoint?.checkpoint_id ?? null,
+    history[i + 1]?.checkpoint.checkpoint_id ?? null, `entry ${i} continues from entry ${i + 1}`));
   const limited = await c.threads.getHistory(thread.thread_id, { limit: 1 });
   assert.equal(limited.length, 1);
   const older = await c.threads.getHistory(thread.thread_id, {
@@ -85,8 +87,10 @@ test('getState, getHistory (limit, before), updateState', async () => {
     before: { configurable: { checkpoint_id: history[0].checkpoint.checkpoint_id } },
   });
   assert.deepEqual(older.map((s) => s.checkpoint.checkpoint_id), history.slice(1).map((s) => s.checkpoint.checkpoint_id));
-  const atFirst = await c.threads.getState(thread.thread_id, history[2].checkpoint.checkpoint_id);
+  const atFirst = await c.threads.getState(thread.thread_id, history[4].checkpoint.checkpoint_id);
   assert.equal(atFirst.values.messages.length, 2);
+  const firstInput = await c.threads.getState(thread.thread_id, history[5].checkpoint.checkpoint_id);
+  assert.equal(firstInput.values.messages.length, 1, 'the input alone, before the reply');
 
   const updated = await c.threads.updateState(thread.thread_id, {
     values: { messages: [{ type: 'human', content: 'added by updateState' }] },
@@ -140,8 +144,10 @@ test('fork from an older checkpoint keeps both branches in history', async () =>
   assert.equal(forked.messages.length, 4, 'the fork does not see "I like tea"');
   assert.doesNotMatch(forked.messages.at(-1).content, /tea/);
   const head = await c.threads.getState(thread.thread_id);
-  assert.equal(head.parent_checkpoint.checkpoint_id, first.checkpoint.checkpoint_id);
-  assert.equal(head.metadata.source, 'fork');
+  const forkInput = await c.threads.getState(thread.thread_id, head.parent_checkpoint.checkpoint_id);
+  assert.equal(forkInput.metadata.source, 'fork', 'the branch starts with the input');
+  assert.equal(forkInput.parent_checkpoint.checkpoint_id, first.checkpoint.checkpoint_id);
+  assert.equal(head.metadata.source, 'loop');
   const history = await c.threads.getHistory(thread.thread_id, { limit: 10 });
   const ids = history.map((s) => s.checkpoint.checkpoint_id);
   assert.ok(ids.includes(main.checkpoint.checkpoint_id), 'the old branch stays in history');

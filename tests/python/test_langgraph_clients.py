@@ -47,8 +47,10 @@ def test_async_sdk_create_stream_wait_state_history_delete(worker):
         history = await client.threads.get_history(tid, limit=5)
         assert [h["checkpoint"]["checkpoint_id"] for h in history][0] == state["checkpoint"]["checkpoint_id"]
         assert history[0]["parent_checkpoint"]["checkpoint_id"] == history[1]["checkpoint"]["checkpoint_id"]
+        # Two turns, each stored as its input and then its reply.
+        assert [h["metadata"]["source"] for h in history] == ["loop", "input", "loop", "input"]
         older = await client.threads.get_history(tid, limit=5, before=history[0]["checkpoint"])
-        assert len(older) == 1
+        assert len(older) == 3
 
         await client.threads.delete(tid)
         with pytest.raises(NotFoundError):
@@ -75,7 +77,7 @@ def test_remote_graph_invoke_twice_state_and_history(worker):
     state = graph.get_state(config)
     assert len(state.values["messages"]) == 4
     history = list(graph.get_state_history(config))
-    assert len(history) == 2
+    assert len(history) == 4, "input and reply per turn"
     assert history[0].parent_config["configurable"]["checkpoint_id"] == \
         history[1].config["configurable"]["checkpoint_id"]
 

@@ -1,0 +1,255 @@
+//! The model the worker runs, and the ports model providers use on Workers: `fetch`
+//! for OpenAI-compatible servers, the `AI` binding for Workers AI. Both own the
+//! timeouts (`MODEL_TIMEOUT_MS`): no response headers, or no next chunk, within it is a
+//! timeout, and the request is aborted.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{
+    AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
+};
+
+use crate::chat::demo::MemoryDemoResponder;
+use crate::chat::openai::{OpenAiConfig, OpenAiModel};
+use crate::chat::upstream::{AiBinding, ByteSource, HttpClient, UpstreamRequest, UpstreamResponse};
+use crate::chat::workers_ai::WorkersAiModel;
+use crate::chat::{ChatModel, DeltaSink, ReplyEnd};
+use crate::error::{Error, Result};
+use crate::message::Message;
+
+/// The binding name of Workers AI in wrangler.toml.
+pub(crate) const AI_BINDING: &str = "AI";
+
+/// `Some(output)`, or `None` when `future` took longer than `timeout_ms`.
+async fn within<T>(timeout_ms: u64, future: impl Future<Output = T>) -> Option<T> {
+    let future = std::pin::pin!(future);
+    let delay = Delay::from(Duration::from_millis(timeout_ms));
+    match select(future, delay).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}
+
+/// A streamed body with a per-chunk timeout; aborts its request on a timeout.
+pub(crate) struct TimedBody {
+    stream: Option<ByteStream>,
+    timeout_ms: u64,
+    abort: Option<AbortController>,
+}
+
+impl ByteSource for TimedBody {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        match within(self.timeout_ms, stream.next()).await {
+            Some(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Some(Some(Err(e))) => Err(Error::Upstream {
+                reason: format!("the model's response broke off ({e})"),
+            }),
+            Some(None) => Ok(None),
+            None => {
+                if let Some(abort) = self.abort.take() {
+                    abort.abort();
+                }
+                self.stream = None;
+                Err(Error::UpstreamTimeout {
+                    waited_ms: self.timeout_ms,
+                })
+            }
+        }
+    }
+}
+
+/// [`HttpClient`] over the Workers `fetch`.
+pub(crate) struct FetchClient {
+    pub(crate) timeout_ms: u64,
+}
+
+impl HttpClient for FetchClient {
+    type Body = TimedBody;
+
+    async fn post(&self, request: &UpstreamRequest) -> Result<UpstreamResponse<TimedBody>> {
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers
+                .set(name, value)
+                .map_err(|e| Error::backend(format_args!("header {name}: {e}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(JsValue::from_str(&request.body)));
+        let outgoing =
+            Request::new_with_init(&request.url, &init).map_err(|e| Error::Upstream {
+                reason: format!("OPENAI_BASE_URL gives an invalid URL {} ({e})", request.url),
+            })?;
+        let abort = AbortController::default();
+        let fetch = Fetch::Request(outgoing);
+        let signal = abort.signal();
+        let sent = fetch.send_with_signal(&signal);
+        let mut response = match within(self.timeout_ms, sent).await {
+            Some(Ok(response)) => response,
+            Some(Err(e)) => {
+                return Err(Error::Upstream {
+                    reason: format!("could not reach {} ({e})", request.url),
+                })
+            }
+            None => {
+                abort.abort();
+                return Err(Error::UpstreamTimeout {
+                    waited_ms: self.timeout_ms,
+                });
+            }
+        };
+        let header = |name: &str| response.headers().get(name).ok().flatten();
+        let content_type = header("content-type").unwrap_or_default().to_lowercase();
+        let retry_after = header("retry-after");
+        Ok(UpstreamResponse {
+            status: response.status_code(),
+            content_type,
+            retry_after,
+            body: TimedBody {
+                stream: response.stream().ok(),
+                timeout_ms: self.timeout_ms,
+                abort: Some(abort),
+            },
+        })
+    }
+}
+
+/// [`AiBinding`] over `env.AI`, called directly: `AI.run(model, input)` with the input
+/// as a plain JavaScript object.
+pub(crate) struct WorkerAi {
+    binding: JsValue,
+    timeout_ms: u64,
+}
+
+impl AiBinding for WorkerAi {
+    type Body = TimedBody;
+
+    async fn run(&self, model: &str, input: &serde_json::Value) -> Result<TimedBody> {
+        let js_input = js_sys::JSON::parse(&input.to_string())
+            .map_err(|e| Error::backend(format_args!("AI input: {e:?}")))?;
+        let run: js_sys::Function = js_sys::Reflect::get(&self.binding, &"run".into())
+            .and_then(|f| f.dyn_into())
+            .map_err(|_| Error::Upstream {
+                reason: format!("the {AI_BINDING} binding has no run()"),
+            })?;
+        let promise: js_sys::Promise = run
+            .call2(&self.binding, &model.into(), &js_input)
+            .and_then(|p| p.dyn_into())
+            .map_err(|e| Error::Upstream {
+                reason: format!("Workers AI refused the call: {}", js_error(&e)),
+            })?;
+        let output = match within(
+            self.timeout_ms,
+            worker::wasm_bindgen_futures::JsFuture::from(promise),
+        )
+        .await
+        {
+            Some(Ok(output)) => output,
+            Some(Err(e)) => {
+                return Err(Error::Upstream {
+                    reason: format!("Workers AI failed: {}", js_error(&e)),
+                })
+            }
+            None => {
+                return Err(Error::UpstreamTimeout {
+                    waited_ms: self.timeout_ms,
+                })
+            }
+        };
+        let stream: worker::web_sys::ReadableStream =
+            output.dyn_into().map_err(|_| Error::Upstream {
+                reason: "Workers AI did not answer with a stream".into(),
+            })?;
+        Ok(TimedBody {
+            stream: Some(ByteStream::from(stream)),
+            timeout_ms: self.timeout_ms,
+            abort: None,
+        })
+    }
+}
+
+fn js_error(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// Which model answers (`MODEL_PROVIDER`), with its settings.
+#[derive(Debug, Clone)]
+pub(crate) enum ModelChoice {
+    /// `memory-demo` (default).
+    Demo,
+    /// `openai`.
+    OpenAi(OpenAiConfig),
+    /// `workers-ai`.
+    WorkersAi {
+        model: String,
+        max_tokens: Option<u32>,
+    },
+}
+
+/// The model of one request: one type for every provider, so the API is compiled once.
+pub(crate) enum EdgeModel {
+    Demo(MemoryDemoResponder),
+    OpenAi(OpenAiModel<FetchClient>),
+    WorkersAi(WorkersAiModel<WorkerAi>),
+}
+
+impl EdgeModel {
+    /// The model `choice` names, reached through `env`.
+    pub(crate) fn new(choice: &ModelChoice, timeout_ms: u64, env: &Env) -> Result<Self> {
+        Ok(match choice {
+            ModelChoice::Demo => EdgeModel::Demo(MemoryDemoResponder),
+            ModelChoice::OpenAi(config) => EdgeModel::OpenAi(OpenAiModel {
+                config: config.clone(),
+                http: FetchClient { timeout_ms },
+            }),
+            ModelChoice::WorkersAi { model, max_tokens } => {
+                let binding = js_sys::Reflect::get(env, &AI_BINDING.into())
+                    .ok()
+                    .filter(|b| !b.is_undefined())
+                    .ok_or_else(|| {
+                        Error::backend(format_args!(
+                            "MODEL_PROVIDER=workers-ai needs an [ai] binding named {AI_BINDING}"
+                        ))
+                    })?;
+                EdgeModel::WorkersAi(WorkersAiModel {
+                    model: model.clone(),
+                    max_tokens: *max_tokens,
+                    ai: WorkerAi {
+                        binding,
+                        timeout_ms,
+                    },
+                })
+            }
+        })
+    }
+}
+
+impl ChatModel for EdgeModel {
+    fn name(&self) -> &str {
+        match self {
+            EdgeModel::Demo(m) => m.name(),
+            EdgeModel::OpenAi(m) => m.name(),
+            EdgeModel::WorkersAi(m) => m.name(),
+        }
+    }
+
+    async fn stream(&self, context: &[Message], sink: &dyn DeltaSink) -> Result<ReplyEnd> {
+        match self {
+            EdgeModel::Demo(m) => m.stream(context, sink).await,
+            EdgeModel::OpenAi(m) => m.stream(context, sink).await,
+            EdgeModel::WorkersAi(m) => m.stream(context, sink).await,
+        }
+    }
+}
