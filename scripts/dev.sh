@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the worker and serves it with the demo on http://127.0.0.1:8787, keeping
 # Durable Object storage in .dev-state/ (survives restarts of this command).
-# Settings come from the environment: MEMORY_BACKEND, MODEL_PROVIDER, DEV_MODE, PORT.
+# Settings come from the environment: MEMORY_BACKEND, MODEL_PROVIDER, DEV_MODE, PORT,
+# the model's (OPENAI_BASE_URL, OPENAI_MODEL, WORKERS_AI_MODEL, SYSTEM_PROMPT,
+# CONTEXT_MAX_MESSAGES, CONTEXT_MAX_CHARS, MODEL_TIMEOUT_MS, MODEL_MAX_TOKENS) and the
+# secrets OPENAI_API_KEY and API_KEYS (handed to wrangler as secrets, never printed).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -12,5 +15,17 @@ args=(dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.dev-state" 
 args+=(--var "MEMORY_BACKEND:${MEMORY_BACKEND:-durable_object}")
 args+=(--var "MODEL_PROVIDER:${MODEL_PROVIDER:-memory-demo}")
 args+=(--var "DEV_MODE:${DEV_MODE:-true}")
+for name in OPENAI_BASE_URL OPENAI_MODEL WORKERS_AI_MODEL SYSTEM_PROMPT CONTEXT_MAX_MESSAGES \
+  CONTEXT_MAX_CHARS MODEL_TIMEOUT_MS MODEL_MAX_TOKENS; do
+  if [ -n "${!name:-}" ]; then args+=(--var "$name:${!name}"); fi
+done
+# Secrets go through an env file (mode 600): wrangler shows them as hidden.
+mkdir -p "$ROOT/.dev-state"
+secrets="$ROOT/.dev-state/secrets.env"
+( umask 077; : > "$secrets"
+  for name in OPENAI_API_KEY API_KEYS; do
+    if [ -n "${!name:-}" ]; then printf '%s="%s"\n' "$name" "${!name}" >> "$secrets"; fi
+  done )
+args+=(--env-file "$secrets")
 echo "edge-memory: serving the API and the demo on http://127.0.0.1:$PORT (storage: .dev-state/)"
 exec "$NODE22" "$WRANGLER_JS" "${args[@]}"

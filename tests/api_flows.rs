@@ -614,3 +614,99 @@ fn api_keys_guard_everything_but_ok() {
         409
     );
 }
+
+/// A model that says `prefix`, then fails with `error` (if any).
+struct FailingModel {
+    prefix: &'static str,
+    error: Option<edge_memory::Error>,
+}
+
+impl edge_memory::chat::ChatModel for FailingModel {
+    fn name(&self) -> &str {
+        "failing"
+    }
+
+    async fn stream(
+        &self,
+        _context: &[edge_memory::message::Message],
+        sink: &dyn edge_memory::chat::DeltaSink,
+    ) -> edge_memory::Result<edge_memory::chat::ReplyEnd> {
+        sink.delta(self.prefix);
+        match &self.error {
+            Some(err) => Err(err.clone()),
+            None => Ok(Default::default()),
+        }
+    }
+}
+
+#[test]
+fn a_model_failure_keeps_the_input_and_the_thread_usable() {
+    let store = support::sqlite_store();
+    let gate = RunGate::new();
+    let run = |model: &FailingModel, path: &str, body: Value| {
+        let engine = Engine::new(&store, model, &SystemClock, &SystemEntropy);
+        pollster::block_on(handle(
+            &HttpRequest::json("POST", path, &body),
+            &info(),
+            &engine,
+            &gate,
+        ))
+    };
+    let ok = FailingModel {
+        prefix: "fine",
+        error: None,
+    };
+    run(&ok, "/threads", json!({"thread_id": "m"}));
+    let timeout = FailingModel {
+        prefix: "",
+        error: Some(edge_memory::Error::UpstreamTimeout { waited_ms: 50 }),
+    };
+    // Before any text: the error's own status, for waits and streams alike.
+    let failed = run(&timeout, "/threads/m/runs/wait", say("one"));
+    assert_eq!(failed.status, 504);
+    let mut streamed = say("two");
+    streamed["stream_mode"] = json!(["messages-tuple"]);
+    assert_eq!(
+        run(&timeout, "/threads/m/runs/stream", streamed.clone()).status,
+        504
+    );
+    // After some text: the stream ends with an error event; nothing partial is stored.
+    let midway = FailingModel {
+        prefix: "half a ",
+        error: Some(edge_memory::Error::Upstream {
+            reason: "overloaded".into(),
+        }),
+    };
+    let resp = run(&midway, "/threads/m/runs/stream", streamed);
+    assert_eq!(resp.status, 200);
+    let Body::EventStream(events) = resp.body else {
+        panic!("not a stream")
+    };
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["metadata", "messages", "error"]);
+    assert_eq!(events[2].data["error"], "UpstreamError");
+    let state = |store: &_| {
+        let engine = Engine::new(store, &ok, &SystemClock, &SystemEntropy);
+        pollster::block_on(handle(
+            &HttpRequest::empty("GET", "/threads/m/state"),
+            &info(),
+            &engine,
+            &gate,
+        ))
+    };
+    let texts: Vec<String> = state(&store).json().unwrap()["values"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        ["one", "two", "two"],
+        "inputs kept, no partial reply"
+    );
+    assert!(!gate.is_busy(&edge_memory::thread::ThreadId::parse("m").unwrap()));
+    let next = run(&ok, "/threads/m/runs/wait", say("three"));
+    assert_eq!(next.status, 200);
+    assert_eq!(next.json().unwrap()["messages"][4]["content"], "fine");
+}
