@@ -59,6 +59,19 @@ pub enum Error {
     },
     /// The request carries no valid credentials (API key). Says nothing about threads.
     Unauthorized,
+    /// The request's bearer token is not valid (expired, forged, ...). Says nothing
+    /// about threads.
+    InvalidToken {
+        /// What is wrong with the token.
+        reason: String,
+    },
+    /// The client remembers a conversation the server does not have (`expected_head`,
+    /// `expected_turns`): answered 409 with `code: "memory_mismatch"` instead of a
+    /// silent fresh start.
+    MemoryMismatch {
+        /// What the client expected and what the server has.
+        reason: String,
+    },
     /// The model provider failed (HTTP error, timeout, malformed or error stream). The
     /// reason names the failure and is shown to clients; it never carries credentials.
     Upstream {
@@ -110,7 +123,8 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest { .. } => 400,
-            Error::Unauthorized => 401,
+            Error::Unauthorized | Error::InvalidToken { .. } => 401,
+            Error::MemoryMismatch { .. } => 409,
             Error::NotFound { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
@@ -136,7 +150,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest { reason } => write!(f, "Malformed request body: {reason}"),
-            Error::Unauthorized => write!(f, "Missing or invalid API key (send it as x-api-key)"),
+            Error::Unauthorized => write!(
+                f,
+                "Missing or invalid credentials (send x-api-key, or Authorization: Bearer <JWT>)"
+            ),
+            Error::InvalidToken { reason } => write!(f, "Invalid bearer token: {reason}"),
+            Error::MemoryMismatch { reason } => write!(f, "Memory mismatch: {reason}"),
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason } => write!(f, "{reason}"),

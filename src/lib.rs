@@ -12,11 +12,13 @@
 //! - The storage-agnostic core, plain Rust, built and tested natively:
 //!   [`thread`], [`message`] (with the `add_messages` reducer), [`checkpoint`] (the
 //!   [`Checkpointer`](checkpoint::Checkpointer) trait, its backends and the conformance
-//!   suite), [`chat`] (the turn engine and models), [`api`] (HTTP as pure functions).
+//!   suite), [`chat`] (the turn engine and models), [`api`] (HTTP as pure functions),
+//!   [`auth`] (API keys, JWTs).
 //! - `edge` (wasm32 only): the only code that names `worker::*` — the fetch entry, the
 //!   per-thread Durable Object and the adapters to its SQL storage.
 
 pub mod api;
+pub mod auth;
 pub mod chat;
 pub mod checkpoint;
 pub mod error;

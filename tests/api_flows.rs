@@ -85,6 +85,20 @@ fn two_turns_remember<C: Checkpointer + ThreadIndex + SaverStore>(api: Api<C>) {
     assert_eq!(state["metadata"]["source"], "loop");
     // Each turn stores its input, then its reply: two checkpoints.
     assert_eq!(state["metadata"]["step"], 4);
+    // The run is named by its input's checkpoint, which the reply follows.
+    let history = api.body(&api.post(&format!("/threads/{tid}/history"), json!({})));
+    assert_eq!(
+        state["metadata"]["run_id"],
+        history[1]["checkpoint"]["checkpoint_id"]
+    );
+    assert_eq!(
+        history[1]["metadata"]["run_id"],
+        history[1]["checkpoint"]["checkpoint_id"]
+    );
+    assert_ne!(
+        history[1]["metadata"]["run_id"],
+        history[3]["metadata"]["run_id"]
+    );
 
     let thread = api.body(&api.get(&format!("/threads/{tid}")));
     assert_eq!(thread["metadata"]["graph_id"], "agent");

@@ -245,8 +245,6 @@ pub struct PreparedRun {
     pub thread_id: ThreadId,
     /// The run.
     pub run: RunRequest,
-    /// The run's id (UUIDv7).
-    pub run_id: String,
     /// The thread's record, as the index should have it.
     pub record: ThreadRecord,
 }
@@ -288,7 +286,6 @@ pub async fn prepare_run<C: Checkpointer, M>(
     Ok(PreparedRun {
         thread_id,
         run,
-        run_id: uuid_v7(now, engine.entropy),
         record,
     })
 }
@@ -334,12 +331,7 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     prepared: PreparedRun,
     sink: &dyn RunSink,
 ) -> Result<Vec<Message>> {
-    let PreparedRun {
-        thread_id,
-        run,
-        run_id,
-        ..
-    } = prepared;
+    let PreparedRun { thread_id, run, .. } = prepared;
     let streaming = run.stream.is_some();
     let modes = run.stream.unwrap_or_default();
     let emit = |name: &str, data: Value| {
@@ -348,21 +340,27 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
             data,
         })
     };
-    if streaming {
-        emit("metadata", json!({"run_id": run_id, "attempt": 1}));
-    }
-    // graph_id, assistant_id and thread_id are the same for every run here: they are
-    // added when a state is rendered, not stored with every checkpoint.
-    let mut metadata = run.metadata;
-    metadata.insert("run_id".into(), json!(run_id));
-    let stored = engine
+    let mut stored = engine
         .store_input(Turn {
             thread_id: thread_id.clone(),
             input: run.input,
             from_checkpoint: run.checkpoint_id,
-            metadata,
+            metadata: run.metadata,
         })
         .await?;
+    // A run is named by the checkpoint holding its input: its id is the run id, stored
+    // nowhere else (see `wire::run_id_of`). A run without input stores its own.
+    let run_id = match &stored.input_checkpoint {
+        Some(input) => input.checkpoint_id.to_string(),
+        None => {
+            let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
+            stored.metadata.insert("run_id".into(), json!(run_id));
+            run_id
+        }
+    };
+    if streaming {
+        emit("metadata", json!({"run_id": run_id, "attempt": 1}));
+    }
     // The whole state only when the response carries it (runs/wait, `values`): the
     // turn itself reads just its window.
     let wants_values = !streaming || modes.contains(&StreamMode::Values);

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::{ASSISTANT_ID, ASSISTANT_UUID};
 use crate::chat::ReplyEnd;
-use crate::checkpoint::{CheckpointId, Snapshot};
+use crate::checkpoint::{CheckpointId, CheckpointRecord, Snapshot};
 use crate::message::Message;
 use crate::runtime::iso8601;
 use crate::thread::{ThreadId, ThreadRecord};
@@ -40,6 +40,17 @@ pub(crate) fn checkpoint_ref(thread_id: &ThreadId, checkpoint_id: &CheckpointId)
     })
 }
 
+/// The run that wrote `checkpoint`. A run is named by the checkpoint holding its input
+/// (source `input`, or `fork` on a branch), and its reply follows that checkpoint; so the
+/// id is not stored twice per turn (storage per turn is a budget, see README).
+pub(crate) fn run_id_of(checkpoint: &CheckpointRecord) -> Option<CheckpointId> {
+    match checkpoint.metadata.get("source").and_then(Value::as_str) {
+        Some("input") | Some("fork") => Some(checkpoint.checkpoint_id.clone()),
+        Some("loop") => checkpoint.parent_id.clone(),
+        _ => None,
+    }
+}
+
 /// A `ThreadState`. For a thread with no checkpoint, `checkpoint` is `null` (clients
 /// such as `useStream` rely on that).
 pub fn state_json(
@@ -67,6 +78,11 @@ pub fn state_json(
                 ("thread_id", thread_id.as_str()),
             ] {
                 metadata.entry(key).or_insert_with(|| Value::from(value));
+            }
+            if let Some(run_id) = run_id_of(cp) {
+                metadata
+                    .entry("run_id")
+                    .or_insert_with(|| Value::from(run_id.as_str()));
             }
             json!({
                 "values": values_json(&snap.messages),

@@ -158,9 +158,10 @@ pub struct StoredInput {
     pub reply_id: String,
     /// The step of the reply's checkpoint.
     pub reply_step: i64,
+    /// Metadata the reply's checkpoint gets.
+    pub metadata: Map<String, Value>,
     newest: Option<CheckpointId>,
     fork: bool,
-    metadata: Map<String, Value>,
 }
 
 /// Collects the reply and passes each delta on.

@@ -1,0 +1,338 @@
+//! Who is calling: API keys for servers, HS256 JWTs for browser users.
+//!
+//! - `x-api-key` matching one of `API_KEYS`: a service, which may use every thread.
+//! - `Authorization: Bearer <JWT>` signed HS256 with `JWT_SECRET`: a user, named by the
+//!   token's `sub`, who owns the threads it creates and sees no other.
+//! - Neither configured (`AUTH_MODE=none`): anyone; server-made thread ids (random
+//!   UUIDv4, 122 random bits) are then the only capability.
+//!
+//! Failures are 401 and never mention threads.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::error::{Error, Result};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds: clocks of token issuers and of
+/// the edge differ by a little; a minute is the common allowance.
+pub const JWT_LEEWAY_S: i64 = 60;
+
+/// Longest accepted token: a bound on work done for an unauthenticated request.
+pub const JWT_MAX_LEN: usize = 8 * 1024;
+
+/// Longest accepted `sub`: it is stored with every thread the user owns.
+pub const JWT_SUB_MAX_LEN: usize = 256;
+
+/// The metadata key that names a thread's owner (the `sub` of its creator).
+pub const OWNER_KEY: &str = "owner";
+
+/// How JWTs are checked.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct JwtSettings {
+    /// `JWT_SECRET`: the HS256 key.
+    pub secret: Vec<u8>,
+    /// `JWT_ISSUER`: when set, `iss` must equal it.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: when set, `aud` must be or contain it.
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &"***")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// How callers authenticate (`AUTH_MODE` and its secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthSettings {
+    /// `API_KEYS`.
+    pub api_keys: Vec<String>,
+    /// `JWT_SECRET` & co., when users sign in with tokens.
+    pub jwt: Option<JwtSettings>,
+}
+
+impl AuthSettings {
+    /// Whether requests need no credentials at all (`AUTH_MODE=none`).
+    pub fn is_open(&self) -> bool {
+        self.api_keys.is_empty() && self.jwt.is_none()
+    }
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No authentication is configured.
+    Anyone,
+    /// A server holding an API key: every thread.
+    Service,
+    /// A user (the token's `sub`): only the threads it owns.
+    User(String),
+}
+
+impl Caller {
+    /// The owner this caller's thread calls are scoped to, if any.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Caller::User(sub) => Some(sub),
+            _ => None,
+        }
+    }
+}
+
+/// Authenticates a request from its `x-api-key` and `authorization` headers.
+pub fn authenticate(
+    settings: &AuthSettings,
+    api_key: Option<&str>,
+    authorization: Option<&str>,
+    now_ms: i64,
+) -> Result<Caller> {
+    if settings.is_open() {
+        return Ok(Caller::Anyone);
+    }
+    if let Some(given) = api_key {
+        // Compare every key in full, in time independent of where they differ.
+        let mut ok = false;
+        for key in &settings.api_keys {
+            ok |= constant_time_eq(given.as_bytes(), key.as_bytes());
+        }
+        if ok {
+            return Ok(Caller::Service);
+        }
+    }
+    if let (Some(jwt), Some(header)) = (&settings.jwt, authorization) {
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        return verify_hs256(token.trim(), jwt, now_ms.div_euclid(1000)).map(Caller::User);
+    }
+    Err(Error::Unauthorized)
+}
+
+fn unauthorized(reason: &str) -> Error {
+    Error::InvalidToken {
+        reason: reason.to_string(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Verifies an HS256 JWT at `now_s` (seconds since the epoch); returns its `sub`.
+///
+/// Only `alg: HS256` is accepted (never `none`, never another algorithm named by the
+/// token); `exp` is required; `nbf`, and `iss`/`aud` when configured, are checked.
+pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<String> {
+    if token.len() > JWT_MAX_LEN {
+        return Err(unauthorized("the token is too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(unauthorized("not a JWT (three dot-separated parts)"));
+    };
+    let header: Value = decode_part(header_b64)?;
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        return Err(unauthorized("only HS256 tokens are accepted"));
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| unauthorized("the signature is not base64url"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&settings.secret)
+        .map_err(|_| Error::backend("JWT_SECRET is not a usable HMAC key"))?;
+    mac.update(&token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()]);
+    mac.verify_slice(&signature)
+        .map_err(|_| unauthorized("bad signature"))?;
+    let claims: Value = decode_part(payload_b64)?;
+    let number = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as i64);
+    match number("exp") {
+        None => return Err(unauthorized("the token has no `exp`")),
+        Some(exp) if now_s > exp + JWT_LEEWAY_S => {
+            return Err(unauthorized("the token has expired"))
+        }
+        Some(_) => {}
+    }
+    if number("nbf").is_some_and(|nbf| now_s + JWT_LEEWAY_S < nbf) {
+        return Err(unauthorized("the token is not valid yet (`nbf`)"));
+    }
+    if let Some(issuer) = &settings.issuer {
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+            return Err(unauthorized("wrong issuer (`iss`)"));
+        }
+    }
+    if let Some(audience) = &settings.audience {
+        let ok = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !ok {
+            return Err(unauthorized("wrong audience (`aud`)"));
+        }
+    }
+    match claims.get("sub").and_then(Value::as_str) {
+        Some(sub) if !sub.is_empty() && sub.len() <= JWT_SUB_MAX_LEN => Ok(sub.to_string()),
+        _ => Err(unauthorized("the token has no usable `sub`")),
+    }
+}
+
+fn decode_part(part: &str) -> Result<Value> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| unauthorized("a token part is not base64url"))?;
+    match serde_json::from_slice(&bytes) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        _ => Err(unauthorized("a token part is not a JSON object")),
+    }
+}
+
+/// Signs `claims` as an HS256 JWT (tests, and servers that mint tokens for the demo).
+pub fn sign_hs256(claims: &Value, secret: &[u8]) -> Result<String> {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret)
+        .map_err(|_| Error::backend("not a usable HMAC key"))?;
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    Ok(format!("{signing_input}.{signature}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn settings() -> JwtSettings {
+        JwtSettings {
+            secret: b"test-secret-of-some-length".to_vec(),
+            issuer: Some("https://issuer.example".into()),
+            audience: Some("edge-memory".into()),
+        }
+    }
+
+    fn token(claims: Value) -> String {
+        sign_hs256(&claims, &settings().secret).unwrap()
+    }
+
+    fn good() -> Value {
+        json!({"sub": "alice", "exp": NOW + 600, "iss": "https://issuer.example", "aud": ["x", "edge-memory"]})
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user() {
+        assert_eq!(
+            verify_hs256(&token(good()), &settings(), NOW).unwrap(),
+            "alice"
+        );
+        // jwt.io's HS256 example (secret "your-256-bit-secret"): the signature checks out,
+        // so the token fails only for lacking `exp`.
+        let known = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        let jwt_io = JwtSettings {
+            secret: b"your-256-bit-secret".to_vec(),
+            issuer: None,
+            audience: None,
+        };
+        let err = verify_hs256(known, &jwt_io, NOW).unwrap_err();
+        assert!(err.client_detail().contains("no `exp`"), "{err}");
+        let bad = known.replace(".SflK", ".TflK");
+        let err = verify_hs256(&bad, &jwt_io, NOW).unwrap_err();
+        assert!(err.client_detail().contains("bad signature"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_token_is_refused() {
+        let mut expired = good();
+        expired["exp"] = json!(NOW - JWT_LEEWAY_S - 1);
+        let mut early = good();
+        early["nbf"] = json!(NOW + JWT_LEEWAY_S + 10);
+        let mut no_exp = good();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        let mut wrong_iss = good();
+        wrong_iss["iss"] = json!("someone-else");
+        let mut wrong_aud = good();
+        wrong_aud["aud"] = json!("other-app");
+        let mut no_sub = good();
+        no_sub.as_object_mut().unwrap().remove("sub");
+        let forged = sign_hs256(&good(), b"another-secret").unwrap();
+        let valid = token(good());
+        let (head, rest) = valid.split_once('.').unwrap();
+        let none_alg = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            rest.rsplit_once('.').unwrap().0
+        ) + ".";
+        let tampered = format!(
+            "{head}.{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"sub": "mallory", "exp": NOW + 600}).to_string()),
+            valid.rsplit('.').next().unwrap()
+        );
+        let cases = [
+            ("expired", token(expired), "expired"),
+            ("nbf", token(early), "not valid yet"),
+            ("no exp", token(no_exp), "no `exp`"),
+            ("iss", token(wrong_iss), "issuer"),
+            ("aud", token(wrong_aud), "audience"),
+            ("sub", token(no_sub), "sub"),
+            ("forged", forged, "bad signature"),
+            ("alg none", none_alg, "HS256"),
+            ("tampered", tampered, "bad signature"),
+            ("garbage", "not-a-token".into(), "three"),
+            ("long", "a".repeat(JWT_MAX_LEN + 1), "too long"),
+        ];
+        for (name, token, says) in cases {
+            let err = verify_hs256(&token, &settings(), NOW).unwrap_err();
+            assert_eq!(err.status(), 401, "{name}");
+            assert!(err.client_detail().contains(says), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn authenticate_picks_the_caller() {
+        let settings = AuthSettings {
+            api_keys: vec!["k1".into()],
+            jwt: Some(settings()),
+        };
+        let now_ms = NOW * 1000;
+        assert_eq!(
+            authenticate(&settings, Some("k1"), None, now_ms).unwrap(),
+            Caller::Service
+        );
+        let bearer = format!("Bearer {}", token(good()));
+        assert_eq!(
+            authenticate(&settings, None, Some(&bearer), now_ms).unwrap(),
+            Caller::User("alice".into())
+        );
+        assert_eq!(
+            authenticate(&settings, Some("wrong"), None, now_ms)
+                .unwrap_err()
+                .status(),
+            401
+        );
+        assert_eq!(
+            authenticate(&settings, None, None, now_ms)
+                .unwrap_err()
+                .status(),
+            401
+        );
+        assert_eq!(
+            authenticate(&AuthSettings::default(), None, None, now_ms).unwrap(),
+            Caller::Anyone
+        );
+    }
+}
