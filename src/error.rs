@@ -65,6 +65,12 @@ pub enum Error {
         /// What is wrong with the token.
         reason: String,
     },
+    /// The request is refused whoever sends it (a CORS preflight from an origin not
+    /// on the list).
+    Forbidden {
+        /// Why.
+        reason: String,
+    },
     /// The client remembers a conversation the server does not have (`expected_head`,
     /// `expected_turns`): answered 409 with `code: "memory_mismatch"` instead of a
     /// silent fresh start.
@@ -125,6 +131,7 @@ impl Error {
             Error::BadRequest { .. } => 400,
             Error::Unauthorized | Error::InvalidToken { .. } => 401,
             Error::MemoryMismatch { .. } => 409,
+            Error::Forbidden { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
@@ -156,6 +163,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidToken { reason } => write!(f, "Invalid bearer token: {reason}"),
             Error::MemoryMismatch { reason } => write!(f, "Memory mismatch: {reason}"),
+            Error::Forbidden { reason } => write!(f, "Forbidden: {reason}"),
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason } => write!(f, "{reason}"),
@@ -185,7 +193,7 @@ impl std::error::Error for Error {}
 fn capitalize(word: &str) -> String {
     let mut chars = word.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
         None => String::new(),
     }
 }

@@ -11,7 +11,7 @@ use edge_memory::chat::Engine;
 use edge_memory::checkpoint::memory::MemoryCheckpointer;
 use edge_memory::checkpoint::saver::SaverStore;
 use edge_memory::checkpoint::{Checkpointer, ThreadIndex};
-use edge_memory::runtime::{SystemClock, SystemEntropy};
+use edge_memory::runtime::{Clock, SystemClock, SystemEntropy};
 use serde_json::{json, Value};
 
 fn info() -> ServerInfo {
@@ -19,7 +19,7 @@ fn info() -> ServerInfo {
         backend: "test".into(),
         model: "memory-demo".into(),
         dev_mode: false,
-        api_keys: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -211,7 +211,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
         method: "POST".into(),
         path: "/threads/t/runs/wait".into(),
         body: body.to_vec(),
-        api_key: None,
+        headers: Vec::new(),
     };
     let cases: Vec<(HttpRequest, u16, &str)> = vec![
         (raw(b"{not json"), 400, "invalid JSON"),
@@ -562,14 +562,14 @@ fn api_keys_guard_everything_but_ok() {
     let store = support::sqlite_store();
     let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
     let info = ServerInfo {
-        api_keys: vec!["k1".into(), "k2".into()],
+        auth: edge_memory::auth::AuthSettings {
+            api_keys: vec!["k1".into(), "k2".into()],
+            jwt: None,
+        },
         ..info()
     };
     let call = |req: HttpRequest| pollster::block_on(handle(&req, &info, &engine, &RunGate::new()));
-    let with_key = |mut req: HttpRequest, key: &str| {
-        req.api_key = Some(key.to_string());
-        req
-    };
+    let with_key = |req: HttpRequest, key: &str| req.with_header("x-api-key", key);
     let denied = call(HttpRequest::json(
         "POST",
         "/threads",
@@ -723,4 +723,208 @@ fn a_model_failure_keeps_the_input_and_the_thread_usable() {
     let next = run(&ok, "/threads/m/runs/wait", say("three"));
     assert_eq!(next.status, 200);
     assert_eq!(next.json().unwrap()["messages"][4]["content"], "fine");
+}
+
+#[test]
+fn jwt_users_see_only_their_own_threads() {
+    use edge_memory::auth::{sign_hs256, AuthSettings, JwtSettings};
+    let store = support::sqlite_store();
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let secret = b"jwt-test-secret".to_vec();
+    let info = ServerInfo {
+        auth: AuthSettings {
+            api_keys: vec!["service-key".into()],
+            jwt: Some(JwtSettings {
+                secret: secret.clone(),
+                issuer: None,
+                audience: None,
+            }),
+        },
+        ..info()
+    };
+    let now_s = SystemClock.now_ms() / 1000;
+    let bearer = |sub: &str| {
+        let token = sign_hs256(&json!({"sub": sub, "exp": now_s + 600}), &secret).unwrap();
+        format!("Bearer {token}")
+    };
+    let gate = RunGate::new();
+    let call = |req: HttpRequest| pollster::block_on(handle(&req, &info, &engine, &gate));
+    let as_user =
+        |sub: &str, req: HttpRequest| call(req.with_header("authorization", &bearer(sub)));
+    let body = |resp: &HttpResponse| resp.json().cloned().unwrap_or(Value::Null);
+
+    let created = as_user("alice", HttpRequest::json("POST", "/threads", &json!({})));
+    let a = body(&created)["thread_id"].as_str().unwrap().to_string();
+    assert_eq!(body(&created)["metadata"]["owner"], "alice");
+    let run = HttpRequest::json(
+        "POST",
+        &format!("/threads/{a}/runs/wait"),
+        &say("My name is Sam"),
+    );
+    assert_eq!(as_user("alice", run).status, 200);
+    let before = body(&as_user(
+        "alice",
+        HttpRequest::empty("GET", &format!("/threads/{a}/state")),
+    ));
+
+    // Bob cannot read, write, copy, fork, delete or find Alice's thread: all 404.
+    let attempts = [
+        HttpRequest::empty("GET", &format!("/threads/{a}")),
+        HttpRequest::empty("GET", &format!("/threads/{a}/state")),
+        HttpRequest::json("POST", &format!("/threads/{a}/history"), &json!({})),
+        HttpRequest::json("POST", &format!("/threads/{a}/runs/wait"), &say("hi")),
+        HttpRequest::json(
+            "POST",
+            &format!("/threads/{a}/runs/wait"),
+            &json!({"input": {"messages": [{"role": "user", "content": "x"}]}, "if_not_exists": "create"}),
+        ),
+        HttpRequest::json(
+            "POST",
+            &format!("/threads/{a}/state"),
+            &json!({"values": {"messages": [{"role": "user", "content": "x"}]}}),
+        ),
+        HttpRequest::json(
+            "PATCH",
+            &format!("/threads/{a}"),
+            &json!({"metadata": {"x": 1}}),
+        ),
+        HttpRequest::json("POST", &format!("/threads/{a}/copy"), &json!({})),
+        HttpRequest::empty("DELETE", &format!("/threads/{a}")),
+    ];
+    for req in attempts {
+        let label = format!("{} {}", req.method, req.path);
+        let resp = as_user("bob", req);
+        assert_eq!(resp.status, 404, "{label}: {:?}", resp.body);
+    }
+    let found = body(&as_user(
+        "bob",
+        HttpRequest::json("POST", "/threads/search", &json!({})),
+    ));
+    assert_eq!(found, json!([]), "search shows only the caller's threads");
+    let count = body(&as_user(
+        "bob",
+        HttpRequest::json("POST", "/threads/count", &json!({})),
+    ));
+    assert_eq!(count, json!(0));
+    // Choosing or changing an owner is refused.
+    let claim = HttpRequest::json("POST", "/threads", &json!({"metadata": {"owner": "alice"}}));
+    assert_eq!(as_user("bob", claim).status, 422);
+    // Alice still sees her thread, unchanged; the service key sees everything.
+    let after = body(&as_user(
+        "alice",
+        HttpRequest::empty("GET", &format!("/threads/{a}/state")),
+    ));
+    assert_eq!(before, after);
+    let mine = body(&as_user(
+        "alice",
+        HttpRequest::json("POST", "/threads/search", &json!({})),
+    ));
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let service = call(
+        HttpRequest::empty("GET", &format!("/threads/{a}")).with_header("x-api-key", "service-key"),
+    );
+    assert_eq!(service.status, 200);
+    // Missing, expired and forged tokens: 401 without a word about threads.
+    let expired = sign_hs256(&json!({"sub": "alice", "exp": now_s - 3600}), &secret).unwrap();
+    let forged = sign_hs256(
+        &json!({"sub": "alice", "exp": now_s + 600}),
+        b"not-the-secret",
+    )
+    .unwrap();
+    for header in [
+        None,
+        Some(format!("Bearer {expired}")),
+        Some(format!("Bearer {forged}")),
+    ] {
+        let mut req = HttpRequest::empty("GET", &format!("/threads/{a}"));
+        if let Some(h) = &header {
+            req = req.with_header("authorization", h);
+        }
+        let resp = call(req);
+        assert_eq!(resp.status, 401, "{header:?}");
+        assert!(!body(&resp)["detail"].as_str().unwrap().contains(&a));
+    }
+}
+
+#[test]
+fn the_amnesia_guard_and_if_match_refuse_silent_fresh_starts() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    let header = |resp: &HttpResponse, name: &str| {
+        resp.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let with_guard = |text: &str, guard: Value| {
+        let mut body = say(text);
+        body.as_object_mut()
+            .unwrap()
+            .extend(guard.as_object().unwrap().clone());
+        body
+    };
+    // A client that remembers a conversation in a thread the server does not know.
+    let lost = api.post(
+        "/threads/forgotten/runs/wait",
+        with_guard(
+            "What's my name?",
+            json!({"expected_head": "01a20b00-0000-7000-8000-000000000000", "if_not_exists": "create"}),
+        ),
+    );
+    assert_eq!(lost.status, 409);
+    assert_eq!(api.body(&lost)["code"], "memory_mismatch");
+    assert_eq!(api.get("/threads/forgotten").status, 404, "no fresh thread");
+
+    api.post("/threads", json!({"thread_id": "g"}));
+    let first = api.post("/threads/g/runs/wait", say("My name is Sam"));
+    let head = header(&first, "x-thread-head").unwrap();
+    assert_eq!(header(&first, "x-thread-turns").as_deref(), Some("1"));
+    let state = api.get("/threads/g/state");
+    assert_eq!(header(&state, "x-thread-head"), Some(head.clone()));
+    let before = api.body(&state);
+
+    for guard in [
+        json!({"expected_head": "01a20b00-0000-7000-8000-000000000000"}),
+        json!({"expected_turns": 5}),
+    ] {
+        let resp = api.post("/threads/g/runs/wait", with_guard("hi", guard.clone()));
+        assert_eq!(resp.status, 409, "{guard}");
+        let body = api.body(&resp);
+        assert_eq!(body["code"], "memory_mismatch", "{guard}");
+        assert!(body["detail"].as_str().unwrap().contains(&head), "{body}");
+    }
+    // If-Match: only the head.
+    let stale = api.call(
+        HttpRequest::json("POST", "/threads/g/runs/wait", &say("hi"))
+            .with_header("if-match", "01a20b00-0000-7000-8000-000000000000"),
+    );
+    assert_eq!(stale.status, 409);
+    assert!(api.body(&stale)["detail"].as_str().unwrap().contains(&head));
+    assert_eq!(
+        api.body(&api.get("/threads/g/state")),
+        before,
+        "nothing stored"
+    );
+
+    let ok = api.call(
+        HttpRequest::json(
+            "POST",
+            "/threads/g/runs/wait",
+            &with_guard(
+                "What's my name?",
+                json!({"expected_head": head, "expected_turns": 1}),
+            ),
+        )
+        .with_header("if-match", &format!("\"{head}\"")),
+    );
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(header(&ok, "x-thread-turns").as_deref(), Some("2"));
+    assert_ne!(header(&ok, "x-thread-head"), Some(head.clone()));
+    // A client that is behind (an older checkpoint the thread has) is not amnesia.
+    let behind = api.post(
+        "/threads/g/runs/wait",
+        with_guard("again", json!({"expected_head": head})),
+    );
+    assert_eq!(behind.status, 200);
 }

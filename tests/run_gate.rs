@@ -58,7 +58,7 @@ fn concurrent_runs_on_one_thread_reject_the_second() {
         backend: "test".into(),
         model: "slow".into(),
         dev_mode: false,
-        api_keys: Vec::new(),
+        ..Default::default()
     };
     let run = |thread: &str| {
         HttpRequest::json(

@@ -65,8 +65,10 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
     );
     let early: i64 = writes[10..20].iter().sum();
     let late: i64 = writes[240..250].iter().sum();
+    // Counters (step, turns, row keys) gain a digit or a byte between turn 15 and 245:
+    // a few bytes, not a growth with the thread (that would be 16×).
     assert!(
-        (late as f64) <= 1.02 * early as f64,
+        (late as f64) <= 1.03 * early as f64,
         "bytes written per turn grew: {early} → {late}"
     );
     // The state still reads back whole.

@@ -6,12 +6,14 @@ use super::wire::{checkpoint_ref, message_chunk_json, values_json};
 use std::cell::RefCell;
 
 use super::{
-    state_json, thread_json, Body, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest,
-    SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
+    state_json, thread_json, Body, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunGuard,
+    RunRequest, SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID,
+    ASSISTANT_UUID,
 };
+use crate::auth::OWNER_KEY;
 use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, Turn};
 use crate::checkpoint::saver::SaverStore;
-use crate::checkpoint::{Checkpointer, ListQuery};
+use crate::checkpoint::{CheckpointRecord, Checkpointer, ListQuery};
 use crate::error::{Error, Result};
 use crate::limits::LIST_LIMIT_MAX;
 use crate::message::Message;
@@ -23,7 +25,46 @@ pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
     call: ThreadCall,
     engine: &Engine<'_, C, M>,
 ) -> HttpResponse {
+    if let Some(owner) = &call.owner {
+        if let Err(err) = check_owner(engine.store, &call, owner).await {
+            return HttpResponse::error(&err);
+        }
+    }
     execute_inner(call, engine).await.into()
+}
+
+/// Whether the thread of `call` belongs to `owner`: another user's thread is answered
+/// as unknown (404), never as forbidden, so its existence is not confirmed.
+async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str) -> Result<()> {
+    match &call.command {
+        // Runs check in `thread_for_write`; a copy's target is a new thread.
+        ThreadCommand::Run(_) | ThreadCommand::Import { .. } => Ok(()),
+        command => match store.get_thread(&call.thread_id).await {
+            Ok(record) if owned_by(&record, owner) => Ok(()),
+            // Creating an id another user has: the usual conflict, nothing more.
+            Ok(_) if matches!(command, ThreadCommand::Create { .. }) => Err(Error::Conflict {
+                reason: format!("Thread '{}' already exists", call.thread_id),
+            }),
+            Ok(_) => Err(Error::thread_not_found(call.thread_id.as_str())),
+            Err(Error::NotFound { .. })
+                if matches!(
+                    command,
+                    ThreadCommand::Create { .. }
+                        | ThreadCommand::UpdateState {
+                            if_not_exists: IfNotExists::Create,
+                            ..
+                        }
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err),
+        },
+    }
+}
+
+fn owned_by(record: &ThreadRecord, owner: &str) -> bool {
+    record.metadata.get(OWNER_KEY).and_then(Value::as_str) == Some(owner)
 }
 
 /// Runs on a throwaway thread that is deleted right after: nothing is kept. The
@@ -38,6 +79,7 @@ pub async fn execute_stateless<C: Checkpointer + SaverStore, M: ChatModel>(
         ThreadCall {
             thread_id: thread_id.clone(),
             command: ThreadCommand::Run(run),
+            owner: None,
         },
         engine,
     )
@@ -95,6 +137,7 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
         }
         ThreadCommand::GetState { checkpoint_id } => {
             store.get_thread(&thread_id).await?;
+            let at_head = checkpoint_id.is_none();
             let snapshot = match checkpoint_id {
                 Some(id) => Some(store.get(&thread_id, &id).await?),
                 None => store.latest(&thread_id).await?,
@@ -102,11 +145,12 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             let parent = snapshot
                 .as_ref()
                 .and_then(|s| s.checkpoint.parent_id.clone());
-            Ok(HttpResponse::ok(state_json(
-                &thread_id,
-                snapshot.as_ref(),
-                parent.as_ref(),
-            )))
+            let response =
+                HttpResponse::ok(state_json(&thread_id, snapshot.as_ref(), parent.as_ref()));
+            Ok(match &snapshot {
+                Some(s) if at_head => with_head(response, &s.checkpoint),
+                _ => response,
+            })
         }
         ThreadCommand::UpdateState {
             ops,
@@ -115,15 +159,16 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             as_node: _,
             if_not_exists,
         } => {
-            let mut record = thread_for_write(engine, &thread_id, if_not_exists).await?;
+            let mut record =
+                thread_for_write(engine, &thread_id, if_not_exists, call.owner.as_deref()).await?;
             let checkpoint = engine
                 .update_state(&thread_id, ops, checkpoint_id.as_ref())
                 .await?;
             record.updated_at_ms = checkpoint.created_at_ms;
-            Ok(HttpResponse::ok(json!({
+            let response = HttpResponse::ok(json!({
                 "checkpoint": checkpoint_ref(&thread_id, &checkpoint.checkpoint_id),
-            }))
-            .with_index(upsert(record)))
+            }));
+            Ok(with_head(response, &checkpoint).with_index(upsert(record)))
         }
         ThreadCommand::History {
             limit,
@@ -162,7 +207,7 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             }
             Ok(HttpResponse::ok(Value::Array(states)))
         }
-        ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run).await),
+        ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run, call.owner).await),
         ThreadCommand::Saver(command) => saver(engine, &thread_id, command),
         ThreadCommand::Export => {
             let record = store.get_thread(&thread_id).await?;
@@ -269,8 +314,27 @@ pub async fn prepare_run<C: Checkpointer, M>(
     engine: &Engine<'_, C, M>,
     thread_id: ThreadId,
     run: RunRequest,
+    owner: Option<&str>,
 ) -> Result<PreparedRun> {
-    let mut record = thread_for_write(engine, &thread_id, run.if_not_exists).await?;
+    // A client that remembers a history must not get a fresh thread made for it.
+    let if_not_exists = if run.guard.expects_memory() {
+        IfNotExists::Reject
+    } else {
+        run.if_not_exists
+    };
+    let mut record = match thread_for_write(engine, &thread_id, if_not_exists, owner).await {
+        Err(Error::NotFound { what: "thread", .. }) if run.guard.expects_memory() => {
+            return Err(Error::MemoryMismatch {
+                reason: format!(
+                    "thread '{thread_id}' is unknown here, but the client remembers a conversation in it (expected_head/expected_turns); nothing was started"
+                ),
+            })
+        }
+        other => other?,
+    };
+    if !run.guard.is_empty() {
+        check_guard(engine.store, &thread_id, &run.guard).await?;
+    }
     let now = engine.clock.now_ms();
     if !record.metadata.contains_key("graph_id") {
         record
@@ -290,6 +354,76 @@ pub async fn prepare_run<C: Checkpointer, M>(
     })
 }
 
+/// Checks what the client believes about the thread against its head: `If-Match` must
+/// be the head (409 otherwise); `expected_head` must be a checkpoint the thread has and
+/// `expected_turns` at most its turns (409 `memory_mismatch` otherwise).
+async fn check_guard<C: Checkpointer>(
+    store: &C,
+    thread_id: &ThreadId,
+    guard: &RunGuard,
+) -> Result<()> {
+    let head = store
+        .list(
+            thread_id,
+            &ListQuery {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await?
+        .into_iter()
+        .next();
+    let head_id = head.as_ref().map(|h| h.checkpoint_id.clone());
+    let turns = head.as_ref().map_or(0, CheckpointRecord::turns);
+    let describe = || match &head_id {
+        Some(id) => format!("the thread's head is {id} after {turns} turns"),
+        None => "the thread has no checkpoints".to_string(),
+    };
+    if let Some(expected) = &guard.if_match {
+        if head_id.as_ref() != Some(expected) {
+            return Err(Error::Conflict {
+                reason: format!("If-Match {expected} is not the head: {}", describe()),
+            });
+        }
+    }
+    if let Some(expected) = &guard.expected_head {
+        if head_id.as_ref() != Some(expected) {
+            // An older checkpoint the thread has: the client is behind, nothing is lost.
+            match store.window(thread_id, Some(expected), 0, &[]).await {
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => {
+                    return Err(Error::MemoryMismatch {
+                        reason: format!(
+                            "the client expected checkpoint {expected}, which this thread does not have; {}",
+                            describe()
+                        ),
+                    })
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    if let Some(expected) = guard.expected_turns {
+        if turns < expected {
+            return Err(Error::MemoryMismatch {
+                reason: format!(
+                    "the client expected at least {expected} turns; {}",
+                    describe()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The head headers every run and state response carries (`x-thread-head`,
+/// `x-thread-turns`), so a client can notice a server that forgot.
+pub(crate) fn with_head(response: HttpResponse, head: &CheckpointRecord) -> HttpResponse {
+    response
+        .with_header("x-thread-head", head.checkpoint_id.to_string())
+        .with_header("x-thread-turns", head.turns().to_string())
+}
+
 /// Runs a prepared run, sending a streamed run's events to `sink` as they happen:
 /// metadata, values (input applied), messages (one per piece of the reply, then one
 /// with how it ended), updates, values (final). Answers the final response: the final
@@ -303,8 +437,12 @@ pub async fn finish_run<C: Checkpointer, M: ChatModel>(
     let index = prepared.index_update();
     let stream = prepared.is_stream();
     match run_turn_events(engine, prepared, sink).await {
-        Ok(_) if stream => HttpResponse::events(Vec::new()).with_index(index),
-        Ok(messages) => HttpResponse::ok(values_json(&messages)).with_index(index),
+        Ok((_, head)) if stream => {
+            with_head(HttpResponse::events(Vec::new()), &head).with_index(index)
+        }
+        Ok((messages, head)) => {
+            with_head(HttpResponse::ok(values_json(&messages)), &head).with_index(index)
+        }
         Err(err) => HttpResponse::error(&err),
     }
 }
@@ -330,7 +468,7 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     engine: &Engine<'_, C, M>,
     prepared: PreparedRun,
     sink: &dyn RunSink,
-) -> Result<Vec<Message>> {
+) -> Result<(Vec<Message>, CheckpointRecord)> {
     let PreparedRun { thread_id, run, .. } = prepared;
     let streaming = run.stream.is_some();
     let modes = run.stream.unwrap_or_default();
@@ -413,7 +551,7 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     if modes.contains(&StreamMode::Values) {
         emit("values", values_json(&messages));
     }
-    Ok(messages)
+    Ok((messages, outcome.checkpoint))
 }
 
 /// Runs `run` on the thread and answers the whole response at once: the pure form of
@@ -423,8 +561,9 @@ pub async fn run_collected<C: Checkpointer, M: ChatModel>(
     engine: &Engine<'_, C, M>,
     thread_id: ThreadId,
     run: RunRequest,
+    owner: Option<String>,
 ) -> HttpResponse {
-    let prepared = match prepare_run(engine, thread_id, run).await {
+    let prepared = match prepare_run(engine, thread_id, run, owner.as_deref()).await {
         Ok(prepared) => prepared,
         Err(err) => return HttpResponse::error(&err),
     };
@@ -499,15 +638,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Value> {
 }
 
 /// The thread's record, creating the thread first when it is unknown and asked to.
+/// With an `owner`, another user's thread is unknown, and a created one is the owner's.
 async fn thread_for_write<C: Checkpointer, M>(
     engine: &Engine<'_, C, M>,
     thread_id: &ThreadId,
     if_not_exists: IfNotExists,
+    owner: Option<&str>,
 ) -> Result<ThreadRecord> {
     match engine.store.get_thread(thread_id).await {
-        Ok(record) => Ok(record),
+        Ok(record) if owner.is_none_or(|o| owned_by(&record, o)) => Ok(record),
+        Ok(_) => Err(Error::thread_not_found(thread_id.as_str())),
         Err(Error::NotFound { what: "thread", .. }) if if_not_exists == IfNotExists::Create => {
-            let record = ThreadRecord::new(thread_id.clone(), Map::new(), engine.clock.now_ms());
+            let mut metadata = Map::new();
+            if let Some(owner) = owner {
+                metadata.insert(OWNER_KEY.into(), json!(owner));
+            }
+            let record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
             engine.store.create_thread(&record).await?;
             Ok(record)
         }

@@ -12,6 +12,7 @@
 //! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
 //! changes nothing.
 
+pub mod cors;
 mod execute;
 mod gate;
 mod request;
@@ -20,11 +21,12 @@ mod wire;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::{authenticate, AuthSettings, Caller};
 use crate::chat::{ChatModel, Engine};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
-use crate::runtime::Entropy;
+use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{
@@ -33,7 +35,7 @@ pub use execute::{
 };
 pub use gate::{RunGate, RunTicket};
 pub use request::{
-    plan, IfExists, IfNotExists, Plan, RunRequest, SaverCommand, StreamMode, ThreadCall,
+    plan, IfExists, IfNotExists, Plan, RunGuard, RunRequest, SaverCommand, StreamMode, ThreadCall,
     ThreadCommand,
 };
 pub use wire::{assistant_json, state_json, thread_json};
@@ -53,9 +55,21 @@ pub struct HttpRequest {
     pub path: String,
     /// The raw body.
     pub body: Vec<u8>,
-    /// The `x-api-key` header, if sent.
-    pub api_key: Option<String>,
+    /// The headers this API reads (see [`READ_HEADERS`]), names lowercased.
+    pub headers: Vec<(String, String)>,
 }
+
+/// The request headers the API reads; the edge copies only these.
+pub const READ_HEADERS: [&str; 8] = [
+    "x-api-key",
+    "authorization",
+    "origin",
+    "access-control-request-method",
+    "idempotency-key",
+    "if-match",
+    "x-expected-head",
+    "x-expected-turns",
+];
 
 impl HttpRequest {
     /// A request with a JSON body.
@@ -64,7 +78,7 @@ impl HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
             body: body.to_string().into_bytes(),
-            api_key: None,
+            headers: Vec::new(),
         }
     }
 
@@ -74,8 +88,23 @@ impl HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
             body: Vec::new(),
-            api_key: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same request with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -166,9 +195,15 @@ impl HttpResponse {
 
     /// The error response for `err`: `{"detail": ...}`; 5xx details stay in the logs.
     pub fn error(err: &Error) -> Self {
+        let body = match err {
+            Error::MemoryMismatch { .. } => {
+                json!({ "detail": err.client_detail(), "code": "memory_mismatch" })
+            }
+            _ => json!({ "detail": err.client_detail() }),
+        };
         HttpResponse {
             status: err.status(),
-            body: Body::Json(json!({ "detail": err.client_detail() })),
+            body: Body::Json(body),
             internal_error: (err.status() >= 500).then(|| err.to_string()),
             index: None,
             headers: Vec::new(),
@@ -213,8 +248,8 @@ impl From<Result<HttpResponse>> for HttpResponse {
     }
 }
 
-/// What the server says about itself at `GET /info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the server says about itself at `GET /info`, and how it admits callers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerInfo {
     /// Where checkpoints live (`durable_object`, `memory`).
     pub backend: String,
@@ -222,34 +257,24 @@ pub struct ServerInfo {
     pub model: String,
     /// Whether dev-only routes (`/__dev/*`) are on.
     pub dev_mode: bool,
-    /// Accepted API keys (`API_KEYS`); empty: no key needed (`AUTH_MODE=none`).
-    pub api_keys: Vec<String>,
+    /// API keys and JWT settings; none: `AUTH_MODE=none`.
+    pub auth: AuthSettings,
+    /// `ALLOWED_ORIGINS`: browser origins allowed to call the API (CORS).
+    pub allowed_origins: Vec<String>,
 }
 
-/// Checks the request's `x-api-key` against the accepted keys. Everything but `GET /ok`
-/// needs one when keys are configured; the answer never mentions threads.
-pub fn authorize(req: &HttpRequest, api_keys: &[String]) -> Result<()> {
-    if api_keys.is_empty() || (req.method == "GET" && req.path == "/ok") {
-        return Ok(());
+/// Authenticates `req`: `GET /ok` is open; everything else needs credentials when
+/// any are configured. The answer never mentions threads.
+pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<Caller> {
+    if req.method == "GET" && req.path == "/ok" {
+        return Ok(Caller::Anyone);
     }
-    let given = req.api_key.as_deref().unwrap_or("");
-    // Compare every key in full, in time independent of where they differ.
-    let mut ok = false;
-    for key in api_keys {
-        ok |= constant_time_eq(given.as_bytes(), key.as_bytes());
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Unauthorized)
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    authenticate(
+        auth,
+        req.header("x-api-key"),
+        req.header("authorization"),
+        now_ms,
+    )
 }
 
 /// Where thread calls go and where the thread index lives.
@@ -274,10 +299,15 @@ pub trait Backend {
 pub async fn serve<B: Backend>(
     req: &HttpRequest,
     info: &ServerInfo,
+    clock: &dyn Clock,
     entropy: &dyn Entropy,
     backend: &B,
 ) -> HttpResponse {
-    carry_out(plan(req, info, entropy), backend).await
+    let mut response = carry_out(plan(req, info, clock.now_ms(), entropy), backend).await;
+    response
+        .headers
+        .extend(cors::headers(req, &info.allowed_origins));
+    response
 }
 
 /// Carries out a [`plan`] through `backend`.
@@ -289,18 +319,24 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
             apply_index(backend, response).await
         }
         Plan::Search { query, count_only } => search(backend, &query, count_only).await.into(),
-        Plan::Copy { from, to } => copy(backend, from, to).await.into(),
+        Plan::Copy { from, to, owner } => copy(backend, from, to, owner).await.into(),
         Plan::Stateless(run) => backend.call_stateless(run).await,
-        Plan::SaverCopy { from, to } => saver_copy(backend, from, to).await.into(),
+        Plan::SaverCopy { from, to, owner } => saver_copy(backend, from, to, owner).await.into(),
     }
 }
 
 /// `copy_thread`: the source's checkpointer storage, written into the target.
-async fn saver_copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<HttpResponse> {
+async fn saver_copy<B: Backend>(
+    backend: &B,
+    from: ThreadId,
+    to: ThreadId,
+    owner: Option<String>,
+) -> Result<HttpResponse> {
     let exported = backend
         .call(ThreadCall {
             thread_id: from,
             command: ThreadCommand::Saver(SaverCommand::Export),
+            owner: owner.clone(),
         })
         .await;
     let export = match (exported.status, exported.body) {
@@ -320,6 +356,7 @@ async fn saver_copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Re
         .call(ThreadCall {
             thread_id: to,
             command: ThreadCommand::Saver(SaverCommand::Import(export)),
+            owner,
         })
         .await;
     Ok(apply_index(backend, response).await)
@@ -356,6 +393,7 @@ async fn search<B: Backend>(
             .call(ThreadCall {
                 thread_id: record.thread_id.clone(),
                 command: ThreadCommand::Get,
+                owner: None,
             })
             .await;
         match (response.status, response.body) {
@@ -379,11 +417,17 @@ async fn search<B: Backend>(
     Ok(HttpResponse::ok(Value::Array(threads)))
 }
 
-async fn copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<HttpResponse> {
+async fn copy<B: Backend>(
+    backend: &B,
+    from: ThreadId,
+    to: ThreadId,
+    owner: Option<String>,
+) -> Result<HttpResponse> {
     let exported = backend
         .call(ThreadCall {
             thread_id: from,
             command: ThreadCommand::Export,
+            owner: owner.clone(),
         })
         .await;
     let Body::Json(export) = exported.body else {
@@ -404,6 +448,7 @@ async fn copy<B: Backend>(backend: &B, from: ThreadId, to: ThreadId) -> Result<H
         .call(ThreadCall {
             thread_id: to,
             command,
+            owner,
         })
         .await;
     Ok(apply_index(backend, response).await)
@@ -450,5 +495,5 @@ pub async fn handle<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel>(
         gate,
         engine: engine.on(engine.store),
     };
-    serve(req, info, engine.entropy, &backend).await
+    serve(req, info, engine.clock, engine.entropy, &backend).await
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
+use crate::auth::{Caller, OWNER_KEY};
 use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
@@ -59,6 +60,78 @@ pub struct RunRequest {
     pub metadata: Map<String, Value>,
     /// `None` for `runs/wait`; the modes to emit for `runs/stream`.
     pub stream: Option<Vec<StreamMode>>,
+    /// What the client believes about the thread; checked before anything is stored.
+    #[serde(default)]
+    pub guard: RunGuard,
+}
+
+/// What a client believes about a thread before it runs on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunGuard {
+    /// `If-Match`: the head must be exactly this checkpoint (optimistic concurrency).
+    pub if_match: Option<CheckpointId>,
+    /// `expected_head` / `x-expected-head`: a checkpoint the client saw; the server must
+    /// have it, else the client remembers a conversation the server lost.
+    pub expected_head: Option<CheckpointId>,
+    /// `expected_turns` / `x-expected-turns`: the thread has at least this many turns.
+    pub expected_turns: Option<u64>,
+}
+
+impl RunGuard {
+    /// Whether the client claims the thread already has a history.
+    pub fn expects_memory(&self) -> bool {
+        self.expected_head.is_some() || self.expected_turns.is_some_and(|t| t > 0)
+    }
+
+    /// Whether anything is to be checked.
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.expected_head.is_none() && self.expected_turns.is_none()
+    }
+}
+
+/// Reads the guard from the body (`expected_head`, `expected_turns`) and the headers
+/// (`If-Match`, `x-expected-head`, `x-expected-turns`).
+fn parse_guard(body: &Map<String, Value>, req: &HttpRequest) -> Result<RunGuard> {
+    let checkpoint = |raw: &str, field: &str| {
+        CheckpointId::parse(raw.trim().trim_start_matches("W/").trim_matches('"'))
+            .map_err(|_| Error::invalid(field, format!("is not a checkpoint id: {raw:?}")))
+    };
+    let if_match = match req.header("if-match") {
+        Some(raw) => Some(checkpoint(raw, "If-Match")?),
+        None => None,
+    };
+    let expected_head = match (
+        opt_str(body, "expected_head")?,
+        req.header("x-expected-head"),
+    ) {
+        (Some(raw), _) => Some(checkpoint(&raw, "expected_head")?),
+        (None, Some(raw)) => Some(checkpoint(raw, "x-expected-head")?),
+        (None, None) => None,
+    };
+    let expected_turns = match (body.get("expected_turns"), req.header("x-expected-turns")) {
+        (Some(Value::Number(n)), _) => Some(
+            n.as_u64()
+                .ok_or_else(|| Error::invalid("expected_turns", "must be a whole number ≥ 0"))?,
+        ),
+        (Some(Value::Null) | None, Some(raw)) => Some(raw.trim().parse().map_err(|_| {
+            Error::invalid(
+                "x-expected-turns",
+                format!("must be a whole number, got {raw:?}"),
+            )
+        })?),
+        (Some(Value::Null) | None, None) => None,
+        (Some(other), _) => {
+            return Err(Error::invalid(
+                "expected_turns",
+                format!("must be a whole number, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    Ok(RunGuard {
+        if_match,
+        expected_head,
+        expected_turns,
+    })
 }
 
 /// A command for one thread's storage.
@@ -160,6 +233,10 @@ pub struct ThreadCall {
     pub thread_id: ThreadId,
     /// What to do with it.
     pub command: ThreadCommand,
+    /// The user the thread must belong to (a JWT's `sub`); `None` for services and
+    /// open servers. Another user's thread is answered as unknown (404).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The outcome of [`plan`].
@@ -182,6 +259,8 @@ pub enum Plan {
         from: ThreadId,
         /// The new thread's id.
         to: ThreadId,
+        /// The user both threads belong to, if scoped.
+        owner: Option<String>,
     },
     /// A run on a throwaway thread.
     Stateless(RunRequest),
@@ -191,19 +270,93 @@ pub enum Plan {
         from: ThreadId,
         /// The target thread.
         to: ThreadId,
+        /// The user both threads belong to, if scoped.
+        owner: Option<String>,
     },
 }
 
 /// Routes and validates a request. Never touches storage.
-pub fn plan(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Plan {
-    match plan_inner(req, info, entropy) {
+pub fn plan(req: &HttpRequest, info: &ServerInfo, now_ms: i64, entropy: &dyn Entropy) -> Plan {
+    match plan_inner(req, info, now_ms, entropy) {
         Ok(plan) => plan,
         Err(err) => Plan::Respond(HttpResponse::error(&err)),
     }
 }
 
-fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
-    super::authorize(req, &info.api_keys)?;
+fn plan_inner(
+    req: &HttpRequest,
+    info: &ServerInfo,
+    now_ms: i64,
+    entropy: &dyn Entropy,
+) -> Result<Plan> {
+    // Browsers send preflights without credentials.
+    if req.method == "OPTIONS" {
+        return Ok(Plan::Respond(super::cors::preflight(
+            req,
+            &info.allowed_origins,
+        )));
+    }
+    let caller = super::authorize(req, &info.auth, now_ms)?;
+    scope(route(req, info, entropy)?, &caller)
+}
+
+/// Confines a user's plan to the user's threads: new threads are stamped with the
+/// user as owner, thread calls must find it there, searches only see its threads.
+fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
+    let Some(owner) = caller.owner() else {
+        return Ok(plan);
+    };
+    let owner_value = || Value::String(owner.to_string());
+    Ok(match plan {
+        Plan::Thread(mut call) => {
+            match &mut call.command {
+                ThreadCommand::Create { metadata, .. } => {
+                    if metadata
+                        .get(OWNER_KEY)
+                        .is_some_and(|v| v.as_str() != Some(owner))
+                    {
+                        return Err(owner_is_reserved());
+                    }
+                    metadata.insert(OWNER_KEY.into(), owner_value());
+                }
+                ThreadCommand::Patch { metadata } if metadata.contains_key(OWNER_KEY) => {
+                    return Err(owner_is_reserved());
+                }
+                _ => {}
+            }
+            call.owner = Some(owner.to_string());
+            Plan::Thread(call)
+        }
+        Plan::Search {
+            mut query,
+            count_only,
+        } => {
+            query.metadata.insert(OWNER_KEY.into(), owner_value());
+            Plan::Search { query, count_only }
+        }
+        Plan::Copy { from, to, .. } => Plan::Copy {
+            from,
+            to,
+            owner: Some(owner.to_string()),
+        },
+        Plan::SaverCopy { from, to, .. } => Plan::SaverCopy {
+            from,
+            to,
+            owner: Some(owner.to_string()),
+        },
+        plan @ (Plan::Respond(_) | Plan::Stateless(_)) => plan,
+    })
+}
+
+fn owner_is_reserved() -> Error {
+    Error::invalid(
+        format!("metadata.{OWNER_KEY}"),
+        "is set by the server from the token's `sub` and cannot be chosen or changed",
+    )
+}
+
+/// Routes a request and validates its body.
+fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
     if req.body.len() > REQUEST_BODY_MAX_BYTES {
         return Err(Error::TooLarge {
             what: "request body (bytes)".into(),
@@ -219,6 +372,7 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
         Ok(Plan::Thread(ThreadCall {
             thread_id: ThreadId::parse(raw)?,
             command,
+            owner: None,
         }))
     };
     let body = || read_object(&req.body);
@@ -282,6 +436,7 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
                     metadata: opt_metadata(&body, "metadata")?,
                     if_exists,
                 },
+                owner: None,
             }))
         }
         ("POST", ["threads", "search"]) => Ok(Plan::Search {
@@ -301,6 +456,7 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
         ("POST", ["threads", id, "copy"]) => Ok(Plan::Copy {
             from: ThreadId::parse(id)?,
             to: ThreadId::generate(entropy),
+            owner: None,
         }),
         ("GET", ["threads", id, "state"]) => thread(
             id,
@@ -320,7 +476,11 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
         ("POST", ["threads", id, "state"]) => {
             let thread_id = ThreadId::parse(id)?;
             let command = parse_update_state(&body()?, entropy)?;
-            Ok(Plan::Thread(ThreadCall { thread_id, command }))
+            Ok(Plan::Thread(ThreadCall {
+                thread_id,
+                command,
+                owner: None,
+            }))
         }
         ("POST", ["threads", id, "history"]) => {
             let thread_id = ThreadId::parse(id)?;
@@ -337,14 +497,18 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
                     metadata,
                     checkpoint_id,
                 },
+                owner: None,
             }))
         }
         ("POST", ["threads", id, "runs", kind @ ("wait" | "stream")]) => {
             let thread_id = ThreadId::parse(id)?;
-            let run = parse_run(&body()?, *kind == "stream", entropy)?;
+            let body = body()?;
+            let mut run = parse_run(&body, *kind == "stream", entropy)?;
+            run.guard = parse_guard(&body, req)?;
             Ok(Plan::Thread(ThreadCall {
                 thread_id,
                 command: ThreadCommand::Run(run),
+                owner: None,
             }))
         }
         ("POST", ["threads", id, "saver", op]) => {
@@ -354,10 +518,12 @@ fn plan_inner(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Re
                 SaverCall::Copy(target) => Plan::SaverCopy {
                     from: thread_id,
                     to: target,
+                    owner: None,
                 },
                 SaverCall::Command(command) => Plan::Thread(ThreadCall {
                     thread_id,
                     command: ThreadCommand::Saver(*command),
+                    owner: None,
                 }),
             })
         }
@@ -586,6 +752,7 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
         checkpoint_id,
         metadata: opt_metadata(body, "metadata")?,
         stream,
+        guard: RunGuard::default(),
     })
 }
 

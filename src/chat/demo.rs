@@ -48,7 +48,8 @@ pub fn demo_reply(messages: &[Message]) -> String {
     let Some((last, earlier)) = humans.split_last() else {
         return "Hello! Tell me something and I will remember it.".to_string();
     };
-    let lower = last.to_lowercase();
+    // ASCII folding: the phrases matched are ASCII, and offsets stay the same.
+    let lower = last.to_ascii_lowercase();
     if asks_for_name(&lower) {
         return match earlier.iter().rev().find_map(|text| name_in(text)) {
             Some(name) => format!("Your name is {name}."),
@@ -102,14 +103,10 @@ fn asks_for_recap(lower: &str) -> bool {
 
 /// The name in "... my name is Sam ...", if any.
 fn name_in(text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
-    let at = lower.find("my name is ")?;
-    // The lowercase text has the same byte offsets for ASCII; for safety re-find in the
-    // original by character count.
-    let skip = lower[..at + "my name is ".len()].chars().count();
-    let name: String = text
+    // ASCII folding keeps every byte offset, so the name is read from the original.
+    let at = text.to_ascii_lowercase().find("my name is ")? + "my name is ".len();
+    let name: String = text[at..]
         .chars()
-        .skip(skip)
         .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '\'')
         .collect();
     (!name.is_empty()).then_some(name)

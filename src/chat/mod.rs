@@ -362,8 +362,16 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
     ) -> Result<CheckpointRecord> {
         let now = self.clock.now_ms();
         let step = parent.map_or(0, CheckpointRecord::step) + 1;
+        // A reply completes a turn; the count rides along the branch, so the head always
+        // says how many turns the thread has (the amnesia guard compares it).
+        let turns = parent.map_or(0, CheckpointRecord::turns)
+            + u64::from(
+                matches!(source, CheckpointSource::Loop)
+                    || (source == CheckpointSource::Fork && ops.iter().any(is_reply)),
+            );
         metadata.insert("source".into(), json!(source.as_str()));
         metadata.insert("step".into(), json!(step));
+        metadata.insert("turns".into(), json!(turns));
         let checkpoint = NewCheckpoint {
             record: CheckpointRecord {
                 thread_id: thread_id.clone(),
@@ -377,6 +385,10 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         self.store.put(&checkpoint).await?;
         Ok(checkpoint.record)
     }
+}
+
+fn is_reply(op: &MessageOp) -> bool {
+    matches!(op, MessageOp::Upsert { message } if message.kind == MessageType::Ai)
 }
 
 /// Whether the window continues from a checkpoint older than the thread's newest.

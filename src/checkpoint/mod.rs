@@ -142,6 +142,15 @@ impl CheckpointRecord {
             .and_then(Value::as_i64)
             .unwrap_or(0)
     }
+
+    /// Completed turns (runs that stored a reply) on this checkpoint's branch, from the
+    /// root up to it (`metadata.turns`).
+    pub fn turns(&self) -> u64 {
+        self.metadata
+            .get("turns")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
 }
 
 /// A checkpoint to store: its record and the message operations it adds to its parent's

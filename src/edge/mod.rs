@@ -29,6 +29,7 @@ use crate::api::{
     self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, Plan, RunGate, RunRequest,
     ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
+use crate::auth::{AuthSettings, JwtSettings};
 use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
 use crate::chat::upstream::MODEL_TIMEOUT_MS_DEFAULT;
@@ -41,7 +42,7 @@ use crate::checkpoint::sql::SqlCheckpointer;
 use crate::checkpoint::{ThreadIndex, ThreadSearch};
 use crate::error::Error;
 use crate::limits::REQUEST_BODY_MAX_BYTES;
-use crate::runtime::{SystemClock, SystemEntropy};
+use crate::runtime::{Clock, SystemClock, SystemEntropy};
 use crate::thread::{ThreadId, ThreadRecord};
 
 use do_sql::DoSql;
@@ -79,8 +80,10 @@ impl Backend {
 struct EdgeConfig {
     backend: Backend,
     dev_mode: bool,
-    /// `API_KEYS` (a secret, or a var locally): comma-separated; none means no key needed.
-    api_keys: Vec<String>,
+    /// `AUTH_MODE` with `API_KEYS`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`.
+    auth: AuthSettings,
+    /// `ALLOWED_ORIGINS`: comma-separated browser origins (CORS).
+    allowed_origins: Vec<String>,
     /// `MODEL_PROVIDER` and its settings.
     model: ModelChoice,
     /// `MODEL_TIMEOUT_MS`.
@@ -152,17 +155,47 @@ impl EdgeConfig {
                 max_chars: number("CONTEXT_MAX_CHARS")?.map_or(defaults.max_chars, |n| n as usize),
             },
         };
-        let api_keys = secret("API_KEYS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string)
-            .collect();
+        let list = |raw: Option<String>| -> Vec<String> {
+            raw.unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let api_keys = list(secret("API_KEYS"));
+        let jwt = secret("JWT_SECRET").map(|key| JwtSettings {
+            secret: key.into_bytes(),
+            issuer: var("JWT_ISSUER"),
+            audience: var("JWT_AUDIENCE"),
+        });
+        // Fail closed: a mode whose secret is missing answers 500, never opens up.
+        let auth = match var("AUTH_MODE").as_deref() {
+            Some("none") if !api_keys.is_empty() || jwt.is_some() => {
+                return Err(Error::backend(
+                    "AUTH_MODE=none while API_KEYS or JWT_SECRET is set: remove them or pick api_key/jwt",
+                ))
+            }
+            Some("none") => AuthSettings::default(),
+            Some("api_key") if api_keys.is_empty() => {
+                return Err(Error::backend("AUTH_MODE=api_key needs the API_KEYS secret"))
+            }
+            Some("api_key") => AuthSettings { api_keys, jwt: None },
+            Some("jwt") if jwt.is_none() => {
+                return Err(Error::backend("AUTH_MODE=jwt needs the JWT_SECRET secret"))
+            }
+            None | Some("jwt") => AuthSettings { api_keys, jwt },
+            Some(other) => {
+                return Err(Error::backend(format_args!(
+                    "AUTH_MODE={other:?} is not supported (none, api_key, jwt)"
+                )))
+            }
+        };
         Ok(EdgeConfig {
             backend,
             dev_mode: var("DEV_MODE").as_deref() == Some("true"),
-            api_keys,
+            auth,
+            allowed_origins: list(var("ALLOWED_ORIGINS")),
             model,
             model_timeout_ms: number("MODEL_TIMEOUT_MS")?.unwrap_or(MODEL_TIMEOUT_MS_DEFAULT),
             context,
@@ -182,7 +215,8 @@ impl EdgeConfig {
             backend: self.backend.name().to_string(),
             model: self.model_name(),
             dev_mode: self.dev_mode,
-            api_keys: self.api_keys.clone(),
+            auth: self.auth.clone(),
+            allowed_origins: self.allowed_origins.clone(),
         }
     }
 
@@ -208,16 +242,52 @@ thread_local! {
 
 /// The worker's fetch handler.
 #[event(fetch)]
-pub(crate) async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let response = match serve(req, &env).await {
-        Ok(Served::Stream(response)) => return Ok(response),
+pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let mut cors = Vec::new();
+    let served = match EdgeConfig::from_env(&env) {
+        Ok(config) => match read_request(&mut req).await {
+            Ok(http) => {
+                cors = api::cors::headers(&http, &config.allowed_origins);
+                warn_if_open(&config);
+                serve(http, &env, &config).await
+            }
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    let response = match served {
+        Ok(Served::Stream(response)) => {
+            let headers = response.headers();
+            for (name, value) in &cors {
+                headers.set(name, value)?;
+            }
+            return Ok(response);
+        }
         Ok(Served::Http(response)) => response,
         Err(err) => HttpResponse::error(&err),
     };
     if let Some(reason) = &response.internal_error {
         worker::console_error!("edge-memory: {reason}");
     }
-    to_worker_response(&response)
+    let out = to_worker_response(&response)?;
+    let headers = out.headers();
+    for (name, value) in &cors {
+        headers.set(name, value)?;
+    }
+    Ok(out)
+}
+
+thread_local! {
+    static WARNED_OPEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `AUTH_MODE=none` is for local development and the demo: said loudly, once per isolate.
+fn warn_if_open(config: &EdgeConfig) {
+    if config.auth.is_open() && !WARNED_OPEN.with(|w| w.replace(true)) {
+        worker::console_warn!(
+            "edge-memory: AUTH_MODE=none — no API key or token is required; anyone who knows a thread id can read and write it. Set API_KEYS and/or JWT_SECRET before exposing this worker."
+        );
+    }
 }
 
 /// A response: plain data, or a run's event stream passed through from its object.
@@ -226,24 +296,21 @@ enum Served {
     Stream(Response),
 }
 
-async fn serve(mut req: Request, env: &Env) -> Result<Served, Error> {
-    let config = EdgeConfig::from_env(env)?;
-    let http = read_request(&mut req).await?;
-    // Dev routes below are answered before planning: check the key here for them too.
-    api::authorize(&http, &config.api_keys)?;
-    if let Some(response) = dev_route(&config, &http, env).await? {
-        return Ok(Served::Http(response));
+async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
+    // Dev routes below are answered before planning: check credentials here for them too.
+    if http.path.starts_with("/__dev/") {
+        api::authorize(&http, &config.auth, SystemClock.now_ms())?;
+        if let Some(response) = dev_route(config, &http, env).await? {
+            return Ok(Served::Http(response));
+        }
     }
     let info = config.info();
-    let plan = api::plan(&http, &info, &SystemEntropy);
+    let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
     Ok(Served::Http(match config.backend {
         // KV mode still sends each thread's calls to its Durable Object: the object
         // serializes turns on a thread; KV is where they are stored.
         Backend::DurableObject | Backend::Kv => {
-            let backend = DurableObjects {
-                env,
-                config: &config,
-            };
+            let backend = DurableObjects { env, config };
             match plan {
                 Plan::Thread(call) if matches!(call.command, ThreadCommand::Run(_)) => {
                     return backend.run(call).await;
@@ -433,12 +500,18 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
             reason: format!("body could not be read ({e})"),
         })?,
     };
-    let api_key = req.headers().get("x-api-key").ok().flatten();
+    let headers = api::READ_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(name).ok().flatten()?;
+            Some((name.to_string(), value))
+        })
+        .collect();
     Ok(HttpRequest {
         method: req.method().to_string(),
         path,
         body,
-        api_key,
+        headers,
     })
 }
 
@@ -558,7 +631,8 @@ impl DurableObject for ThreadObject {
                 Ok(ThreadCall {
                     thread_id,
                     command: ThreadCommand::Run(run),
-                }) => return ObjectInner::run(inner.clone(), thread_id, run).await,
+                    owner,
+                }) => return ObjectInner::run(inner.clone(), thread_id, run, owner).await,
                 Ok(call) => inner.thread_call(call).await,
                 Err(err) => HttpResponse::error(&err),
             },
@@ -618,6 +692,7 @@ impl ObjectInner {
         inner: Rc<ObjectInner>,
         thread_id: ThreadId,
         run: RunRequest,
+        owner: Option<String>,
     ) -> worker::Result<Response> {
         let Some(ticket) = inner.runs.enter(&thread_id) else {
             return object_response(&HttpResponse::error(&RunGate::busy_error(&thread_id)));
@@ -630,8 +705,9 @@ impl ObjectInner {
             Ok(model) => model,
             Err(err) => return object_response(&HttpResponse::error(&err)),
         };
-        let prepared =
-            api::prepare_run(&config.engine(&inner.edge_store(), &model), thread_id, run).await;
+        let store = inner.edge_store();
+        let engine = config.engine(&store, &model);
+        let prepared = api::prepare_run(&engine, thread_id, run, owner.as_deref()).await;
         let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(err) => return object_response(&HttpResponse::error(&err)),
@@ -650,7 +726,7 @@ impl ObjectInner {
             }
             let took = precise_now_ms() - started;
             task_inner.last_run_ms.set(took);
-            let response = response.with_header("server-timing", format!("do;dur={took:.3}"));
+            let response = response.with_header("server-timing", server_timing(took));
             let _ = sink.0.unbounded_send(RunItem::Done(response));
         });
         let mut before_open = Vec::new();
@@ -723,7 +799,7 @@ impl ObjectInner {
         // The object's own time for the call (storage, model, response), for
         // clients and the benchmark: `server-timing: do;dur=<ms>`.
         let took = precise_now_ms() - started;
-        response.with_header("server-timing", format!("do;dur={took:.3}"))
+        response.with_header("server-timing", server_timing(took))
     }
 
     /// `ctx.abort()`: drops this instance (its memory) the way an eviction or a cold start
@@ -811,6 +887,13 @@ impl ObjectInner {
             "cases": cases,
         }))
     }
+}
+
+/// `server-timing: do;dur=<ms>` with microseconds, formatted without the float
+/// formatter (which costs the wasm module ~10 KB).
+fn server_timing(ms: f64) -> String {
+    let us = (ms.max(0.0) * 1000.0) as u64;
+    format!("do;dur={}.{:03}", us / 1000, us % 1000)
 }
 
 /// `performance.now()` where the runtime has it (sub-millisecond in local workerd;

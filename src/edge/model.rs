@@ -107,7 +107,9 @@ impl HttpClient for FetchClient {
             }
         };
         let header = |name: &str| response.headers().get(name).ok().flatten();
-        let content_type = header("content-type").unwrap_or_default().to_lowercase();
+        let content_type = header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let retry_after = header("retry-after");
         Ok(UpstreamResponse {
             status: response.status_code(),

