@@ -21,6 +21,8 @@ stage fmt            cargo fmt --all -- --check
 stage clippy-native  cargo clippy --all-targets --locked -- -D warnings
 stage clippy-wasm    cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
 stage cargo-test     cargo test --locked
+# Bounded-time fuzzing of request decoding, message normalization and authentication.
+stage fuzz           env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" cargo test --locked --test fuzz -- --ignored --nocapture
 stage wasm-pack-test wasm-pack --log-level warn test --node
 stage build-worker   bash scripts/build-worker.sh
 stage e2e-workerd    "$NODE22" --test --test-concurrency=1 tests/e2e/*.test.mjs

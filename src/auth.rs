@@ -112,7 +112,8 @@ pub fn authenticate(
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
-        return verify_hs256(token.trim(), jwt, now_ms.div_euclid(1000)).map(Caller::User);
+        let token = token.trim_matches(|c: char| c == ' ' || c == '\t');
+        return verify_hs256(token, jwt, now_ms.div_euclid(1000)).map(Caller::User);
     }
     Err(Error::Unauthorized)
 }

@@ -65,6 +65,11 @@ pub enum Error {
         /// What is wrong with the token.
         reason: String,
     },
+    /// The body is sent as something other than JSON (`content-type`).
+    UnsupportedMediaType {
+        /// The content type that was sent.
+        given: String,
+    },
     /// The request is refused whoever sends it (a CORS preflight from an origin not
     /// on the list).
     Forbidden {
@@ -132,6 +137,7 @@ impl Error {
             Error::Unauthorized | Error::InvalidToken { .. } => 401,
             Error::MemoryMismatch { .. } => 409,
             Error::Forbidden { .. } => 403,
+            Error::UnsupportedMediaType { .. } => 415,
             Error::NotFound { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
@@ -164,6 +170,10 @@ impl fmt::Display for Error {
             Error::InvalidToken { reason } => write!(f, "Invalid bearer token: {reason}"),
             Error::MemoryMismatch { reason } => write!(f, "Memory mismatch: {reason}"),
             Error::Forbidden { reason } => write!(f, "Forbidden: {reason}"),
+            Error::UnsupportedMediaType { given } => write!(
+                f,
+                "Unsupported content-type {given:?}: send the body as JSON (content-type: application/json)"
+            ),
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason } => write!(f, "{reason}"),

@@ -928,3 +928,66 @@ fn the_amnesia_guard_and_if_match_refuse_silent_fresh_starts() {
     );
     assert_eq!(behind.status, 200);
 }
+
+#[test]
+fn retries_never_append_twice() {
+    let api = Api {
+        store: support::sqlite_store(),
+    };
+    api.post("/threads", json!({"thread_id": "r"}));
+    let keyed = |text: &str, key: &str| {
+        api.call(
+            HttpRequest::json("POST", "/threads/r/runs/wait", &say(text))
+                .with_header("idempotency-key", key),
+        )
+    };
+    // The same run three times with one key: one turn.
+    let first = keyed("My name is Sam", "k-1");
+    assert_eq!(first.status, 200);
+    for _ in 0..2 {
+        let again = keyed("My name is Sam", "k-1");
+        assert_eq!(again.status, 200);
+        assert_eq!(api.body(&again), api.body(&first), "the original result");
+    }
+    let history = api.body(&api.post("/threads/r/history", json!({})));
+    assert_eq!(history.as_array().unwrap().len(), 2, "one turn stored");
+    // A stream retried with the key replays the reply.
+    let mut streamed = say("My name is Sam");
+    streamed["stream_mode"] = json!(["messages-tuple"]);
+    let replay = api.call(
+        HttpRequest::json("POST", "/threads/r/runs/stream", &streamed)
+            .with_header("idempotency-key", "k-1"),
+    );
+    let Body::EventStream(events) = replay.body else {
+        panic!("not a stream")
+    };
+    let text: String = events
+        .iter()
+        .filter(|e| e.event == "messages")
+        .map(|e| e.data[0]["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        text,
+        api.body(&first)["messages"][1]["content"].as_str().unwrap()
+    );
+    assert_eq!(
+        api.body(&api.post("/threads/r/history", json!({})))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A client-supplied message id retried: the original answer, nothing appended.
+    let with_id = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "What's my name?", "id": "client-msg-7"}]}});
+    let answer = api.post("/threads/r/runs/wait", with_id.clone());
+    assert_eq!(answer.status, 200);
+    let again = api.post("/threads/r/runs/wait", with_id);
+    assert_eq!(api.body(&again), api.body(&answer));
+    let state = api.body(&api.get("/threads/r/state"));
+    assert_eq!(state["values"]["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        state["values"]["messages"][3]["content"],
+        "Your name is Sam."
+    );
+}

@@ -87,3 +87,42 @@ fn concurrent_runs_on_one_thread_reject_the_second() {
         4
     );
 }
+
+#[test]
+fn enqueued_runs_all_apply_in_turn() {
+    let store = support::sqlite_store();
+    let engine = Engine::new(&store, &SlowModel, &SystemClock, &SystemEntropy);
+    let gate = RunGate::new();
+    let info = ServerInfo::default();
+    let run = |text: &str| {
+        HttpRequest::json(
+            "POST",
+            "/threads/q/runs/wait",
+            &json!({"input": {"messages": text}, "if_not_exists": "create", "multitask_strategy": "enqueue"}),
+        )
+    };
+    let (a, b, c) = pollster::block_on(futures::future::join3(
+        handle(&run("one"), &info, &engine, &gate),
+        handle(&run("two"), &info, &engine, &gate),
+        handle(&run("three"), &info, &engine, &gate),
+    ));
+    for resp in [&a, &b, &c] {
+        assert_eq!(resp.status, 200, "{:?}", resp.body);
+    }
+    let state = pollster::block_on(handle(
+        &HttpRequest::empty("GET", "/threads/q/state"),
+        &info,
+        &engine,
+        &gate,
+    ));
+    let messages = state.json().unwrap()["values"]["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "done", "two", "done", "three", "done"]);
+    assert!(!gate.is_busy(&edge_memory::thread::ThreadId::parse("q").unwrap()));
+}

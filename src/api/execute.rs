@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::wire::{checkpoint_ref, message_chunk_json, values_json};
+use super::wire::{self, checkpoint_ref, message_chunk_json, values_json};
 use std::cell::RefCell;
 
 use super::{
@@ -13,7 +13,7 @@ use super::{
 use crate::auth::OWNER_KEY;
 use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, Turn};
 use crate::checkpoint::saver::SaverStore;
-use crate::checkpoint::{CheckpointRecord, Checkpointer, ListQuery};
+use crate::checkpoint::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery};
 use crate::error::{Error, Result};
 use crate::limits::LIST_LIMIT_MAX;
 use crate::message::Message;
@@ -177,6 +177,10 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             checkpoint_id,
         } => {
             store.get_thread(&thread_id).await?;
+            if let Some(before) = &before {
+                // An unknown `before` is an error, not an empty or a whole history.
+                store.window(&thread_id, Some(before), 0, &[]).await?;
+            }
             // With a metadata filter, read more records than asked and filter them.
             let query = ListQuery {
                 before,
@@ -478,19 +482,53 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
             data,
         })
     };
-    let mut stored = engine
-        .store_input(Turn {
-            thread_id: thread_id.clone(),
-            input: run.input,
-            from_checkpoint: run.checkpoint_id,
-            metadata: run.metadata,
-        })
-        .await?;
+    let mut metadata = run.metadata;
+    let keyed = match &run.idempotency_key {
+        Some(key) => {
+            metadata.insert(IDEMPOTENCY_KEY.into(), json!(key));
+            find_keyed_run(engine.store, &thread_id, key).await?
+        }
+        None => Keyed::New,
+    };
+    let mut stored = match keyed {
+        Keyed::New => {
+            engine
+                .store_input(Turn {
+                    thread_id: thread_id.clone(),
+                    input: run.input,
+                    from_checkpoint: run.checkpoint_id,
+                    metadata,
+                })
+                .await?
+        }
+        Keyed::Answered(reply) => engine.answered_at(&thread_id, &reply).await?,
+        // The keyed input is the head, unanswered: answer it, adding nothing.
+        Keyed::Unanswered => {
+            engine
+                .store_input(Turn {
+                    thread_id: thread_id.clone(),
+                    input: Vec::new(),
+                    from_checkpoint: None,
+                    metadata: Map::new(),
+                })
+                .await?
+        }
+    };
+    // The key belongs to the input's checkpoint only.
+    stored.metadata.remove(IDEMPOTENCY_KEY);
     // A run is named by the checkpoint holding its input: its id is the run id, stored
     // nowhere else (see `wire::run_id_of`). A run without input stores its own.
-    let run_id = match &stored.input_checkpoint {
-        Some(input) => input.checkpoint_id.to_string(),
-        None => {
+    let answered = stored.answered.is_some();
+    let run_id = match (
+        &stored.input_checkpoint,
+        stored.run_checkpoint(),
+        &stored.base,
+    ) {
+        (Some(input), _, _) => input.checkpoint_id.to_string(),
+        (None, Some(resumed), _) => resumed.checkpoint_id.to_string(),
+        (None, None, Some(reply)) if answered => wire::run_id_of(reply)
+            .map_or_else(|| reply.checkpoint_id.to_string(), |id| id.to_string()),
+        _ => {
             let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
             stored.metadata.insert("run_id".into(), json!(run_id));
             run_id
@@ -513,7 +551,12 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         _ => Vec::new(),
     };
     if modes.contains(&StreamMode::Values) {
-        emit("values", values_json(&messages));
+        // An answered retry's state already ends with the reply.
+        let input_state = match answered {
+            true => &messages[..messages.len().saturating_sub(1)],
+            false => &messages[..],
+        };
+        emit("values", values_json(input_state));
     }
     let meta = json!({
         "langgraph_node": "agent",
@@ -545,13 +588,67 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
             json!({"agent": {"messages": [outcome.reply.to_json()]}}),
         );
     }
-    if wants_values {
+    if wants_values && !answered {
         messages.push(outcome.reply);
     }
     if modes.contains(&StreamMode::Values) {
         emit("values", values_json(&messages));
     }
     Ok((messages, outcome.checkpoint))
+}
+
+/// The checkpoint metadata key holding a run's `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+
+/// How many of a thread's newest checkpoints a retry's key is looked for in: a retry
+/// comes within moments of its original, a dozen turns at most later.
+pub const IDEMPOTENCY_WINDOW: usize = 32;
+
+/// What an `Idempotency-Key` names.
+enum Keyed {
+    /// Nothing yet: a new run.
+    New,
+    /// A run whose input is stored and whose reply is this checkpoint.
+    Answered(CheckpointId),
+    /// A run whose input is stored, unanswered, and still the head.
+    Unanswered,
+}
+
+/// Looks for the run that carried `key` among the thread's newest checkpoints.
+async fn find_keyed_run<C: Checkpointer>(
+    store: &C,
+    thread_id: &ThreadId,
+    key: &str,
+) -> Result<Keyed> {
+    let records = store
+        .list(
+            thread_id,
+            &ListQuery {
+                before: None,
+                limit: IDEMPOTENCY_WINDOW,
+            },
+        )
+        .await?;
+    let Some(input) = records.iter().find(|r| {
+        r.metadata.get(IDEMPOTENCY_KEY).and_then(Value::as_str) == Some(key)
+            && r.metadata.get("source").and_then(Value::as_str) != Some("loop")
+    }) else {
+        return Ok(Keyed::New);
+    };
+    if let Some(reply) = records.iter().find(|r| {
+        r.parent_id.as_ref() == Some(&input.checkpoint_id)
+            && r.metadata.get("source").and_then(Value::as_str) == Some("loop")
+    }) {
+        return Ok(Keyed::Answered(reply.checkpoint_id.clone()));
+    }
+    if records.first().map(|head| &head.checkpoint_id) == Some(&input.checkpoint_id) {
+        return Ok(Keyed::Unanswered);
+    }
+    Err(Error::Conflict {
+        reason: format!(
+            "the run with Idempotency-Key {key:?} failed and the thread has moved on since; send the turn again with a new key"
+        ),
+    })
 }
 
 /// Runs `run` on the thread and answers the whole response at once: the pure form of

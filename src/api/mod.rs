@@ -31,12 +31,12 @@ use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{
     error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run, run_collected,
-    CollectedEvents, PreparedRun, RunSink,
+    CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW,
 };
-pub use gate::{RunGate, RunTicket};
+pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{
-    plan, IfExists, IfNotExists, Plan, RunGuard, RunRequest, SaverCommand, StreamMode, ThreadCall,
-    ThreadCommand,
+    plan, IfExists, IfNotExists, Multitask, Plan, RunGuard, RunRequest, SaverCommand, StreamMode,
+    ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN,
 };
 pub use wire::{assistant_json, state_json, thread_json};
 
@@ -60,8 +60,9 @@ pub struct HttpRequest {
 }
 
 /// The request headers the API reads; the edge copies only these.
-pub const READ_HEADERS: [&str; 8] = [
+pub const READ_HEADERS: [&str; 9] = [
     "x-api-key",
+    "content-type",
     "authorization",
     "origin",
     "access-control-request-method",

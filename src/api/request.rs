@@ -63,7 +63,27 @@ pub struct RunRequest {
     /// What the client believes about the thread; checked before anything is stored.
     #[serde(default)]
     pub guard: RunGuard,
+    /// `Idempotency-Key`: a retry with the same key returns the original run's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// `multitask_strategy`: what to do when the thread is busy with another run.
+    #[serde(default)]
+    pub multitask: Multitask,
 }
+
+/// `multitask_strategy`: a run on a thread that is busy with another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Multitask {
+    /// 409 (the default).
+    #[default]
+    Reject,
+    /// Wait for the current run, then run.
+    Enqueue,
+}
+
+/// Longest accepted `Idempotency-Key`; it is stored with the run's checkpoint.
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
 /// What a client believes about a thread before it runs on it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +317,21 @@ fn plan_inner(
         )));
     }
     let caller = super::authorize(req, &info.auth, now_ms)?;
+    if !req.body.is_empty() {
+        if let Some(given) = req.header("content-type") {
+            let media = given
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if media != "application/json" && !media.ends_with("+json") {
+                return Err(Error::UnsupportedMediaType {
+                    given: given.to_string(),
+                });
+            }
+        }
+    }
     scope(route(req, info, entropy)?, &caller)
 }
 
@@ -505,6 +540,15 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
             let body = body()?;
             let mut run = parse_run(&body, *kind == "stream", entropy)?;
             run.guard = parse_guard(&body, req)?;
+            run.idempotency_key = match req.header("idempotency-key").map(str::trim) {
+                Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN => {
+                    return Err(Error::invalid(
+                        "Idempotency-Key",
+                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} characters"),
+                    ))
+                }
+                key => key.map(str::to_string),
+            };
             Ok(Plan::Thread(ThreadCall {
                 thread_id,
                 command: ThreadCommand::Run(run),
@@ -716,6 +760,14 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
             ),
         ));
     };
+    // The state has one channel: another key would be dropped silently, a late and
+    // vague failure for the client that meant it.
+    if let Some(unknown) = input.keys().find(|k| k.as_str() != "messages") {
+        return Err(Error::invalid(
+            format!("input.{unknown}"),
+            "is not a key of this graph's state, which has only `messages`",
+        ));
+    }
     let input = bounded(parse_messages(messages, "input.messages", entropy)?)?;
     if input.is_empty() {
         return Err(Error::invalid(
@@ -724,14 +776,17 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
         ));
     }
     let if_not_exists = parse_if_not_exists(body)?;
-    match opt_str(body, "multitask_strategy")?.as_deref() {
-        None | Some("reject") => {}
+    let multitask = match opt_str(body, "multitask_strategy")?.as_deref() {
+        None | Some("reject") => Multitask::Reject,
+        Some("enqueue") => Multitask::Enqueue,
         Some(other) => {
             return Err(Error::Unsupported {
-                what: format!("multitask_strategy {other:?} (only \"reject\" is implemented)"),
+                what: format!(
+                    "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
+                ),
             })
         }
-    }
+    };
     let configurable_checkpoint = match body.get("config") {
         Some(Value::Object(config)) => match config.get("configurable") {
             Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
@@ -753,6 +808,8 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
         metadata: opt_metadata(body, "metadata")?,
         stream,
         guard: RunGuard::default(),
+        idempotency_key: None,
+        multitask,
     })
 }
 

@@ -160,8 +160,73 @@ pub struct StoredInput {
     pub reply_step: i64,
     /// Metadata the reply's checkpoint gets.
     pub metadata: Map<String, Value>,
+    /// A retry of a turn that was already answered: this reply, stored at `base`.
+    /// Nothing is stored and no model is asked.
+    pub answered: Option<Message>,
     newest: Option<CheckpointId>,
     fork: bool,
+}
+
+impl StoredInput {
+    /// The checkpoint that names the run: the stored input, or the earlier stored input
+    /// a resumed turn answers. `None` for a turn without input of its own.
+    pub fn run_checkpoint(&self) -> Option<&CheckpointRecord> {
+        self.input_checkpoint.as_ref().or(self
+            .base
+            .as_ref()
+            .filter(|b| b.metadata.get("source").and_then(Value::as_str) == Some("input")))
+    }
+}
+
+/// How an input relates to the end of the thread it is sent to.
+enum Retried {
+    /// New input.
+    No,
+    /// The same messages (ids and text) end the thread: stored, not answered yet.
+    Unanswered,
+    /// The same messages end the thread, followed by this reply.
+    Answered(Message),
+}
+
+/// Whether `input` repeats the thread's last messages: a client retrying a turn with
+/// its own message ids must not append them twice.
+fn retried(
+    view: &[Message],
+    existing: &std::collections::HashSet<String>,
+    input: &[MessageOp],
+) -> Retried {
+    let sent: Vec<&Message> = input
+        .iter()
+        .filter_map(|op| match op {
+            MessageOp::Upsert { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    if sent.is_empty()
+        || sent.len() != input.len()
+        || !sent.iter().all(|m| existing.contains(&m.id))
+    {
+        return Retried::No;
+    }
+    let same = |stored: &[Message]| {
+        stored.len() == sent.len()
+            && stored
+                .iter()
+                .zip(&sent)
+                .all(|(a, b)| a.id == b.id && a.kind == b.kind && a.text() == b.text())
+    };
+    let n = sent.len();
+    if view.len() >= n && same(&view[view.len() - n..]) {
+        return Retried::Unanswered;
+    }
+    match view.split_last() {
+        Some((last, rest))
+            if last.kind == MessageType::Ai && rest.len() >= n && same(&rest[rest.len() - n..]) =>
+        {
+            Retried::Answered(last.clone())
+        }
+        _ => Retried::No,
+    }
 }
 
 /// Collects the reply and passes each delta on.
@@ -202,8 +267,19 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         let window = self
             .window(&turn.thread_id, turn.from_checkpoint.as_ref(), &turn.input)
             .await?;
-        let view = apply_to_view(window.messages.clone(), &turn.input)?;
         let fork = forked(&window);
+        let mut turn = turn;
+        let mut answered = None;
+        match retried(&window.messages, &window.existing, &turn.input) {
+            Retried::No => {}
+            // Stored before, never answered (e.g. the model failed): answer it now.
+            Retried::Unanswered => turn.input.clear(),
+            Retried::Answered(reply) => {
+                turn.input.clear();
+                answered = Some(reply);
+            }
+        }
+        let view = apply_to_view(window.messages.clone(), &turn.input)?;
         let input_checkpoint = if turn.input.is_empty() {
             None
         } else {
@@ -239,11 +315,44 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
             ),
             input_checkpoint,
             base,
-            reply_id: uuid_v4(self.entropy),
+            reply_id: answered
+                .as_ref()
+                .map_or_else(|| uuid_v4(self.entropy), |m| m.id.clone()),
             reply_step,
             newest,
             fork,
             metadata: turn.metadata,
+            answered,
+        })
+    }
+
+    /// A turn that `checkpoint` (a reply) already answered: for retries that name the
+    /// original run (an idempotency key). Reads the state there; stores nothing.
+    pub async fn answered_at(
+        &self,
+        thread_id: &ThreadId,
+        checkpoint: &CheckpointId,
+    ) -> Result<StoredInput> {
+        let snapshot = self.store.get(thread_id, checkpoint).await?;
+        let reply = snapshot
+            .messages
+            .last()
+            .filter(|m| m.kind == MessageType::Ai)
+            .cloned()
+            .ok_or_else(|| {
+                Error::backend(format_args!("checkpoint {checkpoint} holds no reply"))
+            })?;
+        Ok(StoredInput {
+            thread_id: thread_id.clone(),
+            input_checkpoint: None,
+            reply_id: reply.id.clone(),
+            reply_step: snapshot.checkpoint.step(),
+            base: Some(snapshot.checkpoint),
+            context: Vec::new(),
+            metadata: Map::new(),
+            answered: Some(reply),
+            newest: None,
+            fork: false,
         })
     }
 
@@ -251,6 +360,20 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
     /// as the checkpoint after the input's. A model failure stores nothing more (the
     /// input stays) and is returned.
     pub async fn reply(&self, input: StoredInput, sink: &dyn DeltaSink) -> Result<TurnOutcome> {
+        if let (Some(reply), Some(base)) = (&input.answered, &input.base) {
+            // A retry of an answered turn: the original reply, once more.
+            sink.delta(&reply.text());
+            return Ok(TurnOutcome {
+                input_checkpoint: None,
+                checkpoint: base.clone(),
+                reply: reply.clone(),
+                context: input.context,
+                end: ReplyEnd {
+                    usage: None,
+                    finish_reason: Some("stop".into()),
+                },
+            });
+        }
         let collector = ReplyCollector {
             text: RefCell::new(String::new()),
             sink,

@@ -694,8 +694,9 @@ impl ObjectInner {
         run: RunRequest,
         owner: Option<String>,
     ) -> worker::Result<Response> {
-        let Some(ticket) = inner.runs.enter(&thread_id) else {
-            return object_response(&HttpResponse::error(&RunGate::busy_error(&thread_id)));
+        let ticket = match inner.runs.admit(&thread_id, run.multitask).await {
+            Ok(ticket) => ticket,
+            Err(err) => return object_response(&HttpResponse::error(&err)),
         };
         let config = match EdgeConfig::from_env(&inner.env) {
             Ok(config) => config,

@@ -1,0 +1,145 @@
+// The bad-input corpus: requests a client can get wrong, each answered 4xx with a JSON
+// `detail` and without touching the thread. `T` in a path is the target thread's id.
+// Each case: { name, method, path, body (string | Buffer | object), headers, status }
+// (`status` optional: any 4xx passes when it is absent).
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+const say = (messages, extra = {}) => ({ assistant_id: 'agent', input: { messages }, ...extra });
+const hi = [{ role: 'user', content: 'hi' }];
+
+const malformed = ['{', '{"a":}', '[1,2', 'nul', '{"input": {"messages": [}', '{"a":1,}', "{'a':1}", '{"a": NaN}', '{"a": 01}', '\u0000'];
+const notObjects = ['[]', '"text"', '42', 'true', 'null'];
+const bodyEndpoints = [
+  ['POST', '/threads'],
+  ['POST', '/threads/T/runs/wait'],
+  ['POST', '/threads/T/runs/stream'],
+  ['POST', '/threads/T/state'],
+  ['POST', '/threads/search'],
+  ['PATCH', '/threads/T'],
+];
+
+export const cases = [];
+const add = (c) => cases.push({ headers: JSON_TYPE, ...c });
+
+// Malformed JSON and non-object bodies, on every endpoint that reads a body.
+for (const [method, path] of bodyEndpoints) {
+  for (const body of malformed) add({ name: `malformed ${JSON.stringify(body)} → ${method} ${path}`, method, path, body, status: 400 });
+  for (const body of notObjects) add({ name: `not an object ${body} → ${method} ${path}`, method, path, body, status: 400 });
+}
+
+// Runs: wrong types, missing keys, unknown fields, bad values.
+const runBodies = [
+  ['no input', { assistant_id: 'agent' }],
+  ['input null', { assistant_id: 'agent', input: null }],
+  ['input a string', { assistant_id: 'agent', input: 'hi' }],
+  ['input a list', { assistant_id: 'agent', input: [1] }],
+  ['input without messages', { assistant_id: 'agent', input: { question: 'hi' } }],
+  ['input empty object', { assistant_id: 'agent', input: {} }],
+  ['input unknown key', { assistant_id: 'agent', input: { messages: hi, todos: [] } }],
+  ['messages empty', say([])],
+  ['messages a number', say(42)],
+  ['messages null', say(null)],
+  ['message a number', say([42])],
+  ['message without content', say([{ role: 'user' }])],
+  ['content a number', say([{ role: 'user', content: 42 }])],
+  ['content null', say([{ role: 'user', content: null }])],
+  ['unknown role', say([{ role: 'wizard', content: 'hi' }])],
+  ['role a number', say([{ role: 7, content: 'hi' }])],
+  ['unknown type', say([{ type: 'robot', content: 'hi' }])],
+  ['id a number', say([{ role: 'user', content: 'hi', id: 5 }])],
+  ['remove an unknown id', say([{ type: 'remove', id: 'no-such-message' }])],
+  ['assistant_id a number', { assistant_id: 42, input: { messages: hi } }],
+  ['unknown assistant', { assistant_id: 'other-graph', input: { messages: hi } }],
+  ['multitask interrupt', say(hi, { multitask_strategy: 'interrupt' })],
+  ['multitask rollback', say(hi, { multitask_strategy: 'rollback' })],
+  ['multitask a number', say(hi, { multitask_strategy: 3 })],
+  ['if_not_exists maybe', say(hi, { if_not_exists: 'maybe' })],
+  ['checkpoint_id not an id', say(hi, { checkpoint_id: 'yesterday' })],
+  ['checkpoint_id a number', say(hi, { checkpoint_id: 12 })],
+  ['checkpoint_id unknown', say(hi, { checkpoint_id: '01a20b00-0000-7000-8000-000000000000' })],
+  ['metadata a string', say(hi, { metadata: 'x' })],
+  ['metadata a list', say(hi, { metadata: [] })],
+  ['expected_turns a string', say(hi, { expected_turns: 'many' })],
+  ['expected_turns negative', say(hi, { expected_turns: -1 })],
+  ['expected_head not an id', say(hi, { expected_head: 'abc' })],
+  ['expected_head unknown (amnesia)', say(hi, { expected_head: '01a20b00-0000-7000-8000-000000000000' })],
+  ['expected_turns beyond the thread (amnesia)', say(hi, { expected_turns: 999 })],
+];
+for (const [name, body] of runBodies) {
+  add({ name: `runs/wait: ${name}`, method: 'POST', path: '/threads/T/runs/wait', body });
+}
+for (const [name, body] of runBodies.slice(0, 12)) {
+  add({ name: `runs/stream: ${name}`, method: 'POST', path: '/threads/T/runs/stream', body: { ...body, stream_mode: ['messages-tuple'] } });
+}
+add({ name: 'runs/stream: stream_mode a number', method: 'POST', path: '/threads/T/runs/stream', body: say(hi, { stream_mode: 42 }), status: 422 });
+add({ name: 'runs/stream: stream_mode an object', method: 'POST', path: '/threads/T/runs/stream', body: say(hi, { stream_mode: { values: true } }), status: 422 });
+add({ name: 'If-Match not the head', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': '01a20b00-0000-7000-8000-000000000000' }, status: 409 });
+add({ name: 'If-Match not an id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'not/an id' }, status: 422 });
+add({ name: 'If-Match another id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'abc' }, status: 409 });
+add({ name: 'Idempotency-Key too long', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'k'.repeat(300) }, status: 422 });
+
+// State updates.
+for (const [name, body] of [
+  ['values unknown key', { values: { todos: [] } }],
+  ['values a string', { values: 'x' }],
+  ['values.messages a number', { values: { messages: 1 } }],
+  ['as_node a number', { values: { messages: hi }, as_node: 3 }],
+  ['checkpoint_id not an id', { values: { messages: hi }, checkpoint_id: 'x' }],
+]) add({ name: `state update: ${name}`, method: 'POST', path: '/threads/T/state', body });
+
+// Threads, search, history.
+for (const [name, method, path, body] of [
+  ['create: thread_id a number', 'POST', '/threads', { thread_id: 5 }],
+  ['create: thread_id with a slash', 'POST', '/threads', { thread_id: 'a/b' }],
+  ['create: thread_id overlong', 'POST', '/threads', { thread_id: 'x'.repeat(200) }],
+  ['create: thread_id empty', 'POST', '/threads', { thread_id: '' }],
+  ['create: if_exists bogus', 'POST', '/threads', { if_exists: 'sometimes' }],
+  ['create: the target again', 'POST', '/threads', { thread_id: 'T' }],
+  ['create: metadata a list', 'POST', '/threads', { metadata: [1] }],
+  ['patch: metadata a string', 'PATCH', '/threads/T', { metadata: 'x' }],
+  ['search: limit a string', 'POST', '/threads/search', { limit: 'ten' }],
+  ['search: offset negative', 'POST', '/threads/search', { offset: -1 }],
+  ['search: sort_by bogus', 'POST', '/threads/search', { sort_by: 'mood' }],
+  ['search: metadata a string', 'POST', '/threads/search', { metadata: 'x' }],
+  ['search: status bogus', 'POST', '/threads/search', { status: 'sleepy' }],
+  ['history: limit negative', 'POST', '/threads/T/history', { limit: -1 }],
+  ['history: limit a string', 'POST', '/threads/T/history', { limit: 'all' }],
+  ['history: before not an id', 'POST', '/threads/T/history', { before: 'not an id' }],
+  ['history: before unknown', 'POST', '/threads/T/history', { before: 'x' }],
+]) add({ name, method, path, body });
+
+// Limits.
+const big = 'x'.repeat(1024 * 1024 + 10);
+add({ name: 'body over 4 MiB', method: 'POST', path: '/threads/T/runs/wait', body: JSON.stringify(say([{ role: 'user', content: 'y'.repeat(4 * 1024 * 1024 + 10) }])), status: 413 });
+add({ name: 'message over 1 MiB', method: 'POST', path: '/threads/T/runs/wait', body: say([{ role: 'user', content: big }]), status: 413 });
+add({ name: 'more than 256 messages', method: 'POST', path: '/threads/T/runs/wait', body: say(Array(300).fill({ role: 'user', content: 'x' })) });
+add({ name: 'metadata over 64 KiB', method: 'POST', path: '/threads', body: { metadata: { blob: 'm'.repeat(70 * 1024) } }, status: 413 });
+
+// Encodings and content types.
+add({ name: 'invalid UTF-8', method: 'POST', path: '/threads/T/runs/wait', body: Buffer.concat([Buffer.from('{"assistant_id":"agent","input":{"messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]}}')]), status: 400 });
+for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/html']) {
+  add({ name: `content-type ${type}`, method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { 'content-type': type }, status: 415 });
+}
+
+// Paths: ids, tricks, routes, methods.
+for (const [name, method, path, status] of [
+  ['unknown thread', 'GET', '/threads/no-such-thread', 404],
+  ['overlong thread id', 'GET', `/threads/${'a'.repeat(300)}`],
+  ['dot-dot out to a dev route', 'GET', '/threads/x/../../__dev/storage/T', 404],
+  ['encoded dot-dot', 'GET', '/threads/%2e%2e/state', 404],
+  ['dot-dot with an encoded slash', 'GET', '/threads/..%2Fstate'],
+  ['encoded slash', 'GET', '/threads/T%2Fstate'],
+  ['encoded slash to the index object', 'GET', '/threads/index%2Fthreads'],
+  ['percent-encoded null', 'GET', '/threads/a%00b'],
+  ['space in the id', 'GET', '/threads/a%20b'],
+  ['non-ASCII id', 'GET', '/threads/%C3%BC'],
+  ['backslash', 'GET', '/threads/a%5Cb'],
+  ['unknown route', 'GET', '/nothing/here', 404],
+  ['unknown thread sub-route', 'GET', '/threads/T/secrets', 404],
+  ['checkpoint not an id', 'GET', '/threads/T/state/not-an-id'],
+  ['unknown checkpoint', 'GET', '/threads/T/state/01a20b00-0000-7000-8000-000000000000', 404],
+  ['PUT a thread', 'PUT', '/threads/T', 405],
+  ['DELETE state', 'DELETE', '/threads/T/state', 405],
+  ['GET runs/wait', 'GET', '/threads/T/runs/wait', 405],
+  ['dev routes are off', 'POST', '/__dev/conformance', 404],
+]) add({ name: `path: ${name}`, method, path, status });
