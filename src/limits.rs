@@ -10,9 +10,10 @@ pub const THREAD_ID_MAX_LEN: usize = 128;
 /// Largest value a Durable Object SQLite row may hold (platform limit: 2 MB per row).
 pub const DO_ROW_MAX_BYTES: usize = 2 * 1024 * 1024;
 
-/// Largest single message, serialized. Half of [`DO_ROW_MAX_BYTES`], so a message and
-/// its row overhead always fit one row.
-pub const MESSAGE_MAX_BYTES: usize = DO_ROW_MAX_BYTES / 2;
+/// Largest single message, serialized: 3 MiB, so a request holding one fits
+/// [`REQUEST_BODY_MAX_BYTES`]. Larger than a Durable Object row (2 MB): such messages are
+/// stored in parts across rows and read back byte-identical.
+pub const MESSAGE_MAX_BYTES: usize = 3 * 1024 * 1024;
 
 /// Largest request body the API reads. The Workers platform accepts 100 MB on the Free
 /// plan, far more than a chat turn needs; a tight bound keeps a turn inside the CPU

@@ -293,7 +293,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
             HttpRequest::json(
                 "POST",
                 "/threads/t/runs/wait",
-                &json!({"input": {"messages": [{"role": "user", "content": "x".repeat(2_000_000)}]}}),
+                &json!({"input": {"messages": [{"role": "user", "content": "x".repeat(edge_memory::limits::MESSAGE_MAX_BYTES + 1)}]}}),
             ),
             413,
             "too large",

@@ -20,7 +20,7 @@ fn run_all_reports_every_case() {
         &support::sqlite_store(),
     ));
     assert!(report.all_passed(), "{report:?}");
-    assert_eq!(report.cases.len(), 16);
+    assert_eq!(report.cases.len(), 17);
 }
 
 mod kv {

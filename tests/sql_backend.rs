@@ -82,3 +82,38 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
         "input and reply per turn"
     );
 }
+
+#[test]
+fn a_message_larger_than_a_row_is_stored_in_parts() {
+    let store = support::sqlite_store();
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let t = ThreadId::parse("big").unwrap();
+    pollster::block_on(store.create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))).unwrap();
+    let text = "✓".repeat(2_700_000 / 3);
+    pollster::block_on(engine.run_turn(Turn {
+        thread_id: t.clone(),
+        input: parse_messages(&json!(text), "input.messages", &SystemEntropy).unwrap(),
+        from_checkpoint: None,
+        metadata: Map::new(),
+    }))
+    .unwrap();
+    let stats = store.table_stats().unwrap();
+    assert_eq!(
+        stats["em_message_parts"]["rows"], 3,
+        "2.7 MB in 1 MiB parts"
+    );
+    let largest_row = edge_memory::checkpoint::sql::SqlExec::query(
+        store.exec(),
+        "SELECT max(length(body)) FROM em_messages",
+        &[],
+    )
+    .unwrap();
+    assert!(
+        format!("{largest_row:?}").len() < 100,
+        "no row holds the text whole: {largest_row:?}"
+    );
+    let state = pollster::block_on(store.latest(&t)).unwrap().unwrap();
+    assert_eq!(state.messages[0].text(), text, "read back byte-identical");
+    pollster::block_on(store.delete_thread(&t)).unwrap();
+    assert_eq!(store.table_stats().unwrap()["em_message_parts"]["rows"], 0);
+}

@@ -226,13 +226,28 @@ pub const MIGRATIONS: &[&[&str]] = &[
     ) WITHOUT ROWID",
         "CREATE INDEX em_saver_list_by_id ON em_saver_list_rows (tkey, ns, channel, branch, msg_id, to_seq)",
     ],
+    &[
+        // Messages larger than a row may hold: `em_messages.body` keeps a stub with the
+        // id, the text is here in parts (see `MESSAGE_PART_BYTES`).
+        "CREATE TABLE em_message_parts (
+        seq INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (seq, part)
+    ) WITHOUT ROWID",
+    ],
 ];
 
 const SCHEMA_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS em_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)";
 
-/// Row overhead allowance when checking a message row against [`DO_ROW_MAX_BYTES`].
-const ROW_OVERHEAD_BYTES: usize = 1024;
+/// Largest message body kept in its `em_messages` row; larger ones are split into
+/// `em_message_parts` rows of this size. Half of [`DO_ROW_MAX_BYTES`], so a part and its
+/// row overhead always fit.
+pub const MESSAGE_PART_BYTES: usize = DO_ROW_MAX_BYTES / 2;
+
+/// How a split body starts (its stub: `{"__parts__": N, "id": ...}`; keys sort so).
+const PARTS_STUB_PREFIX: &str = "{\"__parts__\":";
 
 /// `em_messages.op`: the body is a message to append or replace.
 const OP_UPSERT: i64 = 0;
@@ -360,7 +375,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                  WHEN abs({col}) < 2147483648 THEN 4 WHEN abs({col}) < 140737488355328 THEN 6 ELSE 8 END)"
             )
         }
-        let tables: [(&str, Vec<&str>, Vec<&str>); 10] = [
+        let tables: [(&str, Vec<&str>, Vec<&str>); 11] = [
             (
                 "em_threads",
                 vec!["tkey", "created_at", "updated_at", "live_ckey"],
@@ -372,6 +387,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 vec!["checkpoint_id", "metadata"],
             ),
             ("em_messages", vec!["seq", "ckey", "op"], vec!["body"]),
+            ("em_message_parts", vec!["seq", "part"], vec!["data"]),
             ("em_live", vec!["tkey", "pos", "id_hash", "seq"], vec![]),
             (
                 "em_saver_checkpoints",
@@ -576,7 +592,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             .map(|row| {
                 let mut cols = Columns::new(row, "em_messages");
                 let seq = cols.integer()?;
-                Ok((seq, decode_op(cols.integer()?, cols.text()?)?))
+                let op = cols.integer()?;
+                Ok((seq, decode_op(op, self.whole_body(seq, cols.text()?)?)?))
             })
             .collect()
     }
@@ -594,13 +611,13 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     fn live_messages(&self, tkey: i64, tail: Option<usize>) -> Result<Vec<Message>> {
         let rows = match tail {
             None => self.query(
-                "SELECT m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
+                "SELECT m.seq, m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
                  WHERE l.tkey = ? ORDER BY l.pos",
                 &[tkey.into()],
             )?,
             Some(n) => {
                 let mut rows = self.query(
-                    "SELECT m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
+                    "SELECT m.seq, m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
                      WHERE l.tkey = ? ORDER BY l.pos DESC LIMIT ?",
                     &[tkey.into(), i64::try_from(n).unwrap_or(i64::MAX).into()],
                 )?;
@@ -610,10 +627,39 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         };
         rows.into_iter()
             .map(|row| {
-                let body = Columns::new(row, "em_messages").text()?;
+                let mut cols = Columns::new(row, "em_messages");
+                let seq = cols.integer()?;
+                let body = self.whole_body(seq, cols.text()?)?;
                 Ok(serde_json::from_str::<Message>(&body)?)
             })
             .collect()
+    }
+
+    /// A message body as stored: itself, or, for a stub, its parts joined.
+    fn whole_body(&self, seq: i64, body: String) -> Result<String> {
+        let Some(rest) = body.strip_prefix(PARTS_STUB_PREFIX) else {
+            return Ok(body);
+        };
+        let expected: usize = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::backend(format_args!("message {seq}: malformed parts stub")))?;
+        let rows = self.query(
+            "SELECT data FROM em_message_parts WHERE seq = ? ORDER BY part",
+            &[seq.into()],
+        )?;
+        if rows.len() != expected {
+            return Err(Error::backend(format_args!(
+                "message {seq}: {} of {expected} parts stored",
+                rows.len()
+            )));
+        }
+        let mut whole = String::new();
+        for row in rows {
+            whole.push_str(&Columns::new(row, "em_message_parts").text()?);
+        }
+        Ok(whole)
     }
 
     /// The position of live message `id`, if the head's state holds it.
@@ -699,24 +745,41 @@ fn id_hash(id: &str) -> i64 {
     (hash & ((1 << 52) - 1)) as i64
 }
 
-/// Encodes an op as `(op, body)` for `em_messages`.
-fn encode_op(op: &MessageOp) -> Result<(i64, String)> {
+/// An op encoded for `em_messages`: `(op, body, parts)`; `parts` holds the text of a
+/// message too large for one row, whose body is then a stub.
+type EncodedOp = (i64, String, Vec<String>);
+
+/// Encodes an op for `em_messages` (and `em_message_parts`).
+fn encode_op(op: &MessageOp) -> Result<EncodedOp> {
     Ok(match op {
         MessageOp::Upsert { message } => {
             let body = serde_json::to_string(message)
                 .map_err(|e| Error::backend(format_args!("message does not serialize: {e}")))?;
-            if body.len() + ROW_OVERHEAD_BYTES > DO_ROW_MAX_BYTES {
-                return Err(Error::TooLarge {
-                    what: format!("message '{}' (bytes)", message.id),
-                    size: body.len(),
-                    limit: DO_ROW_MAX_BYTES - ROW_OVERHEAD_BYTES,
-                });
+            if body.len() <= MESSAGE_PART_BYTES {
+                return Ok((OP_UPSERT, body, Vec::new()));
             }
-            (OP_UPSERT, body)
+            let parts = split_at_chars(&body, MESSAGE_PART_BYTES);
+            let stub = serde_json::json!({"__parts__": parts.len(), "id": message.id});
+            (OP_UPSERT, stub.to_string(), parts)
         }
-        MessageOp::Remove { id } => (OP_REMOVE, id.clone()),
-        MessageOp::RemoveAll => (OP_REMOVE_ALL, String::new()),
+        MessageOp::Remove { id } => (OP_REMOVE, id.clone(), Vec::new()),
+        MessageOp::RemoveAll => (OP_REMOVE_ALL, String::new(), Vec::new()),
     })
+}
+
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn split_at_chars(text: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + max).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        parts.push(text[start..end].to_string());
+        start = end;
+    }
+    parts
 }
 
 fn decode_op(op: i64, body: String) -> Result<MessageOp> {
@@ -899,7 +962,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 json_text(&record.metadata).into(),
             ],
         ));
-        for (op, (code, body)) in checkpoint.ops.iter().zip(encoded) {
+        for (op, (code, body, parts)) in checkpoint.ops.iter().zip(encoded) {
             batch.push(Statement::new(
                 "INSERT INTO em_messages (ckey, op, body)
                  VALUES ((SELECT ckey FROM em_checkpoints WHERE tkey = ? AND checkpoint_id = ?), ?, ?)",
@@ -910,6 +973,13 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                     body.into(),
                 ],
             ));
+            // Parts tables are WITHOUT ROWID: last_insert_rowid() stays the message's seq.
+            for (n, part) in parts.into_iter().enumerate() {
+                batch.push(Statement::new(
+                    "INSERT INTO em_message_parts (seq, part, data) VALUES (last_insert_rowid(), ?, ?)",
+                    vec![i64::try_from(n).unwrap_or(i64::MAX).into(), part.into()],
+                ));
+            }
             let position_of = |id: &'_ str| -> Result<Option<i64>> {
                 if let Some(known) = positions.get(id) {
                     return Ok(*known);
@@ -1017,6 +1087,11 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         let tkey = self.thread_keys(thread_id)?.tkey;
         self.exec.execute_batch(&[
             Statement::new(
+                "DELETE FROM em_message_parts WHERE seq IN (SELECT m.seq FROM em_messages m
+                 JOIN em_checkpoints c ON c.ckey = m.ckey WHERE c.tkey = ?)",
+                vec![tkey.into()],
+            ),
+            Statement::new(
                 "DELETE FROM em_messages WHERE ckey IN (SELECT ckey FROM em_checkpoints WHERE tkey = ?)",
                 vec![tkey.into()],
             ),
@@ -1037,7 +1112,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         let mut rows = self.checkpoint_rows(thread_id, keys.tkey, "", vec![], None)?;
         rows.reverse();
         let ops = self.query(
-            "SELECT m.ckey, m.op, m.body FROM em_messages m JOIN em_checkpoints c ON c.ckey = m.ckey
+            "SELECT m.ckey, m.seq, m.op, m.body FROM em_messages m JOIN em_checkpoints c ON c.ckey = m.ckey
              WHERE c.tkey = ? ORDER BY m.seq",
             &[keys.tkey.into()],
         )?;
@@ -1045,7 +1120,9 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         for row in ops {
             let mut cols = Columns::new(row, "em_messages");
             let ckey = cols.integer()?;
-            let op = decode_op(cols.integer()?, cols.text()?)?;
+            let seq = cols.integer()?;
+            let code = cols.integer()?;
+            let op = decode_op(code, self.whole_body(seq, cols.text()?)?)?;
             ops_by_checkpoint.entry(ckey).or_default().push(op);
         }
         Ok(rows

@@ -109,9 +109,9 @@ for (const [name, method, path, body] of [
 ]) add({ name, method, path, body });
 
 // Limits.
-const big = 'x'.repeat(1024 * 1024 + 10);
+const big = 'x'.repeat(3 * 1024 * 1024 + 10);
 add({ name: 'body over 4 MiB', method: 'POST', path: '/threads/T/runs/wait', body: JSON.stringify(say([{ role: 'user', content: 'y'.repeat(4 * 1024 * 1024 + 10) }])), status: 413 });
-add({ name: 'message over 1 MiB', method: 'POST', path: '/threads/T/runs/wait', body: say([{ role: 'user', content: big }]), status: 413 });
+add({ name: 'message over 3 MiB', method: 'POST', path: '/threads/T/runs/wait', body: say([{ role: 'user', content: big }]), status: 413 });
 add({ name: 'more than 256 messages', method: 'POST', path: '/threads/T/runs/wait', body: say(Array(300).fill({ role: 'user', content: 'x' })) });
 add({ name: 'metadata over 64 KiB', method: 'POST', path: '/threads', body: { metadata: { blob: 'm'.repeat(70 * 1024) } }, status: 413 });
 
