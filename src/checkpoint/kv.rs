@@ -277,17 +277,8 @@ impl<K: KvPort> KvCheckpointer<K> {
         if text.len() <= KV_VALUE_MAX_BYTES {
             return self.kv.put(&checkpoint_key(t, id), text).await;
         }
-        // Split at character boundaries into parts under the limit, parts first.
-        let mut parts = Vec::new();
-        let mut start = 0;
-        while start < text.len() {
-            let mut end = (start + KV_VALUE_MAX_BYTES).min(text.len());
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            parts.push(&text[start..end]);
-            start = end;
-        }
+        // Parts under the limit first, then the header naming them.
+        let parts = super::split_at_chars(text, KV_VALUE_MAX_BYTES);
         for (n, part) in parts.iter().enumerate() {
             self.kv.put(&part_key(t, id, n), part).await?;
         }

@@ -427,6 +427,22 @@ pub(crate) fn replay<'a>(ops: impl IntoIterator<Item = &'a MessageOp>) -> Result
         .map_err(|e| Error::backend(format_args!("stored history does not replay: {e}")))
 }
 
+/// `text` in pieces of at most `max` bytes, cut at character boundaries (values larger
+/// than a storage row or a KV value are stored in parts).
+pub(crate) fn split_at_chars(text: &str, max: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + max).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        parts.push(&text[start..end]);
+        start = end;
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -758,28 +758,16 @@ fn encode_op(op: &MessageOp) -> Result<EncodedOp> {
             if body.len() <= MESSAGE_PART_BYTES {
                 return Ok((OP_UPSERT, body, Vec::new()));
             }
-            let parts = split_at_chars(&body, MESSAGE_PART_BYTES);
+            let parts: Vec<String> = super::split_at_chars(&body, MESSAGE_PART_BYTES)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
             let stub = serde_json::json!({"__parts__": parts.len(), "id": message.id});
             (OP_UPSERT, stub.to_string(), parts)
         }
         MessageOp::Remove { id } => (OP_REMOVE, id.clone(), Vec::new()),
         MessageOp::RemoveAll => (OP_REMOVE_ALL, String::new(), Vec::new()),
     })
-}
-
-/// `text` in pieces of at most `max` bytes, cut at character boundaries.
-fn split_at_chars(text: &str, max: usize) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < text.len() {
-        let mut end = (start + max).min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        parts.push(text[start..end].to_string());
-        start = end;
-    }
-    parts
 }
 
 fn decode_op(op: i64, body: String) -> Result<MessageOp> {
