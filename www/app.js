@@ -12,6 +12,9 @@ const HISTORY_LIMIT = 50;
 const state = {
   browserId: localStorage.getItem(BROWSER_KEY) || crypto.randomUUID(),
   threadId: null,
+  // The newest checkpoint this page has seen: sent as `expected_head`, so a server that
+  // lost the conversation says so (409 memory_mismatch) instead of starting afresh.
+  head: null,
   forkFrom: null,
   busy: false,
   devMode: false,
@@ -46,6 +49,7 @@ function setBusy(busy) {
 }
 
 function setThread(threadId) {
+  if (threadId !== state.threadId) state.head = null;
   state.threadId = threadId;
   const url = new URL(location.href);
   if (threadId) {
@@ -123,6 +127,7 @@ async function refreshInspector() {
 
 function renderInspector(history, head) {
   $('head-id').textContent = head?.checkpoint?.checkpoint_id ?? '—';
+  state.head = head?.checkpoint?.checkpoint_id ?? state.head;
   $('checkpoint-count').textContent = history.length >= HISTORY_LIMIT ? `≥ ${HISTORY_LIMIT}` : String(history.length);
   const list = $('history');
   list.replaceChildren();
@@ -221,6 +226,7 @@ async function send(content) {
       stream_mode: ['messages-tuple', 'values'],
     };
     if (state.forkFrom) body.checkpoint_id = state.forkFrom;
+    if (state.head) body.expected_head = state.head;
     const res = await fetch(`/threads/${state.threadId}/runs/stream`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -228,8 +234,15 @@ async function send(content) {
     });
     if (!res.ok) {
       let detail = `${res.status}`;
-      try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
+      let code = null;
+      try { ({ detail = detail, code = null } = await res.json()); } catch { /* not JSON */ }
       reply.remove();
+      if (code === 'memory_mismatch') {
+        list.lastElementChild?.remove(); // the message was not sent
+        const err = new Error(`The server no longer has this conversation, so nothing was sent (${detail}). Start a New chat.`);
+        err.complete = true;
+        throw err;
+      }
       throw new Error(detail);
     }
     let final = null;
@@ -250,7 +263,7 @@ async function send(content) {
     if (final?.messages) renderMessages(final.messages);
     await Promise.all([refreshInspector(), refreshThreadList()]);
   } catch (err) {
-    showError(`Sending failed: ${err.message}. Your message was not lost if it shows above; try again.`);
+    showError(err.complete ? err.message : `Sending failed: ${err.message}. Your message was not lost if it shows above; try again.`);
   } finally {
     setBusy(false);
     $('input').focus();

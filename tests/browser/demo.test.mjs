@@ -137,3 +137,29 @@ test('an API failure is shown, and the page keeps working', async () => {
   assert.match(await say(page, 'hi again'), /You said: hi again/);
   await page.close();
 });
+
+test('a server that lost the conversation is caught, not answered as a stranger (amnesia guard)', async () => {
+  // The in-memory backend forgets on restart, as MemorySaver does.
+  const dir = tempPersistDir('demo-amnesia');
+  let forgetful = await startWorker({ persistDir: dir, vars: { MEMORY_BACKEND: 'memory' } });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${forgetful.url}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.match(await say(page, 'My name is Sam'), /Sam/);
+    await page.waitForFunction(() => document.querySelector('#head-id').textContent.length > 8);
+    await forgetful.kill();
+    forgetful = await startWorker({ persistDir: dir, port: forgetful.port, vars: { MEMORY_BACKEND: 'memory' } });
+    const replies = await page.locator('#messages li.ai').count();
+    await page.fill('#input', "What's my name?");
+    await page.press('#input', 'Enter');
+    await page.waitForFunction(() => !document.querySelector('#error').hidden);
+    assert.match(await page.textContent('#error'), /no longer has this conversation.*Memory mismatch/);
+    assert.equal(await page.locator('#messages li.ai').count(), replies, 'no reply from a server that forgot');
+    await page.screenshot({ path: join(OUT, 'demo-amnesia.png'), fullPage: true });
+    await page.close();
+  } finally {
+    await forgetful.kill();
+    removeDir(dir);
+  }
+});
