@@ -519,16 +519,17 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     // A run is named by the checkpoint holding its input: its id is the run id, stored
     // nowhere else (see `wire::run_id_of`). A run without input stores its own.
     let answered = stored.answered.is_some();
-    let run_id = match (
-        &stored.input_checkpoint,
-        stored.run_checkpoint(),
-        &stored.base,
-    ) {
-        (Some(input), _, _) => input.checkpoint_id.to_string(),
-        (None, Some(resumed), _) => resumed.checkpoint_id.to_string(),
-        (None, None, Some(reply)) if answered => wire::run_id_of(reply)
-            .map_or_else(|| reply.checkpoint_id.to_string(), |id| id.to_string()),
-        _ => {
+    // The checkpoint that names the run: its input; for a retry, the input it resumes or
+    // the reply it returns again (`run_id_of` reads the reply's parent).
+    let named = stored
+        .input_checkpoint
+        .as_ref()
+        .or(stored.base.as_ref().filter(|b| {
+            answered || b.metadata.get("source").and_then(Value::as_str) == Some("input")
+        }));
+    let run_id = match named.and_then(wire::run_id_of) {
+        Some(id) => id.to_string(),
+        None => {
             let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
             stored.metadata.insert("run_id".into(), json!(run_id));
             run_id
@@ -664,24 +665,25 @@ pub async fn run_collected<C: Checkpointer, M: ChatModel>(
         Ok(prepared) => prepared,
         Err(err) => return HttpResponse::error(&err),
     };
-    let events = CollectedEvents::default();
-    let response = finish_run(engine, prepared, &events).await;
-    let events = events.0.take();
-    let opened = events.iter().any(opens_stream);
-    match (response.status, opened) {
-        (200, _) => match response.body {
-            Body::EventStream(_) => HttpResponse {
-                body: Body::EventStream(events),
-                ..response
-            },
-            _ => response,
+    let collected = CollectedEvents::default();
+    let response = finish_run(engine, prepared, &collected).await;
+    let mut events = collected.0.take();
+    if response.status != 200 && events.iter().any(opens_stream) {
+        events.push(error_event(&response));
+        return HttpResponse::events(events);
+    }
+    whole_answer(response, events)
+}
+
+/// The answer of a run whose stream never opened: a stream's events whole, or the run's
+/// own response (a wait's values, an error as JSON).
+pub fn whole_answer(response: HttpResponse, events: Vec<SseEvent>) -> HttpResponse {
+    match (response.status, &response.body) {
+        (200, Body::EventStream(_)) => HttpResponse {
+            body: Body::EventStream(events),
+            ..response
         },
-        (_, true) => {
-            let mut events = events;
-            events.push(error_event(&response));
-            HttpResponse::events(events)
-        }
-        (_, false) => response,
+        _ => response,
     }
 }
 

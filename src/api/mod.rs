@@ -31,7 +31,7 @@ use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{
     error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run, run_collected,
-    CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW,
+    whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW,
 };
 pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{
@@ -320,29 +320,47 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
             apply_index(backend, response).await
         }
         Plan::Search { query, count_only } => search(backend, &query, count_only).await.into(),
-        Plan::Copy { from, to, owner } => copy(backend, from, to, owner).await.into(),
+        // `copy`: the thread's history and metadata, as a new thread.
+        Plan::Copy { from, to, owner } => {
+            export_import(backend, (from, to), owner, ThreadCommand::Export, |c| c)
+                .await
+                .into()
+        }
         Plan::Stateless(run) => backend.call_stateless(run).await,
-        Plan::SaverCopy { from, to, owner } => saver_copy(backend, from, to, owner).await.into(),
+        // `copy_thread`: the source's checkpointer storage, written into the target.
+        Plan::SaverCopy { from, to, owner } => export_import(
+            backend,
+            (from, to),
+            owner,
+            ThreadCommand::Saver(SaverCommand::Export),
+            |export| ThreadCommand::Saver(SaverCommand::Import(export)),
+        )
+        .await
+        .into(),
     }
 }
 
-/// `copy_thread`: the source's checkpointer storage, written into the target.
-async fn saver_copy<B: Backend>(
+/// Copies a thread's storage to another thread: `export` runs on `from`, and its answer,
+/// decoded, becomes the command `import` builds for `to`. A failed export is answered
+/// as is.
+async fn export_import<B: Backend, T: serde::de::DeserializeOwned>(
     backend: &B,
-    from: ThreadId,
-    to: ThreadId,
+    (from, to): (ThreadId, ThreadId),
     owner: Option<String>,
+    export: ThreadCommand,
+    import: impl FnOnce(T) -> ThreadCommand,
 ) -> Result<HttpResponse> {
     let exported = backend
         .call(ThreadCall {
             thread_id: from,
-            command: ThreadCommand::Saver(SaverCommand::Export),
+            command: export,
             owner: owner.clone(),
         })
         .await;
-    let export = match (exported.status, exported.body) {
+    let decoded = match (exported.status, exported.body) {
         (200, Body::Json(export)) => serde_json::from_value(export)
-            .map_err(|e| Error::backend(format_args!("saver export is malformed: {e}")))?,
+            .map_err(|e| Error::backend(format_args!("thread export is malformed: {e}")))?,
+        (200, _) => return Err(Error::backend("thread export returned no JSON")),
         (status, body) => {
             return Ok(HttpResponse {
                 status,
@@ -356,7 +374,7 @@ async fn saver_copy<B: Backend>(
     let response = backend
         .call(ThreadCall {
             thread_id: to,
-            command: ThreadCommand::Saver(SaverCommand::Import(export)),
+            command: import(decoded),
             owner,
         })
         .await;
@@ -416,43 +434,6 @@ async fn search<B: Backend>(
         }
     }
     Ok(HttpResponse::ok(Value::Array(threads)))
-}
-
-async fn copy<B: Backend>(
-    backend: &B,
-    from: ThreadId,
-    to: ThreadId,
-    owner: Option<String>,
-) -> Result<HttpResponse> {
-    let exported = backend
-        .call(ThreadCall {
-            thread_id: from,
-            command: ThreadCommand::Export,
-            owner: owner.clone(),
-        })
-        .await;
-    let Body::Json(export) = exported.body else {
-        return Err(Error::backend("thread export returned no JSON"));
-    };
-    if exported.status != 200 {
-        return Ok(HttpResponse {
-            status: exported.status,
-            body: Body::Json(export),
-            internal_error: exported.internal_error,
-            index: None,
-            headers: Vec::new(),
-        });
-    }
-    let command: ThreadCommand = serde_json::from_value(export)
-        .map_err(|e| Error::backend(format_args!("thread export is malformed: {e}")))?;
-    let response = backend
-        .call(ThreadCall {
-            thread_id: to,
-            command,
-            owner,
-        })
-        .await;
-    Ok(apply_index(backend, response).await)
 }
 
 /// Everything in one process: thread calls run on `engine`, whose store is also the

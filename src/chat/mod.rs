@@ -167,17 +167,6 @@ pub struct StoredInput {
     fork: bool,
 }
 
-impl StoredInput {
-    /// The checkpoint that names the run: the stored input, or the earlier stored input
-    /// a resumed turn answers. `None` for a turn without input of its own.
-    pub fn run_checkpoint(&self) -> Option<&CheckpointRecord> {
-        self.input_checkpoint.as_ref().or(self
-            .base
-            .as_ref()
-            .filter(|b| b.metadata.get("source").and_then(Value::as_str) == Some("input")))
-    }
-}
-
 /// How an input relates to the end of the thread it is sent to.
 enum Retried {
     /// New input.

@@ -740,14 +740,9 @@ impl ObjectInner {
                         break;
                     }
                 }
-                Some(RunItem::Done(mut response)) => {
+                Some(RunItem::Done(response)) => {
                     // Over before the reply's first piece: answered whole, as JSON.
-                    if response.status == 200 {
-                        if let Body::EventStream(_) = response.body {
-                            response.body = Body::EventStream(before_open);
-                        }
-                    }
-                    return object_response(&response);
+                    return object_response(&api::whole_answer(response, before_open));
                 }
                 None => {
                     return object_response(&HttpResponse::error(&Error::backend(

@@ -4,16 +4,9 @@
 // (what MemorySaver does) and must show the memory lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, tempPersistDir, removeDir, api, say } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, api, say, assertLinear as linear } from './harness.mjs';
 
-// Each entry of a history (newest first) continues from the next one: no fork, no gap.
-function assertLinear(history) {
-  history.forEach((entry, i) => {
-    const parent = entry.parent_checkpoint?.checkpoint_id ?? null;
-    const next = history[i + 1]?.checkpoint.checkpoint_id ?? null;
-    assert.equal(parent, next, `history entry ${i} continues from entry ${i + 1}`);
-  });
-}
+const assertLinear = (history) => linear(assert, history);
 
 async function coldStartScenario(vars) {
   const persistDir = tempPersistDir('cold-start');

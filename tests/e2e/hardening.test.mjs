@@ -2,7 +2,9 @@
 // fork nobody asked for, no thread stuck busy.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, tempPersistDir, removeDir, api, say, sleep } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, api, say, sleep, assertLinear as linear } from './harness.mjs';
+
+const assertLinear = (entries, label) => linear(assert, entries, label);
 
 let worker;
 let persistDir;
@@ -25,14 +27,6 @@ async function history(thread) {
   const r = await api(worker.url, 'POST', `/threads/${thread}/history`, { limit: 1000 });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body;
-}
-
-/** Every entry continues from the next one (newest first): one line, no fork. */
-function assertLinear(entries, label) {
-  entries.forEach((entry, i) => {
-    assert.equal(entry.parent_checkpoint?.checkpoint_id ?? null, entries[i + 1]?.checkpoint.checkpoint_id ?? null,
-      `${label}: entry ${i} continues from entry ${i + 1}`);
-  });
 }
 
 function humanTexts(state) {

@@ -119,3 +119,12 @@ export async function api(url, method, path, body) {
 export function say(text, extra = {}) {
   return { assistant_id: 'agent', input: { messages: [{ role: 'user', content: text }] }, ...extra };
 }
+
+/** Every entry of a history (newest first) continues from the next one: one line, no
+ * fork, no gap. */
+export function assertLinear(assert, entries, label = 'history') {
+  entries.forEach((entry, i) => {
+    assert.equal(entry.parent_checkpoint?.checkpoint_id ?? null, entries[i + 1]?.checkpoint.checkpoint_id ?? null,
+      `${label}: entry ${i} continues from entry ${i + 1}`);
+  });
+}

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@langchain/langgraph-sdk';
-import { startWorker, tempPersistDir, removeDir } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, assertLinear } from './harness.mjs';
 
 const SDK_VERSION = '2.0.0';
 let worker;
@@ -78,8 +78,7 @@ test('getState, getHistory (limit, before), updateState', async () => {
   assert.equal(history.length, 6);
   assert.deepEqual(history.map((h) => h.metadata.source), ['loop', 'input', 'loop', 'input', 'loop', 'input']);
   assert.equal(history[0].checkpoint.checkpoint_id, state.checkpoint.checkpoint_id);
-  history.forEach((h, i) => assert.equal(h.parent_checkpoint?.checkpoint_id ?? null,
-    history[i + 1]?.checkpoint.checkpoint_id ?? null, `entry ${i} continues from entry ${i + 1}`));
+  assertLinear(assert, history);
   const limited = await c.threads.getHistory(thread.thread_id, { limit: 1 });
   assert.equal(limited.length, 1);
   const older = await c.threads.getHistory(thread.thread_id, {

@@ -95,9 +95,8 @@ export async function startMockOpenAi() {
 // `MODEL_PROVIDER=openai OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 make dev` offline.
 // It streams a reply that quotes the last user message.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { createServer: create } = await import('node:http');
   const port = Number(process.argv[2] ?? 8788);
-  create((req, res) => {
+  createServer((req, res) => {
     let raw = '';
     req.on('data', (d) => { raw += d; });
     req.on('end', () => {
