@@ -24,7 +24,15 @@ fi
 # npm packages: wrangler (workerd), Node 22 for it, binaryen (wasm-opt), test clients.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
    || [ ! -x "$NODE22" ] || [ ! -f "$WRANGLER_JS" ]; then
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: exactly the lock file, which it never rewrites (a test run leaves no
+  # tracked file modified).
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+# agent-chat-ui's Next.js proxy for its test, apart: Next.js without its optional native
+# binaries (~150 MB the handler does not use). `npm ci` never rewrites the lock file.
+proxy=tests/proxy
+if [ ! -f $proxy/node_modules/.package-lock.json ] || [ $proxy/package-lock.json -nt $proxy/node_modules/.package-lock.json ]; then
+  (cd $proxy && npm ci --omit=optional --no-audit --no-fund --loglevel=error)
 fi
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 if [ ! -x /usr/bin/chromium ]; then

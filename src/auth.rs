@@ -23,6 +23,16 @@ pub const JWT_LEEWAY_S: i64 = 60;
 /// Longest accepted token: a bound on work done for an unauthenticated request.
 pub const JWT_MAX_LEN: usize = 8 * 1024;
 
+/// Shortest accepted HS256 key, in bytes: RFC 7518 §3.2 requires a key at least as long
+/// as the hash (256 bits); a short shared secret can be brute-forced offline from one
+/// token.
+pub const JWT_HS256_MIN_KEY_BYTES: usize = 32;
+
+/// Longest token lifetime accepted by default (`JWT_MAX_LIFETIME_S`), in seconds: a week.
+/// Identity providers issue tokens for minutes to a day; a token valid for years is a
+/// long-lived password that cannot be revoked.
+pub const JWT_MAX_LIFETIME_S_DEFAULT: i64 = 7 * 24 * 3600;
+
 /// Longest accepted `sub`: it is stored with every thread the user owns.
 pub const JWT_SUB_MAX_LEN: usize = 256;
 
@@ -38,6 +48,9 @@ pub struct JwtSettings {
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`: when set, `aud` must be or contain it.
     pub audience: Option<String>,
+    /// `JWT_MAX_LIFETIME_S`: when set, `exp` may be at most this far after `iat` (or
+    /// after now, for a token without `iat`).
+    pub max_lifetime_s: Option<i64>,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -46,6 +59,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("secret", &"***")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("max_lifetime_s", &self.max_lifetime_s)
             .finish()
     }
 }
@@ -57,12 +71,15 @@ pub struct AuthSettings {
     pub api_keys: Vec<String>,
     /// `JWT_SECRET` & co., when users sign in with tokens.
     pub jwt: Option<JwtSettings>,
+    /// Set when a deployment configured no authentication at all (no `AUTH_MODE`, no
+    /// secrets, not `DEV_MODE`): every thread route is refused with this reason.
+    pub not_configured: Option<String>,
 }
 
 impl AuthSettings {
     /// Whether requests need no credentials at all (`AUTH_MODE=none`).
     pub fn is_open(&self) -> bool {
-        self.api_keys.is_empty() && self.jwt.is_none()
+        self.api_keys.is_empty() && self.jwt.is_none() && self.not_configured.is_none()
     }
 }
 
@@ -94,6 +111,11 @@ pub fn authenticate(
     authorization: Option<&str>,
     now_ms: i64,
 ) -> Result<Caller> {
+    if let Some(reason) = &settings.not_configured {
+        return Err(Error::AuthNotConfigured {
+            reason: reason.clone(),
+        });
+    }
     if settings.is_open() {
         return Ok(Caller::Anyone);
     }
@@ -158,17 +180,7 @@ pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<S
     mac.verify_slice(&signature)
         .map_err(|_| unauthorized("bad signature"))?;
     let claims: Value = decode_part(payload_b64)?;
-    let number = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as i64);
-    match number("exp") {
-        None => return Err(unauthorized("the token has no `exp`")),
-        Some(exp) if now_s > exp + JWT_LEEWAY_S => {
-            return Err(unauthorized("the token has expired"))
-        }
-        Some(_) => {}
-    }
-    if number("nbf").is_some_and(|nbf| now_s + JWT_LEEWAY_S < nbf) {
-        return Err(unauthorized("the token is not valid yet (`nbf`)"));
-    }
+    check_times(&claims, settings, now_s)?;
     if let Some(issuer) = &settings.issuer {
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(unauthorized("wrong issuer (`iss`)"));
@@ -188,6 +200,32 @@ pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<S
         Some(sub) if !sub.is_empty() && sub.len() <= JWT_SUB_MAX_LEN => Ok(sub.to_string()),
         _ => Err(unauthorized("the token has no usable `sub`")),
     }
+}
+
+/// `exp` (required), `nbf`, `iat` and the token's lifetime, with [`JWT_LEEWAY_S`].
+fn check_times(claims: &Value, settings: &JwtSettings, now_s: i64) -> Result<()> {
+    let number = |name: &str| claims.get(name).and_then(Value::as_f64).map(|v| v as i64);
+    let Some(exp) = number("exp") else {
+        return Err(unauthorized("the token has no `exp`"));
+    };
+    if now_s > exp.saturating_add(JWT_LEEWAY_S) {
+        return Err(unauthorized("the token has expired"));
+    }
+    if number("nbf").is_some_and(|nbf| now_s.saturating_add(JWT_LEEWAY_S) < nbf) {
+        return Err(unauthorized("the token is not valid yet (`nbf`)"));
+    }
+    let iat = number("iat");
+    if iat.is_some_and(|iat| iat > now_s.saturating_add(JWT_LEEWAY_S)) {
+        return Err(unauthorized("the token is issued in the future (`iat`)"));
+    }
+    if let Some(max) = settings.max_lifetime_s {
+        if exp.saturating_sub(iat.unwrap_or(now_s)) > max {
+            return Err(unauthorized(
+                "the token lives longer than this server accepts (JWT_MAX_LIFETIME_S)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn decode_part(part: &str) -> Result<Value> {
@@ -224,6 +262,7 @@ mod tests {
             secret: b"test-secret-of-some-length".to_vec(),
             issuer: Some("https://issuer.example".into()),
             audience: Some("edge-memory".into()),
+            max_lifetime_s: Some(3600),
         }
     }
 
@@ -246,8 +285,7 @@ mod tests {
         let known = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
         let jwt_io = JwtSettings {
             secret: b"your-256-bit-secret".to_vec(),
-            issuer: None,
-            audience: None,
+            ..Default::default()
         };
         let err = verify_hs256(known, &jwt_io, NOW).unwrap_err();
         assert!(err.client_detail().contains("no `exp`"), "{err}");
@@ -268,6 +306,13 @@ mod tests {
         wrong_iss["iss"] = json!("someone-else");
         let mut wrong_aud = good();
         wrong_aud["aud"] = json!("other-app");
+        let mut future_iat = good();
+        future_iat["iat"] = json!(NOW + JWT_LEEWAY_S + 10);
+        let mut long_lived = good();
+        long_lived["iat"] = json!(NOW);
+        long_lived["exp"] = json!(NOW + 3601);
+        let mut long_without_iat = good();
+        long_without_iat["exp"] = json!(NOW + 3601);
         let mut no_sub = good();
         no_sub.as_object_mut().unwrap().remove("sub");
         let forged = sign_hs256(&good(), b"another-secret").unwrap();
@@ -290,6 +335,13 @@ mod tests {
             ("iss", token(wrong_iss), "issuer"),
             ("aud", token(wrong_aud), "audience"),
             ("sub", token(no_sub), "sub"),
+            ("iat in the future", token(future_iat), "`iat`"),
+            ("lifetime", token(long_lived), "JWT_MAX_LIFETIME_S"),
+            (
+                "lifetime, no iat",
+                token(long_without_iat),
+                "JWT_MAX_LIFETIME_S",
+            ),
             ("forged", forged, "bad signature"),
             ("alg none", none_alg, "HS256"),
             ("tampered", tampered, "bad signature"),
@@ -308,6 +360,7 @@ mod tests {
         let settings = AuthSettings {
             api_keys: vec!["k1".into()],
             jwt: Some(settings()),
+            not_configured: None,
         };
         let now_ms = NOW * 1000;
         assert_eq!(

@@ -65,10 +65,11 @@ pub enum Error {
         /// What is wrong with the token.
         reason: String,
     },
-    /// The body is sent as something other than JSON (`content-type`).
-    UnsupportedMediaType {
-        /// The content type that was sent.
-        given: String,
+    /// The deployment has no authentication configured, so it refuses thread data
+    /// (closed by default). Answered 503 until an operator configures it.
+    AuthNotConfigured {
+        /// What to configure.
+        reason: String,
     },
     /// The request is refused whoever sends it (a CORS preflight from an origin not
     /// on the list).
@@ -137,7 +138,7 @@ impl Error {
             Error::Unauthorized | Error::InvalidToken { .. } => 401,
             Error::MemoryMismatch { .. } => 409,
             Error::Forbidden { .. } => 403,
-            Error::UnsupportedMediaType { .. } => 415,
+            Error::AuthNotConfigured { .. } => 503,
             Error::NotFound { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::Conflict { .. } => 409,
@@ -147,6 +148,35 @@ impl Error {
             Error::UpstreamBusy { .. } => 503,
             Error::UpstreamTimeout { .. } => 504,
             Error::Backend { .. } => 500,
+        }
+    }
+
+    /// A stable, machine-readable name of the error for clients to switch on (never
+    /// the `detail` text, which may change).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest { .. } => "bad_request",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::NotFound { what, .. } => match *what {
+                "thread" => "thread_not_found",
+                "checkpoint" => "checkpoint_not_found",
+                "assistant" => "assistant_not_found",
+                "route" => "route_not_found",
+                _ => "not_found",
+            },
+            Error::Conflict { .. } => "conflict",
+            Error::TooLarge { .. } => "too_large",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Unauthorized => "unauthorized",
+            Error::InvalidToken { .. } => "invalid_token",
+            Error::AuthNotConfigured { .. } => "auth_not_configured",
+            Error::Forbidden { .. } => "forbidden",
+            Error::MemoryMismatch { .. } => "memory_mismatch",
+            Error::Upstream { .. } => "model_failed",
+            Error::UpstreamBusy { .. } => "model_busy",
+            Error::UpstreamTimeout { .. } => "model_timeout",
+            Error::Backend { .. } => "internal_error",
         }
     }
 
@@ -170,10 +200,9 @@ impl fmt::Display for Error {
             Error::InvalidToken { reason } => write!(f, "Invalid bearer token: {reason}"),
             Error::MemoryMismatch { reason } => write!(f, "Memory mismatch: {reason}"),
             Error::Forbidden { reason } => write!(f, "Forbidden: {reason}"),
-            Error::UnsupportedMediaType { given } => write!(
-                f,
-                "Unsupported content-type {given:?}: send the body as JSON (content-type: application/json)"
-            ),
+            Error::AuthNotConfigured { reason } => {
+                write!(f, "This deployment refuses thread data: {reason}")
+            }
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason } => write!(f, "{reason}"),

@@ -13,7 +13,7 @@
 //!   [`thread`], [`message`] (with the `add_messages` reducer), [`checkpoint`] (the
 //!   [`Checkpointer`](checkpoint::Checkpointer) trait, its backends and the conformance
 //!   suite), [`chat`] (the turn engine and models), [`api`] (HTTP as pure functions),
-//!   [`auth`] (API keys, JWTs).
+//!   [`auth`] (API keys, JWTs), [`config`] (the environment's settings and their rules).
 //! - `edge` (wasm32 only): the only code that names `worker::*` — the fetch entry, the
 //!   per-thread Durable Object and the adapters to its SQL storage.
 
@@ -21,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod limits;
 pub mod message;

@@ -29,13 +29,7 @@ struct Api<C> {
 
 impl<C: Checkpointer + ThreadIndex + SaverStore> Api<C> {
     fn call(&self, req: HttpRequest) -> HttpResponse {
-        let engine = Engine::new(
-            &self.store,
-            &MemoryDemoResponder,
-            &SystemClock,
-            &SystemEntropy,
-        );
-        pollster::block_on(handle(&req, &info(), &engine, &RunGate::new()))
+        support::serve_demo(&self.store, &info(), &RunGate::new(), &req)
     }
 
     fn post(&self, path: &str, body: Value) -> HttpResponse {
@@ -564,7 +558,7 @@ fn api_keys_guard_everything_but_ok() {
     let info = ServerInfo {
         auth: edge_memory::auth::AuthSettings {
             api_keys: vec!["k1".into(), "k2".into()],
-            jwt: None,
+            ..Default::default()
         },
         ..info()
     };
@@ -736,9 +730,9 @@ fn jwt_users_see_only_their_own_threads() {
             api_keys: vec!["service-key".into()],
             jwt: Some(JwtSettings {
                 secret: secret.clone(),
-                issuer: None,
-                audience: None,
+                ..Default::default()
             }),
+            ..Default::default()
         },
         ..info()
     };

@@ -202,9 +202,9 @@ fn requests_messages_and_credentials_never_panic() {
         api_keys: vec!["key".into()],
         jwt: Some(JwtSettings {
             secret: secret.clone(),
-            issuer: None,
-            audience: None,
+            ..Default::default()
         }),
+        not_configured: None,
     };
     let valid = sign_hs256(&json!({"sub": "u", "exp": 4_000_000_000u64}), &secret).unwrap();
     let (requests, messages, tokens) = (Cell::new(0u64), Cell::new(0u64), Cell::new(0u64));

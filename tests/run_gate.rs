@@ -126,3 +126,56 @@ fn enqueued_runs_all_apply_in_turn() {
     assert_eq!(texts, ["one", "done", "two", "done", "three", "done"]);
     assert!(!gate.is_busy(&edge_memory::thread::ThreadId::parse("q").unwrap()));
 }
+
+/// Finding "the run queue admits before it checks the owner": another user's runs on a
+/// busy thread were queued (then 409 `busy`, confirming the thread exists) and could fill
+/// the owner's line. They are 404 before the gate now, and the owner's next run is served.
+#[test]
+fn another_users_runs_never_enter_the_owners_queue() {
+    let store = support::sqlite_store();
+    let engine = Engine::new(&store, &SlowModel, &SystemClock, &SystemEntropy);
+    let gate = RunGate::new();
+    let secret = b"gate-test-secret";
+    let info = support::jwt_server(secret);
+    let bearer = |sub: &str| support::bearer(sub, secret);
+    let run = |who: &str, text: &str| {
+        HttpRequest::json(
+            "POST",
+            "/threads/owned/runs/wait",
+            &json!({"input": {"messages": text}, "multitask_strategy": "enqueue"}),
+        )
+        .with_header("authorization", &bearer(who))
+    };
+    let create = HttpRequest::json("POST", "/threads", &json!({"thread_id": "owned"}))
+        .with_header("authorization", &bearer("alice"));
+    assert_eq!(
+        pollster::block_on(handle(&create, &info, &engine, &gate)).status,
+        200
+    );
+    let intruders = edge_memory::api::ENQUEUE_MAX_WAITING + 6;
+    let spam: Vec<HttpRequest> = (0..intruders)
+        .map(|i| run("mallory", &format!("spam {i}")))
+        .collect();
+    let (one, two) = (run("alice", "one"), run("alice", "two"));
+    let (engine, gate, info) = (&engine, &gate, &info);
+    let (first, others, second) = pollster::block_on(futures::future::join3(
+        handle(&one, info, engine, gate),
+        futures::future::join_all(spam.iter().map(|req| handle(req, info, engine, gate))),
+        handle(&two, info, engine, gate),
+    ));
+    assert_eq!(first.status, 200);
+    assert!(
+        others.iter().all(|r| r.status == 404),
+        "another user's runs are 404: {:?}",
+        others.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        second.status, 200,
+        "the owner's queued run is served: {:?}",
+        second.body
+    );
+    assert_eq!(
+        second.json().unwrap()["messages"].as_array().unwrap().len(),
+        4
+    );
+}

@@ -15,7 +15,7 @@ use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, Turn};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery};
 use crate::error::{Error, Result};
-use crate::limits::LIST_LIMIT_MAX;
+use crate::limits::{LIST_LIMIT_MAX, METADATA_MAX_BYTES};
 use crate::message::Message;
 use crate::runtime::uuid_v7;
 use crate::thread::{ThreadId, ThreadRecord};
@@ -60,6 +60,26 @@ async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str)
             }
             Err(err) => Err(err),
         },
+    }
+}
+
+/// The check a call passes before it may wait for its thread (the run gate): another
+/// user's thread is unknown (404) before the caller can learn it is busy (409) or take
+/// a place in the owner's line. Runs on a thread that does not exist yet pass, to be
+/// created or refused by `thread_for_write`.
+pub async fn check_caller<C: Checkpointer>(store: &C, call: &ThreadCall) -> Result<()> {
+    let Some(owner) = &call.owner else {
+        return Ok(());
+    };
+    match &call.command {
+        ThreadCommand::Run(_) => match store.get_thread(&call.thread_id).await {
+            Ok(record) if !owned_by(&record, owner) => {
+                Err(Error::thread_not_found(call.thread_id.as_str()))
+            }
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(err),
+        },
+        _ => check_owner(store, call, owner).await,
     }
 }
 
@@ -126,6 +146,15 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
         ThreadCommand::Patch { metadata } => {
             let mut record = store.get_thread(&thread_id).await?;
             record.metadata.extend(metadata);
+            // Each patch is within the limit; their merge must be too.
+            let size = Value::Object(record.metadata.clone()).to_string().len();
+            if size > METADATA_MAX_BYTES {
+                return Err(Error::TooLarge {
+                    what: "metadata after the merge (bytes)".into(),
+                    size,
+                    limit: METADATA_MAX_BYTES,
+                });
+            }
             record.updated_at_ms = engine.clock.now_ms().max(record.updated_at_ms);
             store.update_thread(&record).await?;
             let latest = store.latest(&thread_id).await?;

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::{execute, HttpResponse, Multitask, ThreadCall, ThreadCommand};
+use super::{check_caller, execute, HttpResponse, Multitask, ThreadCall, ThreadCommand};
 use crate::chat::{ChatModel, Engine};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::Checkpointer;
@@ -194,8 +194,9 @@ impl RunGate {
         }
     }
 
-    /// [`execute`]s `call`: runs are admitted by their strategy, state updates and
-    /// deletes wait for the current run, reads go straight through.
+    /// [`execute`]s `call`: the caller's ownership is checked first, then runs are
+    /// admitted by their strategy, state updates and deletes wait for the current run,
+    /// reads go straight through.
     pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
         &self,
         call: ThreadCall,
@@ -206,6 +207,11 @@ impl RunGate {
             ThreadCommand::UpdateState { .. } | ThreadCommand::Delete => Some(Multitask::Enqueue),
             _ => None,
         };
+        if strategy.is_some() {
+            if let Err(err) = check_caller(engine.store, &call).await {
+                return HttpResponse::error(&err);
+            }
+        }
         let _ticket = match strategy {
             Some(strategy) => match self.admit(&call.thread_id, strategy).await {
                 Ok(ticket) => Some(ticket),

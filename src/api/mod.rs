@@ -30,8 +30,9 @@ use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{
-    error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run, run_collected,
-    whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY, IDEMPOTENCY_WINDOW,
+    check_caller, error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run,
+    run_collected, whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY,
+    IDEMPOTENCY_WINDOW,
 };
 pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{
@@ -60,12 +61,13 @@ pub struct HttpRequest {
 }
 
 /// The request headers the API reads; the edge copies only these.
-pub const READ_HEADERS: [&str; 9] = [
+pub const READ_HEADERS: [&str; 10] = [
     "x-api-key",
     "content-type",
     "authorization",
     "origin",
     "access-control-request-method",
+    "access-control-request-headers",
     "idempotency-key",
     "if-match",
     "x-expected-head",
@@ -194,14 +196,10 @@ impl HttpResponse {
         }
     }
 
-    /// The error response for `err`: `{"detail": ...}`; 5xx details stay in the logs.
+    /// The error response for `err`: `{"detail": ..., "code": ...}`; 5xx details stay
+    /// in the logs.
     pub fn error(err: &Error) -> Self {
-        let body = match err {
-            Error::MemoryMismatch { .. } => {
-                json!({ "detail": err.client_detail(), "code": "memory_mismatch" })
-            }
-            _ => json!({ "detail": err.client_detail() }),
-        };
+        let body = json!({ "detail": err.client_detail(), "code": err.code() });
         HttpResponse {
             status: err.status(),
             body: Body::Json(body),
@@ -260,14 +258,16 @@ pub struct ServerInfo {
     pub dev_mode: bool,
     /// API keys and JWT settings; none: `AUTH_MODE=none`.
     pub auth: AuthSettings,
-    /// `ALLOWED_ORIGINS`: browser origins allowed to call the API (CORS).
-    pub allowed_origins: Vec<String>,
+    /// Browser origins allowed to call the API (CORS).
+    pub cors: cors::CorsPolicy,
 }
 
-/// Authenticates `req`: `GET /ok` is open; everything else needs credentials when
-/// any are configured. The answer never mentions threads.
+/// Authenticates `req`: `GET /ok` is open, and so is `GET /info` on a deployment with
+/// no authentication configured (it says why everything else is refused); everything
+/// else needs credentials when any are configured. The answer never mentions threads.
 pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<Caller> {
-    if req.method == "GET" && req.path == "/ok" {
+    let unconfigured_info = auth.not_configured.is_some() && req.path == "/info";
+    if req.method == "GET" && (req.path == "/ok" || unconfigured_info) {
         return Ok(Caller::Anyone);
     }
     authenticate(
@@ -305,11 +305,16 @@ pub async fn serve<B: Backend>(
     backend: &B,
 ) -> HttpResponse {
     let mut response = carry_out(plan(req, info, clock.now_ms(), entropy), backend).await;
-    response
-        .headers
-        .extend(cors::headers(req, &info.allowed_origins));
+    response.headers.extend(cors::headers(req, &info.cors));
+    if info.auth.is_open() {
+        response.headers.push((OPEN_HEADER.into(), "none".into()));
+    }
     response
 }
+
+/// A response header on every answer of a server that admits anyone
+/// (`AUTH_MODE=none`, or `DEV_MODE` without credentials), so it is never open unseen.
+pub const OPEN_HEADER: &str = "x-edge-memory-auth";
 
 /// Carries out a [`plan`] through `backend`.
 pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
@@ -416,7 +421,13 @@ async fn search<B: Backend>(
             })
             .await;
         match (response.status, response.body) {
-            (200, Body::Json(thread)) => threads.push(thread),
+            // The index is a copy, updated after the fact: the thread's own record
+            // decides, so a stale or reordered entry never shows a thread that no
+            // longer matches (another owner's, a renamed one).
+            (200, Body::Json(thread)) if matches_filter(&thread, &query.metadata) => {
+                threads.push(thread)
+            }
+            (200, _) => {}
             (404, _) => {
                 // Deleted since it was indexed: drop the stale entry.
                 let _ = backend
@@ -434,6 +445,13 @@ async fn search<B: Backend>(
         }
     }
     Ok(HttpResponse::ok(Value::Array(threads)))
+}
+
+/// Whether `thread` (its JSON) has every key/value of the search's metadata filter.
+fn matches_filter(thread: &Value, filter: &serde_json::Map<String, Value>) -> bool {
+    filter
+        .iter()
+        .all(|(key, value)| thread["metadata"].get(key) == Some(value))
 }
 
 /// Everything in one process: thread calls run on `engine`, whose store is also the

@@ -311,27 +311,13 @@ fn plan_inner(
 ) -> Result<Plan> {
     // Browsers send preflights without credentials.
     if req.method == "OPTIONS" {
-        return Ok(Plan::Respond(super::cors::preflight(
-            req,
-            &info.allowed_origins,
-        )));
+        return Ok(Plan::Respond(super::cors::preflight(req, &info.cors)));
     }
     let caller = super::authorize(req, &info.auth, now_ms)?;
-    if !req.body.is_empty() {
-        if let Some(given) = req.header("content-type") {
-            let media = given
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if media != "application/json" && !media.ends_with("+json") {
-                return Err(Error::UnsupportedMediaType {
-                    given: given.to_string(),
-                });
-            }
-        }
-    }
+    // Bodies are read as JSON whatever their `content-type` (`text/plain` from proxies
+    // and `fetch` with a string body, none at all), as LangGraph's server does; a body
+    // that is not JSON is a 400. Safe because credentials are never cookies: a
+    // cross-site "simple" request carries none (README: Security).
     scope(route(req, info, entropy)?, &caller)
 }
 
@@ -420,6 +406,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
             "model": info.model,
             "assistant_id": ASSISTANT_ID,
             "dev_mode": info.dev_mode,
+            "auth": auth_json(&info.auth),
             "flags": {"assistants": true, "crons": false, "langsmith": false},
         })),
         ("GET", ["assistants", id]) => {
@@ -584,6 +571,20 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
             id: format!("{} {}", req.method, req.path),
         }),
     }
+}
+
+/// How this server admits callers, as `/info` says it (never a secret).
+fn auth_json(auth: &crate::auth::AuthSettings) -> Value {
+    if let Some(reason) = &auth.not_configured {
+        return json!({"mode": "not_configured", "detail": reason});
+    }
+    let mode = match (auth.api_keys.is_empty(), auth.jwt.is_some()) {
+        (true, false) => "none",
+        (false, false) => "api_key",
+        (true, true) => "jwt",
+        (false, true) => "jwt+api_key",
+    };
+    json!({ "mode": mode })
 }
 
 fn is_our_assistant(id: &str) -> bool {

@@ -785,6 +785,23 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         export: &SaverExport,
         now_ms: i64,
     ) -> Result<()> {
+        // Branch numbers and message rows of two threads would mix: copy into an empty
+        // thread only, as a copy to a new id always is.
+        if let Some(tkey) = self.thread_key(thread_id)? {
+            let any = |table: &str| {
+                self.query(
+                    &format!("SELECT 1 FROM {table} WHERE tkey = ? LIMIT 1"),
+                    &[tkey.into()],
+                )
+            };
+            if !any("em_saver_checkpoints")?.is_empty() || !any("em_saver_messages")?.is_empty() {
+                return Err(Error::Conflict {
+                    reason: format!(
+                        "Thread '{thread_id}' already has checkpoints: copy_thread writes only into a thread without any (delete it first, or copy to a new thread id)"
+                    ),
+                });
+            }
+        }
         let tkey = self.ensure_thread_key(thread_id, now_ms)?;
         let mut batch = Vec::new();
         for (table, rows) in &export.list_tables {

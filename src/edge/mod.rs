@@ -29,24 +29,22 @@ use crate::api::{
     self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, Plan, RunGate, RunRequest,
     ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
-use crate::auth::{AuthSettings, JwtSettings};
+use crate::auth::Caller;
 use crate::chat::demo::MemoryDemoResponder;
-use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
-use crate::chat::upstream::MODEL_TIMEOUT_MS_DEFAULT;
-use crate::chat::workers_ai::WORKERS_AI_MODEL_DEFAULT;
-use crate::chat::{ContextBudget, ContextSettings, Engine};
+use crate::chat::Engine;
 use crate::checkpoint::conformance;
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
 use crate::checkpoint::{ThreadIndex, ThreadSearch};
+use crate::config::{self, MemoryBackend as Backend, Settings};
 use crate::error::Error;
 use crate::limits::REQUEST_BODY_MAX_BYTES;
 use crate::runtime::{Clock, SystemClock, SystemEntropy};
-use crate::thread::{ThreadId, ThreadRecord};
+use crate::thread::ThreadRecord;
 
 use do_sql::DoSql;
-use model::{EdgeModel, ModelChoice};
+use model::EdgeModel;
 use store::EdgeStore;
 use worker_kv::{WorkerKv, KV_BINDING};
 
@@ -55,180 +53,55 @@ const THREADS_BINDING: &str = "THREADS";
 /// The object that holds the thread index. `/` cannot appear in a thread id, so no
 /// thread's object can have this name.
 const INDEX_OBJECT: &str = "index/threads";
+/// API answers are never cached, and never re-encoded on the way: proxies that decode a
+/// body but pass its `content-encoding` on (Next.js route handlers) break the page.
+const API_CACHE_CONTROL: &str = "no-store, no-transform";
+/// Sent as the body's `content-encoding`, so the runtime does not compress API answers
+/// itself (Cloudflare compresses JSON for clients that accept gzip, unless the response
+/// already names an encoding).
+const API_CONTENT_ENCODING: &str = "identity";
 /// The object the dev-only conformance run uses, apart from every real thread.
 const DEV_CONFORMANCE_OBJECT: &str = "dev/conformance";
 
-/// Where checkpoints are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    DurableObject,
-    Kv,
-    Memory,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::DurableObject => "durable_object",
-            Backend::Kv => "kv",
-            Backend::Memory => "memory",
-        }
-    }
-}
-
-/// Settings read from the environment on each request (reading vars is cheap).
+/// Settings read from the environment on each request (reading vars is cheap); the
+/// rules live in the native [`crate::config`] module.
 struct EdgeConfig {
-    backend: Backend,
-    dev_mode: bool,
-    /// `AUTH_MODE` with `API_KEYS`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`.
-    auth: AuthSettings,
-    /// `ALLOWED_ORIGINS`: comma-separated browser origins (CORS).
-    allowed_origins: Vec<String>,
-    /// `MODEL_PROVIDER` and its settings.
-    model: ModelChoice,
-    /// `MODEL_TIMEOUT_MS`.
-    model_timeout_ms: u64,
-    /// `SYSTEM_PROMPT`, `CONTEXT_MAX_MESSAGES`, `CONTEXT_MAX_CHARS`.
-    context: ContextSettings,
+    settings: Settings,
 }
 
 impl EdgeConfig {
     fn from_env(env: &Env) -> Result<Self, Error> {
-        let var = |name: &str| {
-            env.var(name)
-                .ok()
-                .map(|v| v.to_string())
-                .filter(|v| !v.is_empty())
-        };
-        // Secrets first; a plain var works locally (.dev.vars or wrangler.toml).
-        let secret = |name: &str| {
-            env.secret(name)
-                .ok()
-                .map(|s| s.to_string())
-                .filter(|v| !v.is_empty())
-                .or_else(|| var(name))
-        };
-        let number = |name: &str| -> Result<Option<u64>, Error> {
-            var(name)
-                .map(|v| {
-                    v.trim().parse::<u64>().map_err(|_| {
-                        Error::backend(format_args!("{name}={v:?} is not a whole number"))
-                    })
-                })
-                .transpose()
-        };
-        let backend = match var("MEMORY_BACKEND").as_deref() {
-            None | Some("durable_object") => Backend::DurableObject,
-            Some("memory") => Backend::Memory,
-            Some("kv") => Backend::Kv,
-            Some(other) => {
-                return Err(Error::backend(format_args!(
-                    "MEMORY_BACKEND={other:?} is not supported (durable_object, kv, memory)"
-                )))
-            }
-        };
-        let max_tokens = number("MODEL_MAX_TOKENS")?.map(|n| n.min(u32::MAX as u64) as u32);
-        let model = match var("MODEL_PROVIDER").as_deref() {
-            None | Some("memory-demo") => ModelChoice::Demo,
-            Some("openai") => ModelChoice::OpenAi(OpenAiConfig {
-                base_url: var("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_BASE_URL_DEFAULT.into()),
-                model: var("OPENAI_MODEL").unwrap_or_else(|| OPENAI_MODEL_DEFAULT.into()),
-                api_key: secret("OPENAI_API_KEY"),
-                max_tokens,
-            }),
-            Some("workers-ai") => ModelChoice::WorkersAi {
-                model: var("WORKERS_AI_MODEL").unwrap_or_else(|| WORKERS_AI_MODEL_DEFAULT.into()),
-                max_tokens,
-            },
-            Some(other) => {
-                return Err(Error::backend(format_args!(
-                    "MODEL_PROVIDER={other:?} is not supported (memory-demo, openai, workers-ai)"
-                )))
-            }
-        };
-        let defaults = ContextBudget::default();
-        let context = ContextSettings {
-            system_prompt: var("SYSTEM_PROMPT"),
-            budget: ContextBudget {
-                max_messages: number("CONTEXT_MAX_MESSAGES")?
-                    .map_or(defaults.max_messages, |n| n as usize),
-                max_chars: number("CONTEXT_MAX_CHARS")?.map_or(defaults.max_chars, |n| n as usize),
-            },
-        };
-        let list = |raw: Option<String>| -> Vec<String> {
-            raw.unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        let api_keys = list(secret("API_KEYS"));
-        let jwt = secret("JWT_SECRET").map(|key| JwtSettings {
-            secret: key.into_bytes(),
-            issuer: var("JWT_ISSUER"),
-            audience: var("JWT_AUDIENCE"),
-        });
-        // Fail closed: a mode whose secret is missing answers 500, never opens up.
-        let auth = match var("AUTH_MODE").as_deref() {
-            Some("none") if !api_keys.is_empty() || jwt.is_some() => {
-                return Err(Error::backend(
-                    "AUTH_MODE=none while API_KEYS or JWT_SECRET is set: remove them or pick api_key/jwt",
-                ))
-            }
-            Some("none") => AuthSettings::default(),
-            Some("api_key") if api_keys.is_empty() => {
-                return Err(Error::backend("AUTH_MODE=api_key needs the API_KEYS secret"))
-            }
-            Some("api_key") => AuthSettings { api_keys, jwt: None },
-            Some("jwt") if jwt.is_none() => {
-                return Err(Error::backend("AUTH_MODE=jwt needs the JWT_SECRET secret"))
-            }
-            None | Some("jwt") => AuthSettings { api_keys, jwt },
-            Some(other) => {
-                return Err(Error::backend(format_args!(
-                    "AUTH_MODE={other:?} is not supported (none, api_key, jwt)"
-                )))
-            }
-        };
-        Ok(EdgeConfig {
-            backend,
-            dev_mode: var("DEV_MODE").as_deref() == Some("true"),
-            auth,
-            allowed_origins: list(var("ALLOWED_ORIGINS")),
-            model,
-            model_timeout_ms: number("MODEL_TIMEOUT_MS")?.unwrap_or(MODEL_TIMEOUT_MS_DEFAULT),
-            context,
-        })
-    }
-
-    fn model_name(&self) -> String {
-        match &self.model {
-            ModelChoice::Demo => "memory-demo".to_string(),
-            ModelChoice::OpenAi(config) => format!("openai:{}", config.model),
-            ModelChoice::WorkersAi { model, .. } => format!("workers-ai:{model}"),
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        let secret = |name: &str| env.secret(name).ok().map(|s| s.to_string());
+        let settings = config::from_env(var, secret)?;
+        if settings.backend == Backend::Kv && env.kv(KV_BINDING).is_err() {
+            return Err(Error::backend(format_args!(
+                "MEMORY_BACKEND=kv needs a KV namespace bound as {KV_BINDING} (wrangler.toml [[kv_namespaces]])"
+            )));
         }
+        Ok(EdgeConfig { settings })
     }
 
     fn info(&self) -> ServerInfo {
+        let s = &self.settings;
         ServerInfo {
-            backend: self.backend.name().to_string(),
-            model: self.model_name(),
-            dev_mode: self.dev_mode,
-            auth: self.auth.clone(),
-            allowed_origins: self.allowed_origins.clone(),
+            backend: s.backend.name().to_string(),
+            model: s.model.name(),
+            dev_mode: s.dev_mode,
+            auth: s.auth.clone(),
+            cors: s.cors.clone(),
         }
     }
 
     /// The configured model, reached through `env`.
     fn model(&self, env: &Env) -> Result<EdgeModel, Error> {
-        EdgeModel::new(&self.model, self.model_timeout_ms, env)
+        EdgeModel::new(&self.settings.model, self.settings.model_timeout_ms, env)
     }
 
     /// An engine on `store` with the configured model and context settings.
     fn engine<'a, C>(&self, store: &'a C, model: &'a EdgeModel) -> Engine<'a, C, EdgeModel> {
         let mut engine = Engine::new(store, model, &SystemClock, &SystemEntropy);
-        engine.context = self.context.clone();
+        engine.context = self.settings.context.clone();
         engine
     }
 }
@@ -245,9 +118,12 @@ thread_local! {
 pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let mut cors = Vec::new();
     let served = match EdgeConfig::from_env(&env) {
-        Ok(config) => match read_request(&mut req).await {
+        Ok(config) => match read_request(&mut req, &config).await {
             Ok(http) => {
-                cors = api::cors::headers(&http, &config.allowed_origins);
+                cors = api::cors::headers(&http, &config.settings.cors);
+                if config.settings.auth.is_open() {
+                    cors.push((api::OPEN_HEADER.into(), "none".into()));
+                }
                 warn_if_open(&config);
                 serve(http, &env, &config).await
             }
@@ -283,7 +159,7 @@ thread_local! {
 
 /// `AUTH_MODE=none` is for local development and the demo: said loudly, once per isolate.
 fn warn_if_open(config: &EdgeConfig) {
-    if config.auth.is_open() && !WARNED_OPEN.with(|w| w.replace(true)) {
+    if config.settings.auth.is_open() && !WARNED_OPEN.with(|w| w.replace(true)) {
         worker::console_warn!(
             "edge-memory: AUTH_MODE=none — no API key or token is required; anyone who knows a thread id can read and write it. Set API_KEYS and/or JWT_SECRET before exposing this worker."
         );
@@ -299,14 +175,14 @@ enum Served {
 async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
     // Dev routes below are answered before planning: check credentials here for them too.
     if http.path.starts_with("/__dev/") {
-        api::authorize(&http, &config.auth, SystemClock.now_ms())?;
-        if let Some(response) = dev_route(config, &http, env).await? {
+        let caller = api::authorize(&http, &config.settings.auth, SystemClock.now_ms())?;
+        if let Some(response) = dev_route(config, &http, env, &caller).await? {
             return Ok(Served::Http(response));
         }
     }
     let info = config.info();
     let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
-    Ok(Served::Http(match config.backend {
+    Ok(Served::Http(match config.settings.backend {
         // KV mode still sends each thread's calls to its Durable Object: the object
         // serializes turns on a thread; KV is where they are stored.
         Backend::DurableObject | Backend::Kv => {
@@ -335,8 +211,9 @@ async fn dev_route(
     config: &EdgeConfig,
     http: &HttpRequest,
     env: &Env,
+    caller: &Caller,
 ) -> Result<Option<HttpResponse>, Error> {
-    if !config.dev_mode {
+    if !config.settings.dev_mode {
         return Ok(None);
     }
     if http.path == "/__dev/conformance" && http.method == "POST" {
@@ -349,34 +226,43 @@ async fn dev_route(
         .await
         .map(Some);
     }
-    if let Some(thread) = http.path.strip_prefix("/__dev/cold-start/") {
-        if http.method == "POST" {
-            let thread_id = crate::thread::ThreadId::parse(thread)?;
-            // The object answers, then aborts itself: its next request starts a fresh
-            // instance that knows only what storage holds.
-            call_object(env, thread_id.as_str(), "/dev/abort", String::new()).await?;
+    // Thread routes: (method, path prefix, the object's dev path).
+    const THREAD_ROUTES: [(&str, &str, &str); 3] = [
+        // The object answers, then aborts itself: its next request starts a fresh
+        // instance that knows only what storage holds.
+        ("POST", "/__dev/cold-start/", "/dev/abort"),
+        // A streamed run's headers leave before it ends: its time is asked after.
+        ("GET", "/__dev/last-run/", "/dev/last-run"),
+        ("GET", "/__dev/storage/", "/dev/storage"),
+    ];
+    for (method, prefix, object_path) in THREAD_ROUTES {
+        let Some(thread) = http.path.strip_prefix(prefix) else {
+            continue;
+        };
+        if http.method != method {
+            continue;
+        }
+        let thread_id = crate::thread::ThreadId::parse(thread)?;
+        // A user reaches only its own threads here too (404 otherwise).
+        if let Some(owner) = caller.owner() {
+            let probe = ThreadCall {
+                thread_id: thread_id.clone(),
+                command: ThreadCommand::Get,
+                owner: Some(owner.to_string()),
+            };
+            let found = api::Backend::call(&DurableObjects { env, config }, probe).await;
+            if found.status != 200 {
+                return Ok(Some(found));
+            }
+        }
+        let response = call_object(env, thread_id.as_str(), object_path, String::new()).await?;
+        if object_path == "/dev/abort" {
             return Ok(Some(HttpResponse::ok(json!({
                 "cold_start": true,
                 "thread_id": thread_id.as_str(),
             }))));
         }
-    }
-    if let Some(thread) = http.path.strip_prefix("/__dev/last-run/") {
-        if http.method == "GET" {
-            // A streamed run's headers leave before it ends: its time is asked after.
-            let thread_id = crate::thread::ThreadId::parse(thread)?;
-            return call_object(env, thread_id.as_str(), "/dev/last-run", String::new())
-                .await
-                .map(Some);
-        }
-    }
-    if let Some(thread) = http.path.strip_prefix("/__dev/storage/") {
-        if http.method == "GET" {
-            let thread_id = crate::thread::ThreadId::parse(thread)?;
-            return call_object(env, thread_id.as_str(), "/dev/storage", String::new())
-                .await
-                .map(Some);
-        }
+        return Ok(Some(response));
     }
     Ok(None)
 }
@@ -425,7 +311,10 @@ impl DurableObjects<'_> {
             }
         }
         out_headers
-            .set("cache-control", "no-store")
+            .set("cache-control", API_CACHE_CONTROL)
+            .map_err(Error::backend)?;
+        out_headers
+            .set("content-encoding", API_CONTENT_ENCODING)
             .map_err(Error::backend)?;
         Ok(Served::Stream(out))
     }
@@ -479,7 +368,7 @@ impl api::Backend for DurableObjects<'_> {
 }
 
 /// Reads method, path and body, refusing bodies over the limit before buffering them.
-async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
+async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequest, Error> {
     let declared = req
         .headers()
         .get("content-length")
@@ -493,13 +382,6 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
             limit: REQUEST_BODY_MAX_BYTES,
         });
     }
-    let path = req.path();
-    let body = match req.method() {
-        Method::Get | Method::Head | Method::Delete | Method::Options => Vec::new(),
-        _ => req.bytes().await.map_err(|e| Error::BadRequest {
-            reason: format!("body could not be read ({e})"),
-        })?,
-    };
     let headers = api::READ_HEADERS
         .iter()
         .filter_map(|name| {
@@ -507,12 +389,62 @@ async fn read_request(req: &mut Request) -> Result<HttpRequest, Error> {
             Some((name.to_string(), value))
         })
         .collect();
-    Ok(HttpRequest {
+    let mut http = HttpRequest {
         method: req.method().to_string(),
-        path,
-        body,
+        path: req.path(),
+        body: Vec::new(),
         headers,
-    })
+    };
+    if matches!(
+        req.method(),
+        Method::Get | Method::Head | Method::Delete | Method::Options
+    ) {
+        return Ok(http);
+    }
+    // Credentials before the body: an unauthenticated request costs no body reading.
+    // Its body is cancelled, so the runtime answers at once instead of draining it.
+    if let Err(err) = api::authorize(&http, &config.settings.auth, SystemClock.now_ms()) {
+        cancel_body(req);
+        return Err(err);
+    }
+    http.body = read_body(req).await?;
+    Ok(http)
+}
+
+/// Cancels the rest of a request body that will not be read, so the runtime answers at
+/// once instead of draining it first.
+fn cancel_body(req: &Request) {
+    if let Some(body) = req.inner().body() {
+        // A failure (the stream is locked or done) leaves nothing to cancel.
+        let _ = body.cancel();
+    }
+}
+
+/// Reads the body as it streams in, refusing it as soon as it passes the limit: a
+/// chunked or HTTP/2 body has no `content-length` to check first, and buffering it whole
+/// could exhaust the isolate's memory (128 MB) shared with other requests.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+    let unreadable = |e: worker::Error| Error::BadRequest {
+        reason: format!("body could not be read ({e})"),
+    };
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > REQUEST_BODY_MAX_BYTES {
+            drop(stream);
+            cancel_body(req);
+            return Err(Error::TooLarge {
+                what: "request body (bytes)".into(),
+                size: body.len() + chunk.len(),
+                limit: REQUEST_BODY_MAX_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Sends `payload` to the object named `name` at `path`.
@@ -569,7 +501,10 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
     };
     let out = out.with_status(response.status);
     let headers = out.headers();
-    headers.set("cache-control", "no-store")?;
+    headers.set("cache-control", API_CACHE_CONTROL)?;
+    if response.body != Body::Empty {
+        headers.set("content-encoding", API_CONTENT_ENCODING)?;
+    }
     for (name, value) in &response.headers {
         headers.set(name, value)?;
     }
@@ -601,7 +536,7 @@ impl DurableObject for ThreadObject {
         // No fallible work here: a panic in a constructor kills the isolate. The schema
         // is set up lazily by the checkpointer on first use.
         let kv_mode = matches!(
-            EdgeConfig::from_env(&env).map(|c| c.backend),
+            EdgeConfig::from_env(&env).map(|c| c.settings.backend),
             Ok(Backend::Kv)
         );
         let kv = if kv_mode {
@@ -628,11 +563,12 @@ impl DurableObject for ThreadObject {
         let inner = &self.inner;
         let response = match path.as_str() {
             "/call" => match decode::<ThreadCall>(&body) {
-                Ok(ThreadCall {
-                    thread_id,
-                    command: ThreadCommand::Run(run),
-                    owner,
-                }) => return ObjectInner::run(inner.clone(), thread_id, run, owner).await,
+                Ok(
+                    call @ ThreadCall {
+                        command: ThreadCommand::Run(_),
+                        ..
+                    },
+                ) => return ObjectInner::run(inner.clone(), call).await,
                 Ok(call) => inner.thread_call(call).await,
                 Err(err) => HttpResponse::error(&err),
             },
@@ -688,18 +624,25 @@ impl ObjectInner {
     /// response waits for the reply's first piece, so a run that fails before it (a
     /// model error, a timeout, an invalid input) is answered with its error status; a
     /// later failure ends the stream with an `error` event.
-    async fn run(
-        inner: Rc<ObjectInner>,
-        thread_id: ThreadId,
-        run: RunRequest,
-        owner: Option<String>,
-    ) -> worker::Result<Response> {
-        let ticket = match inner.runs.admit(&thread_id, run.multitask).await {
-            Ok(ticket) => ticket,
-            Err(err) => return object_response(&HttpResponse::error(&err)),
-        };
+    async fn run(inner: Rc<ObjectInner>, call: ThreadCall) -> worker::Result<Response> {
         let config = match EdgeConfig::from_env(&inner.env) {
             Ok(config) => config,
+            Err(err) => return object_response(&HttpResponse::error(&err)),
+        };
+        // Another user's thread is unknown before it can be found busy or queued on.
+        if let Err(err) = api::check_caller(&inner.edge_store(), &call).await {
+            return object_response(&HttpResponse::error(&err));
+        }
+        let ThreadCall {
+            thread_id,
+            command: ThreadCommand::Run(run),
+            owner,
+        } = call
+        else {
+            return object_response(&HttpResponse::error(&Error::backend("not a run")));
+        };
+        let ticket = match inner.runs.admit(&thread_id, run.multitask).await {
+            Ok(ticket) => ticket,
             Err(err) => return object_response(&HttpResponse::error(&err)),
         };
         let model = match config.model(&inner.env) {

@@ -14,10 +14,11 @@ use worker::{
 };
 
 use crate::chat::demo::MemoryDemoResponder;
-use crate::chat::openai::{OpenAiConfig, OpenAiModel};
+use crate::chat::openai::OpenAiModel;
 use crate::chat::upstream::{AiBinding, ByteSource, HttpClient, UpstreamRequest, UpstreamResponse};
 use crate::chat::workers_ai::WorkersAiModel;
 use crate::chat::{ChatModel, DeltaSink, ReplyEnd};
+use crate::config::ModelChoice;
 use crate::error::{Error, Result};
 use crate::message::Message;
 
@@ -184,20 +185,6 @@ fn js_error(value: &JsValue) -> String {
         .map(|e| String::from(e.message()))
         .or_else(|| value.as_string())
         .unwrap_or_else(|| "unknown error".into())
-}
-
-/// Which model answers (`MODEL_PROVIDER`), with its settings.
-#[derive(Debug, Clone)]
-pub(crate) enum ModelChoice {
-    /// `memory-demo` (default).
-    Demo,
-    /// `openai`.
-    OpenAi(OpenAiConfig),
-    /// `workers-ai`.
-    WorkersAi {
-        model: String,
-        max_tokens: Option<u32>,
-    },
 }
 
 /// The model of one request: one type for every provider, so the API is compiled once.

@@ -4,10 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { startWorker, tempPersistDir, removeDir, ROOT } from '../e2e/harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const OUT = join(ROOT, 'test-output');
 let worker;
 let persistDir;
@@ -17,12 +16,7 @@ before(async () => {
   mkdirSync(OUT, { recursive: true });
   persistDir = tempPersistDir('demo');
   worker = await startWorker({ persistDir, vars: { DEV_MODE: 'true' } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

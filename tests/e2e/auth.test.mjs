@@ -3,8 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@langchain/langgraph-sdk';
-import { createHmac } from 'node:crypto';
-import { startWorker, tempPersistDir, removeDir, api } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, api, signHs256 } from './harness.mjs';
 
 test('API keys: 401 without, the SDK with apiKey works', async () => {
   const persistDir = tempPersistDir('auth');
@@ -32,13 +31,9 @@ test('API keys: 401 without, the SDK with apiKey works', async () => {
 
 // JWT users (JWT_SECRET): the token's `sub` owns the threads it creates; another user
 // gets 404 for every read or write and never finds them; bad tokens are 401.
-const JWT_SECRET = 'e2e-jwt-secret-0123456789';
+const JWT_SECRET = 'e2e-jwt-secret-0123456789-abcdefghij';
 
-function sign(claims, secret = JWT_SECRET) {
-  const b64 = (data) => Buffer.from(data).toString('base64url');
-  const input = `${b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64(JSON.stringify(claims))}`;
-  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
-}
+const sign = (claims, secret = JWT_SECRET) => signHs256(claims, secret);
 
 const now = () => Math.floor(Date.now() / 1000);
 const tokenFor = (sub, extra = {}) => sign({ sub, exp: now() + 600, iss: 'e2e-issuer', ...extra });

@@ -48,7 +48,7 @@ async function stateHash() {
     .digest('hex');
 }
 
-test(`bad-input corpus: ${cases.length} cases, each 4xx JSON {detail}, the thread unchanged`, async () => {
+test(`bad-input corpus: ${cases.length} cases, each 4xx JSON {detail, code}, the thread unchanged`, async () => {
   assert.ok(cases.length >= 100, `at least 100 cases (${cases.length})`);
   let hash = await stateHash();
   const failures = [];
@@ -66,6 +66,7 @@ test(`bad-input corpus: ${cases.length} cases, each 4xx JSON {detail}, the threa
     if (res.status < 400 || res.status > 499) problems.push(`status ${res.status}`);
     if (c.status && res.status !== c.status) problems.push(`status ${res.status}, expected ${c.status}`);
     if (!parsed || typeof parsed.detail !== 'string' || !parsed.detail) problems.push(`body ${res.text.slice(0, 120)}`);
+    if (parsed && !/^[a-z_]+$/.test(parsed.code ?? '')) problems.push(`no machine-readable code: ${res.text.slice(0, 120)}`);
     if (!String(res.headers['content-type']).startsWith('application/json')) problems.push(`content-type ${res.headers['content-type']}`);
     const now = await stateHash();
     if (now !== hash) {

@@ -117,8 +117,13 @@ add({ name: 'metadata over 64 KiB', method: 'POST', path: '/threads', body: { me
 
 // Encodings and content types.
 add({ name: 'invalid UTF-8', method: 'POST', path: '/threads/T/runs/wait', body: Buffer.concat([Buffer.from('{"assistant_id":"agent","input":{"messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]}}')]), status: 400 });
-for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/html']) {
-  add({ name: `content-type ${type}`, method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { 'content-type': type }, status: 415 });
+// Bodies are read as JSON whatever their content-type (as LangGraph's server does), so a
+// body that is not JSON is a 400 under every type, and under none.
+const notJson = ['a=1&b=2', '<run><input/></run>', '--x\r\ncontent-disposition: form-data; name="a"\r\n\r\n1\r\n--x--', 'hello'];
+for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'text/html', undefined]) {
+  for (const body of notJson) {
+    add({ name: `not JSON as ${type ?? 'no content-type'}: ${JSON.stringify(body).slice(0, 20)}`, method: 'POST', path: '/threads/T/runs/wait', body, headers: type ? { 'content-type': type } : {}, status: 400 });
+  }
 }
 
 // Paths: ids, tricks, routes, methods.

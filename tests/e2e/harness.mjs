@@ -1,6 +1,7 @@
 // Starts the built worker in real workerd (wrangler dev, local mode) on 127.0.0.1 and
 // stops it the hard way, so tests can prove what survives a cold start.
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,11 +33,21 @@ export function removeDir(dir) {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** A deployment with no auth configured is closed: tests that run open say so, unless
+ * they configure auth or pass `AUTH_MODE: ''` to see the closed default. */
+export function withExplicitAuth(vars) {
+  if (['AUTH_MODE', 'API_KEYS', 'JWT_SECRET'].some((k) => k in vars)) {
+    return Object.fromEntries(Object.entries(vars).filter(([, v]) => v !== ''));
+  }
+  return { AUTH_MODE: 'none', ...vars };
+}
+
 /**
  * Starts `wrangler dev` on the built worker (build/index.js must exist).
- * Returns { url, pid, port, kill(), logText() }.
+ * Returns { url, pid, port, kill(), logText() }. `anyStatusIsUp`: up once `/ok` answers
+ * at all (for a worker configured to refuse everything).
  */
-export async function startWorker({ persistDir, port, vars = {} } = {}) {
+export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp = false } = {}) {
   port ??= await freePort();
   const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
   const out = openSync(logFile, 'a');
@@ -45,7 +56,7 @@ export async function startWorker({ persistDir, port, vars = {} } = {}) {
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
     '--inspector-port', String(await freePort()),
   ];
-  for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
+  for (const [key, value] of Object.entries(withExplicitAuth(vars))) args.push('--var', `${key}:${value}`);
   // detached: its own process group, so a kill reaches workerd too (it otherwise
   // outlives wrangler and keeps the port).
   const child = spawn(process.execPath, args, {
@@ -71,7 +82,7 @@ export async function startWorker({ persistDir, port, vars = {} } = {}) {
     },
   };
   const started = Date.now();
-  while (!(await isUp(url))) {
+  while (!(await isUp(url, anyStatusIsUp))) {
     if (child.exitCode !== null) throw new Error(`wrangler exited (${child.exitCode}):\n${worker.logText()}`);
     if (Date.now() - started > STARTUP_TIMEOUT_MS) {
       await worker.kill();
@@ -82,10 +93,12 @@ export async function startWorker({ persistDir, port, vars = {} } = {}) {
   return worker;
 }
 
-async function isUp(url) {
+/** Whether the worker answers `GET /ok` (with 200, or at all when `anyStatus`: a
+ * misconfigured worker answers 500). */
+async function isUp(url, anyStatus = false) {
   try {
     const res = await fetch(`${url}/ok`, { signal: AbortSignal.timeout(1000) });
-    return res.ok;
+    return res.ok || anyStatus;
   } catch {
     return false;
   }
@@ -127,4 +140,11 @@ export function assertLinear(assert, entries, label = 'history') {
     assert.equal(entry.parent_checkpoint?.checkpoint_id ?? null, entries[i + 1]?.checkpoint.checkpoint_id ?? null,
       `${label}: entry ${i} continues from entry ${i + 1}`);
   });
+}
+
+/** An HS256 JWT with `claims`, signed with `secret`. */
+export function signHs256(claims, secret) {
+  const b64 = (data) => Buffer.from(data).toString('base64url');
+  const input = `${b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64(JSON.stringify(claims))}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }

@@ -44,6 +44,13 @@ def is_up(url: str) -> bool:
         return False
 
 
+def with_explicit_auth(vars: dict[str, str]) -> dict[str, str]:
+    """A deployment with no auth configured is closed; tests that run open say so."""
+    if any(k in vars for k in ("AUTH_MODE", "API_KEYS", "JWT_SECRET")):
+        return vars
+    return {"AUTH_MODE": "none", **vars}
+
+
 class Worker:
     """wrangler dev in its own process group, so a kill reaches workerd too."""
 
@@ -58,7 +65,7 @@ class Worker:
         args = [str(NODE), str(WRANGLER), "dev", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--persist-to", str(self.persist_dir), "--show-interactive-dev-session=false",
                 "--inspector-port", str(free_port())]
-        for key, value in self.vars.items():
+        for key, value in with_explicit_auth(self.vars).items():
             args += ["--var", f"{key}:{value}"]
         log_path = self.persist_dir / f"wrangler-{time.time_ns()}.log"
         log = open(log_path, "ab")

@@ -83,3 +83,30 @@ def test_bad_input_is_refused_and_changes_nothing(worker):
     assert after.config == before.config
     assert after.checkpoint["channel_values"] == before.checkpoint["channel_values"]
     assert len(list(saver.list(config))) == 1
+
+
+def test_saver_copy_onto_a_thread_that_has_data_is_refused(worker):
+    """Finding "saver copy onto a thread that already has data mixes the two threads'
+    message lists": refused (409), the target unchanged; a copy to a new id works."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    saver = EdgeMemorySaver(worker.url, retries=0)
+
+    def put(thread_id: str, text: str) -> None:
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [text]}
+        checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        saver.put(config, checkpoint, {"source": "input", "step": -1}, dict(checkpoint["channel_versions"]))
+
+    def values(thread_id: str) -> list:
+        return [t.checkpoint["channel_values"] for t in saver.list({"configurable": {"thread_id": thread_id}})]
+
+    put("copy-source", "from the source")
+    put("copy-target", "the target's own")
+    with pytest.raises(EdgeMemoryError) as err:
+        saver.copy_thread("copy-source", "copy-target")
+    assert err.value.status == 409 and "already has checkpoints" in err.value.detail
+    assert values("copy-target") == [{"messages": ["the target's own"]}]
+    saver.copy_thread("copy-source", "copy-fresh")
+    assert values("copy-fresh") == [{"messages": ["from the source"]}]

@@ -106,6 +106,49 @@ impl SqlExec for RusqliteExec {
 }
 
 /// A SQL checkpointer on a fresh in-memory SQLite database.
+/// The checkpointer the native tests run on: real SQLite.
+pub type Store = SqlCheckpointer<RusqliteExec>;
+
 pub fn sqlite_store() -> SqlCheckpointer<RusqliteExec> {
     SqlCheckpointer::new(RusqliteExec::in_memory())
+}
+
+/// Serves `req` on `store` with the built-in demo responder, as the worker would.
+pub fn serve_demo<C>(
+    store: &C,
+    info: &edge_memory::api::ServerInfo,
+    gate: &edge_memory::api::RunGate,
+    req: &edge_memory::api::HttpRequest,
+) -> edge_memory::api::HttpResponse
+where
+    C: edge_memory::checkpoint::Checkpointer
+        + edge_memory::checkpoint::ThreadIndex
+        + edge_memory::checkpoint::saver::SaverStore,
+{
+    use edge_memory::runtime::{SystemClock, SystemEntropy};
+    let model = edge_memory::chat::demo::MemoryDemoResponder;
+    let engine = edge_memory::chat::Engine::new(store, &model, &SystemClock, &SystemEntropy);
+    pollster::block_on(edge_memory::api::handle(req, info, &engine, gate))
+}
+
+/// A server whose users sign in with HS256 tokens signed with `secret`.
+pub fn jwt_server(secret: &[u8]) -> edge_memory::api::ServerInfo {
+    use edge_memory::auth::{AuthSettings, JwtSettings};
+    edge_memory::api::ServerInfo {
+        auth: AuthSettings {
+            jwt: Some(JwtSettings {
+                secret: secret.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// `Bearer <token>` for user `sub`, signed with `secret`, valid far into the future.
+pub fn bearer(sub: &str, secret: &[u8]) -> String {
+    let claims = serde_json::json!({"sub": sub, "exp": 4_000_000_000u64});
+    let token = edge_memory::auth::sign_hs256(&claims, secret).expect("sign");
+    format!("Bearer {token}")
 }

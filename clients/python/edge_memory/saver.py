@@ -100,8 +100,11 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     Args:
         url: The worker's base URL, e.g. ``https://edge-memory.example.workers.dev``.
         api_key: Sent as ``x-api-key`` (the header the LangGraph SDKs send) when given.
+        token: A user's JWT, sent as ``Authorization: Bearer`` when given (``AUTH_MODE=jwt``:
+            the saver then sees only that user's threads).
         timeout: Seconds per request.
-        retries: Network errors and 5xx are retried this many times, then raised.
+        retries: Idempotent calls (all but ``copy_thread``) are retried this many times on
+            network errors and 502/503/504, then raised.
         serde: The serializer (LangGraph's default ``JsonPlusSerializer`` if omitted).
 
     Errors are raised, never swallowed: a 4xx is an ``EdgeMemoryError`` naming the
@@ -113,14 +116,40 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         url: str,
         *,
         api_key: str | None = None,
+        token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        self._http = Transport(url, api_key=api_key, timeout=timeout, retries=retries)
+        self._http = Transport(url, api_key=api_key, token=token, timeout=timeout, retries=retries)
         self._lists: dict[_ListKey, _ListState] = {}
         self._lists_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "EdgeMemorySaver":
+        """A saver for the worker at ``url``; use it as a context manager
+        (``with EdgeMemorySaver.from_url(url) as saver:``) to close its connections."""
+        return cls(url, **kwargs)
+
+    def __enter__(self) -> "EdgeMemorySaver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "EdgeMemorySaver":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def close(self) -> None:
+        """Closes the connection pool (a later call opens a new one)."""
+        self._http.close()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     # -- request bodies and responses ------------------------------------------------
 
@@ -274,7 +303,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, body = self._get_body(config)
-        raw = self._http.request("POST", thread_path(thread_id, "/saver/get"), body)
+        raw = self._http.request("POST", thread_path(thread_id, "/saver/get"), body, allow_404=True, idempotent=True)
         # The newest checkpoint's lists are what the next put will most likely extend.
         return self._tuple(thread_id, raw, remember=body["checkpoint_id"] is None) if raw else None
 
@@ -287,7 +316,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         thread_id, body = self._list_body(config, filter, before, limit)
-        for raw in self._http.request("POST", thread_path(thread_id, "/saver/list"), body) or []:
+        for raw in self._http.request("POST", thread_path(thread_id, "/saver/list"), body, allow_404=True, idempotent=True) or []:
             yield self._tuple(thread_id, raw)
 
     def put(
@@ -300,12 +329,12 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
         path = thread_path(thread_id, "/saver/put")
         try:
-            self._http.request("POST", path, body)
+            self._http.request("POST", path, body, idempotent=True)
         except EdgeMemoryError as err:
             if not _base_list_missing(err):
                 raise
             thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
-            self._http.request("POST", path, body)
+            self._http.request("POST", path, body, idempotent=True)
         self._remember_lists(lists)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
@@ -313,10 +342,10 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         thread_id, body = self._writes_body(config, writes, task_id, task_path)
-        self._http.request("POST", thread_path(thread_id, "/saver/put_writes"), body)
+        self._http.request("POST", thread_path(thread_id, "/saver/put_writes"), body, idempotent=True)
 
     def delete_thread(self, thread_id: str) -> None:
-        self._http.request("DELETE", thread_path(thread_id), allow_404=True)
+        self._http.request("DELETE", thread_path(thread_id), allow_404=True, idempotent=True)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._http.request(
@@ -326,13 +355,13 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         for thread_id in thread_ids:
-            self._http.request("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy})
+            self._http.request("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
 
     # -- async -----------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, body = self._get_body(config)
-        raw = await self._http.arequest("POST", thread_path(thread_id, "/saver/get"), body)
+        raw = await self._http.arequest("POST", thread_path(thread_id, "/saver/get"), body, allow_404=True, idempotent=True)
         return self._tuple(thread_id, raw, remember=body["checkpoint_id"] is None) if raw else None
 
     async def alist(
@@ -344,7 +373,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         thread_id, body = self._list_body(config, filter, before, limit)
-        for raw in await self._http.arequest("POST", thread_path(thread_id, "/saver/list"), body) or []:
+        for raw in await self._http.arequest("POST", thread_path(thread_id, "/saver/list"), body, allow_404=True, idempotent=True) or []:
             yield self._tuple(thread_id, raw)
 
     async def aput(
@@ -357,12 +386,12 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
         path = thread_path(thread_id, "/saver/put")
         try:
-            await self._http.arequest("POST", path, body)
+            await self._http.arequest("POST", path, body, idempotent=True)
         except EdgeMemoryError as err:
             if not _base_list_missing(err):
                 raise
             thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions, full_lists=True)
-            await self._http.arequest("POST", path, body)
+            await self._http.arequest("POST", path, body, idempotent=True)
         self._remember_lists(lists)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
@@ -370,10 +399,10 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         thread_id, body = self._writes_body(config, writes, task_id, task_path)
-        await self._http.arequest("POST", thread_path(thread_id, "/saver/put_writes"), body)
+        await self._http.arequest("POST", thread_path(thread_id, "/saver/put_writes"), body, idempotent=True)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._http.arequest("DELETE", thread_path(thread_id), allow_404=True)
+        await self._http.arequest("DELETE", thread_path(thread_id), allow_404=True, idempotent=True)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await self._http.arequest(
@@ -383,7 +412,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         for thread_id in thread_ids:
-            await self._http.arequest("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy})
+            await self._http.arequest("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic, sortable string versions, as LangGraph's own savers make them."""

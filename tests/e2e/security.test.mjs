@@ -1,0 +1,148 @@
+// Security, round two (issue 20), in workerd: closed by default, and bodies that cannot
+// exhaust memory before authentication. Each test is named after the finding it guards.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { startWorker, tempPersistDir, removeDir, api, say, signHs256 } from './harness.mjs';
+
+const MiB = 1024 * 1024;
+
+async function withWorker(vars, body) {
+  const persistDir = tempPersistDir('security');
+  const worker = await startWorker({ persistDir, vars, anyStatusIsUp: true });
+  try {
+    return await body(worker);
+  } finally {
+    await worker.kill();
+    removeDir(persistDir);
+  }
+}
+
+test('open by default when deployed: without auth configured, every data route is 503 and /info says why', async () => {
+  // AUTH_MODE '' = not set, DEV_MODE false (wrangler.toml): a plain `make deploy`.
+  await withWorker({ AUTH_MODE: '' }, async (worker) => {
+    assert.equal((await api(worker.url, 'GET', '/ok')).status, 200);
+    const info = await api(worker.url, 'GET', '/info');
+    assert.equal(info.status, 200);
+    assert.equal(info.body.auth.mode, 'not_configured');
+    assert.match(info.body.auth.detail, /API_KEYS/);
+    for (const [method, path, body] of [
+      ['POST', '/threads', {}],
+      ['POST', '/threads/search', {}],
+      ['POST', '/threads/count', {}],
+      ['GET', '/threads/00000000-0000-4000-8000-000000000000'],
+      ['GET', '/threads/00000000-0000-4000-8000-000000000000/state'],
+      ['POST', '/threads/00000000-0000-4000-8000-000000000000/runs/wait', say('hi', { if_not_exists: 'create' })],
+      ['POST', '/threads/00000000-0000-4000-8000-000000000000/runs/stream', say('hi', { if_not_exists: 'create' })],
+      ['POST', '/runs/wait', say('hi')],
+      ['DELETE', '/threads/00000000-0000-4000-8000-000000000000'],
+      ['GET', '/assistants/agent'],
+    ]) {
+      const res = await api(worker.url, method, path, body);
+      assert.equal(res.status, 503, `${method} ${path}`);
+      assert.equal(res.body.code, 'auth_not_configured', `${method} ${path}`);
+      assert.equal(res.headers.get('x-edge-memory-auth'), null);
+    }
+  });
+  // Open on purpose: AUTH_MODE=none, and every answer says so.
+  await withWorker({ AUTH_MODE: 'none' }, async (worker) => {
+    const created = await api(worker.url, 'POST', '/threads', {});
+    assert.equal(created.status, 200);
+    assert.equal(created.headers.get('x-edge-memory-auth'), 'none');
+    assert.equal((await api(worker.url, 'GET', '/info')).body.auth.mode, 'none');
+  });
+  // A mode without its secret never opens up.
+  await withWorker({ AUTH_MODE: 'jwt' }, async (worker) => {
+    const res = await api(worker.url, 'POST', '/threads', {});
+    assert.equal(res.status, 500);
+    assert.equal((await api(worker.url, 'GET', '/ok')).status, 500, 'health checks fail too');
+    for (let i = 0; i < 50 && !/AUTH_MODE=jwt needs the JWT_SECRET/.test(worker.logText()); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(worker.logText(), /AUTH_MODE=jwt needs the JWT_SECRET/, 'the log says why');
+  });
+});
+
+/** Sends `total` bytes chunked (no content-length), `chunk` at a time, until the server
+ * answers; returns the status (or `reset: true` when the connection was cut instead,
+ * as wrangler's local proxy does when the worker stops reading) and how much was sent. */
+function chunkedUpload(url, path, headers, total, chunk = MiB) {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path, headers: { ...headers, 'transfer-encoding': 'chunked' } }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode, sentWhenAnswered: sent, text: Buffer.concat(chunks).toString() });
+      });
+    });
+    req.on('error', (err) => {
+      if (answered) return;
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') resolve({ reset: true, sentWhenAnswered: sent });
+      else reject(err);
+    });
+    const block = Buffer.alloc(chunk, 'x');
+    // One chunk per turn of the event loop, so an early answer is read as soon as it
+    // arrives (before the server's close can reset the connection).
+    const pump = () => {
+      if (answered) return;
+      if (sent >= total) return req.end();
+      sent += block.length;
+      if (req.write(block)) setTimeout(pump, 1);
+      else req.once('drain', () => setTimeout(pump, 1));
+    };
+    pump();
+  });
+}
+
+test('bodies read whole before authentication: a chunked 64 MiB body is refused early, other threads go on', async () => {
+  await withWorker({ API_KEYS: 'the-key' }, async (worker) => {
+    const key = { 'x-api-key': 'the-key', 'content-type': 'application/json' };
+    const thread = await fetch(`${worker.url}/threads`, { method: 'POST', headers: key, body: '{}' }).then((r) => r.json());
+    const turn = () => fetch(`${worker.url}/threads/${thread.thread_id}/runs/stream`, {
+      method: 'POST', headers: key, body: JSON.stringify(say('My name is Sam', { stream_mode: ['messages-tuple', 'values'] })),
+    }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const [anonymous, oversized, other] = await Promise.all([
+      chunkedUpload(worker.url, '/threads/search', {}, 64 * MiB),
+      chunkedUpload(worker.url, '/threads/search', key, 64 * MiB),
+      turn(),
+    ]);
+    // Before the fix the unauthenticated body was read whole (all 64 MiB sent, then 401).
+    for (const [name, res, status] of [['unauthenticated', anonymous, 401], ['over the limit', oversized, 413]]) {
+      assert.ok(res.reset || res.status === status, `${name}: ${JSON.stringify(res)}`);
+      assert.ok(res.sentWhenAnswered < 64 * MiB, `${name}: cut off early (${res.sentWhenAnswered} bytes sent)`);
+    }
+    assert.equal(other.status, 200);
+    assert.match(other.text, /Nice to meet you, Sam/);
+    // What each is answered: small enough to read the answer through the local proxy.
+    assert.equal((await chunkedUpload(worker.url, '/threads/search', {}, 1024, 1024)).status, 401);
+    let over;
+    for (let i = 0; i < 5 && !over?.status; i++) over = await chunkedUpload(worker.url, '/threads/search', key, 6 * MiB);
+    assert.equal(over.status, 413, JSON.stringify(over));
+    assert.equal(JSON.parse(over.text).code, 'too_large');
+    // The worker still serves: a small chunked body is read whole.
+    const small = await chunkedUpload(worker.url, '/threads/search', key, 2, 1);
+    assert.equal(small.status, 400, 'two bytes of "xx" are not JSON');
+  });
+});
+
+test('dev routes check credentials but not ownership: another user is 404 on them', async () => {
+  const secret = 'security-e2e-secret-0123456789abcdef';
+  await withWorker({ DEV_MODE: 'true', JWT_SECRET: secret }, async (worker) => {
+    const as = (sub) => ({ authorization: `Bearer ${signHs256({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret)}` });
+    const call = (method, path, who) => fetch(`${worker.url}${path}`, { method, headers: as(who) });
+    const created = await fetch(`${worker.url}/threads`, { method: 'POST', headers: as('alice'), body: '{}' }).then((r) => r.json());
+    const id = created.thread_id;
+    for (const [method, path] of [['GET', `/__dev/storage/${id}`], ['GET', `/__dev/last-run/${id}`], ['POST', `/__dev/cold-start/${id}`]]) {
+      const other = await call(method, path, 'mallory');
+      assert.equal(other.status, 404, `${method} ${path} as another user`);
+      assert.equal((await other.json()).code, 'thread_not_found');
+    }
+    assert.equal((await call('GET', `/__dev/storage/${id}`, 'alice')).status, 200, 'the owner still can');
+    assert.equal((await call('POST', `/__dev/cold-start/${id}`, 'alice')).status, 200);
+  });
+});

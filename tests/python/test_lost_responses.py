@@ -1,0 +1,150 @@
+"""Lost responses (issue 20's nemesis, client side): a proxy between the Python clients and
+the worker in workerd forwards a request, lets the worker commit it, then drops the
+response. Idempotent calls are retried and happen exactly once; a call that is not
+idempotent is not retried (its error is raised) and still happened once. Also: a JWT
+deployment admits a client with `token=` and sees only that user's threads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import httpx
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from conftest import Worker, free_port
+from edge_memory import EdgeMemoryChatMessageHistory, EdgeMemoryError, EdgeMemorySaver
+
+
+class LossyProxy:
+    """Forwards to `upstream`; the first `drops` requests whose path ends with `suffix`
+    are committed upstream, then answered by a closed connection."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream
+        self.drops: dict[str, int] = {}
+        self.seen: list[tuple[str, str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                response = httpx.request(self.command, proxy.upstream + self.path, content=body, headers=headers)
+                for suffix, left in proxy.drops.items():
+                    if self.path.endswith(suffix) and left > 0:
+                        proxy.drops[suffix] = left - 1
+                        proxy.seen.append((self.command, self.path, "dropped"))
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                proxy.seen.append((self.command, self.path, str(response.status_code)))
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "content-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def lossy(worker):
+    proxy = LossyProxy(worker.url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_history_add_messages_once_when_the_response_is_lost(lossy, worker):
+    history = EdgeMemoryChatMessageHistory(lossy.url, "lost-response-history")
+    lossy.drops["/state"] = 1
+    history.add_messages([HumanMessage("My name is Sam"), AIMessage("Nice to meet you, Sam!")])
+    assert [s for s in lossy.seen if s[2] == "dropped"], "the first response was dropped"
+    direct = EdgeMemoryChatMessageHistory(worker.url, "lost-response-history")
+    assert [m.content for m in direct.messages] == ["My name is Sam", "Nice to meet you, Sam!"]
+    lossy.drops["/state"] = 2
+    history.add_messages([HumanMessage("What's my name?")])
+    assert [m.content for m in direct.messages][-1] == "What's my name?"
+    assert len(direct.messages) == 3, "each message once"
+    history.close()
+
+
+def test_saver_put_once_and_copy_not_retried_when_responses_are_lost(lossy, worker):
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    with EdgeMemorySaver.from_url(lossy.url) as saver:
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": ["hello"]}
+        checkpoint["channel_versions"] = {"messages": saver.get_next_version(None, None)}
+        config = {"configurable": {"thread_id": "lost-put", "checkpoint_ns": ""}}
+        lossy.drops["/saver/put"] = 1
+        saver.put(config, checkpoint, {"source": "input", "step": -1}, dict(checkpoint["channel_versions"]))
+        listed = list(saver.list({"configurable": {"thread_id": "lost-put"}}))
+        assert len(listed) == 1 and listed[0].checkpoint["channel_values"] == {"messages": ["hello"]}
+
+        # Copy is not idempotent (a second copy onto the now non-empty target is 409):
+        # not retried, its error raised, and it happened once.
+        lossy.drops["/saver/copy"] = 1
+        with pytest.raises(EdgeMemoryError) as err:
+            saver.copy_thread("lost-put", "lost-copy")
+        assert err.value.status is None
+        assert sum(1 for s in lossy.seen if s[1].endswith("/saver/copy")) == 1, "not retried"
+        copied = list(saver.list({"configurable": {"thread_id": "lost-copy"}}))
+        assert [t.checkpoint["channel_values"] for t in copied] == [{"messages": ["hello"]}]
+
+
+def _jwt(sub: str, secret: str) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 600}).encode())
+    signature = hmac.new(secret.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{head}.{claims}.{b64(signature)}"
+
+
+def test_a_user_token_is_sent_as_bearer_and_scopes_the_saver():
+    secret = "python-clients-jwt-secret-0123456789"
+    persist_dir = Path(tempfile.mkdtemp(prefix="py-jwt-"))
+    worker = Worker(persist_dir, vars={"JWT_SECRET": secret}).start()
+    try:
+        alice = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=_jwt("alice", secret))
+        alice.add_messages([HumanMessage("secret plans")])
+        assert [m.content for m in alice.messages] == ["secret plans"]
+        mallory = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=_jwt("mallory", secret))
+        assert mallory.messages == [], "another user's thread reads as unknown"
+        with pytest.raises(EdgeMemoryError) as err:
+            EdgeMemoryChatMessageHistory(worker.url, "alices-history").add_messages([HumanMessage("x")])
+        assert err.value.status == 401 and err.value.code == "unauthorized"
+        with EdgeMemorySaver.from_url(worker.url, token=_jwt("mallory", secret)) as saver:
+            assert saver.get_tuple({"configurable": {"thread_id": "alices-history"}}) is None
+    finally:
+        worker.kill()
+        shutil.rmtree(persist_dir, ignore_errors=True)
