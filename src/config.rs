@@ -14,7 +14,7 @@
 use crate::api::cors::CorsPolicy;
 use crate::auth::{AuthSettings, JwtSettings, JWT_HS256_MIN_KEY_BYTES, JWT_MAX_LIFETIME_S_DEFAULT};
 use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
-use crate::chat::upstream::MODEL_TIMEOUT_MS_DEFAULT;
+use crate::chat::upstream::{MODEL_DEADLINE_MS_DEFAULT, MODEL_TIMEOUT_MS_DEFAULT};
 use crate::chat::workers_ai::WORKERS_AI_MODEL_DEFAULT;
 use crate::chat::{ContextBudget, ContextSettings};
 use crate::error::{Error, Result};
@@ -81,8 +81,10 @@ pub struct Settings {
     pub cors: CorsPolicy,
     /// `MODEL_PROVIDER` and its settings.
     pub model: ModelChoice,
-    /// `MODEL_TIMEOUT_MS`.
+    /// `MODEL_TIMEOUT_MS`: the longest wait for the model's headers or next chunk.
     pub model_timeout_ms: u64,
+    /// `MODEL_DEADLINE_MS`: the longest a whole reply may take.
+    pub model_deadline_ms: u64,
     /// `SYSTEM_PROMPT`, `CONTEXT_MAX_MESSAGES`, `CONTEXT_MAX_CHARS`.
     pub context: ContextSettings,
 }
@@ -148,6 +150,7 @@ pub fn from_env(
         },
         model,
         model_timeout_ms: number("MODEL_TIMEOUT_MS")?.unwrap_or(MODEL_TIMEOUT_MS_DEFAULT),
+        model_deadline_ms: number("MODEL_DEADLINE_MS")?.unwrap_or(MODEL_DEADLINE_MS_DEFAULT),
         context,
     })
 }

@@ -100,6 +100,11 @@ pub enum Error {
         /// How long the wait was, in milliseconds (`MODEL_TIMEOUT_MS`).
         waited_ms: u64,
     },
+    /// The model provider kept sending but did not finish the reply in time.
+    UpstreamDeadline {
+        /// The deadline, in milliseconds (`MODEL_DEADLINE_MS`).
+        deadline_ms: u64,
+    },
     /// The storage or runtime failed; the reason is for logs, never for clients.
     Backend {
         /// The backend's own description of the failure.
@@ -146,7 +151,7 @@ impl Error {
             Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
             Error::Upstream { .. } => 502,
             Error::UpstreamBusy { .. } => 503,
-            Error::UpstreamTimeout { .. } => 504,
+            Error::UpstreamTimeout { .. } | Error::UpstreamDeadline { .. } => 504,
             Error::Backend { .. } => 500,
         }
     }
@@ -176,6 +181,7 @@ impl Error {
             Error::Upstream { .. } => "model_failed",
             Error::UpstreamBusy { .. } => "model_busy",
             Error::UpstreamTimeout { .. } => "model_timeout",
+            Error::UpstreamDeadline { .. } => "model_deadline",
             Error::Backend { .. } => "internal_error",
         }
     }
@@ -221,6 +227,10 @@ impl fmt::Display for Error {
             Error::UpstreamTimeout { waited_ms } => write!(
                 f,
                 "Model provider timed out: nothing received for {waited_ms} ms (MODEL_TIMEOUT_MS)"
+            ),
+            Error::UpstreamDeadline { deadline_ms } => write!(
+                f,
+                "Model provider did not finish the reply within {deadline_ms} ms (MODEL_DEADLINE_MS)"
             ),
             Error::Backend { reason } => write!(f, "storage backend failed: {reason}"),
         }

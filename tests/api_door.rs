@@ -212,3 +212,68 @@ fn agent_chat_ui_run_options_are_accepted() {
     );
     assert_eq!(json_of(&search)[0]["thread_id"], "ui");
 }
+
+/// agent-chat-ui's regenerate: `submit(undefined, {checkpoint: parent})` sends a run with
+/// no input from the checkpoint before the reply. As on LangGraph's server, the state
+/// there is continued: a new reply on a fork, the old one still in history. A run with no
+/// input on a state the model already answered runs nothing and stores nothing.
+#[test]
+fn a_run_without_input_regenerates_from_a_checkpoint() {
+    let door = Door::new(&[("DEV_MODE", "true")]);
+    door.post_raw("/threads", r#"{"thread_id": "regen"}"#, None);
+    let turn = json!({"input": {"messages": [{"role": "user", "content": "My name is Sam"}]}});
+    let first = door.post_raw("/threads/regen/runs/wait", &turn.to_string(), None);
+    let first_reply = json_of(&first)["messages"][1].clone();
+    let history = json_of(&door.post_raw("/threads/regen/history", "{}", None));
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    let (reply_cp, input_cp) = (history[0].clone(), history[1].clone());
+    assert_eq!(reply_cp["parent_checkpoint"], input_cp["checkpoint"]);
+
+    // Nothing to run at the head: the state as it is, nothing stored.
+    let idle = door.post_raw(
+        "/threads/regen/runs/wait",
+        r#"{"assistant_id": "agent"}"#,
+        None,
+    );
+    assert_eq!(idle.status, 200);
+    assert_eq!(json_of(&idle)["messages"], json_of(&first)["messages"]);
+    let after = json_of(&door.post_raw("/threads/regen/history", "{}", None));
+    assert_eq!(after.as_array().unwrap().len(), 2, "nothing stored");
+
+    // Regenerate from the input's checkpoint: a new reply on a fork.
+    let regen = json!({"assistant_id": "agent", "checkpoint": input_cp["checkpoint"],
+        "stream_mode": ["values", "messages-tuple", "custom"]});
+    let resp = door.post_raw("/threads/regen/runs/stream", &regen.to_string(), None);
+    assert_eq!(resp.status, 200);
+    let Body::EventStream(events) = resp.body else {
+        panic!("not a stream")
+    };
+    let last = &events.last().unwrap().data["messages"];
+    assert_eq!(
+        last.as_array().unwrap().len(),
+        2,
+        "the human message and a new reply"
+    );
+    assert_ne!(last[1]["id"], first_reply["id"], "a new reply");
+    let state = json_of(&door.call(HttpRequest::empty("GET", "/threads/regen/state")));
+    assert_eq!(
+        state["parent_checkpoint"], input_cp["checkpoint"],
+        "forked from the input"
+    );
+    assert_eq!(state["metadata"]["source"], "fork");
+    let history = json_of(&door.post_raw("/threads/regen/history", "{}", None));
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        3,
+        "the old reply stays in history"
+    );
+
+    // No input on an empty thread: nothing to continue from.
+    door.post_raw("/threads", r#"{"thread_id": "empty"}"#, None);
+    let empty = door.post_raw("/threads/empty/runs/wait", "{}", None);
+    assert_eq!(empty.status, 422);
+    assert!(json_of(&empty)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no messages"));
+}

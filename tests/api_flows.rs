@@ -215,10 +215,10 @@ fn bad_input_is_4xx_and_changes_nothing() {
             HttpRequest::json(
                 "POST",
                 "/threads/t/runs/wait",
-                &json!({"assistant_id": "agent"}),
+                &json!({"assistant_id": "agent", "input": {}}),
             ),
             422,
-            "`input`",
+            "`input.messages`",
         ),
         (
             HttpRequest::json(

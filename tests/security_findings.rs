@@ -169,3 +169,49 @@ fn patch_metadata_merges_past_the_limit() {
     ));
     assert_eq!(replaced.status, 200);
 }
+
+#[test]
+fn the_idempotency_window_is_not_bound_to_the_request_body() {
+    use edge_memory::runtime::ManualClock;
+    let store = support::sqlite_store();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let engine = Engine::new(&store, &MemoryDemoResponder, &clock, &SystemEntropy);
+    let (info, gate) = (ServerInfo::default(), RunGate::new());
+    let run = |text: &str, key: &str| {
+        let body = json!({"input": {"messages": [{"role": "user", "content": text}]}, "if_not_exists": "create"});
+        let req = HttpRequest::json("POST", "/threads/keyed/runs/wait", &body)
+            .with_header("idempotency-key", key);
+        pollster::block_on(api::handle(&req, &info, &engine, &gate))
+    };
+    let messages = |resp: &HttpResponse| resp.json().unwrap()["messages"].as_array().unwrap().len();
+    let first = run("My name is Sam", "key-1");
+    assert_eq!(first.status, 200);
+    // The same body again: the original result, nothing appended.
+    assert_eq!(run("My name is Sam", "key-1").json(), first.json());
+    // Another body with the same key: a client bug, refused, nothing stored.
+    let reused = run("Transfer everything", "key-1");
+    assert_eq!(reused.status, 422);
+    assert_eq!(reused.json().unwrap()["code"], "invalid_input");
+    assert!(reused.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("different request body"));
+    let state = pollster::block_on(api::handle(
+        &HttpRequest::empty("GET", "/threads/keyed/state"),
+        &info,
+        &engine,
+        &gate,
+    ));
+    assert_eq!(
+        state.json().unwrap()["values"]["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // A day later the key names nothing: the same request is a new turn.
+    clock.advance(api::IDEMPOTENCY_TTL_MS + 1);
+    let later = run("My name is Sam", "key-1");
+    assert_eq!(later.status, 200);
+    assert_eq!(messages(&later), 4);
+}

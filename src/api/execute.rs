@@ -515,7 +515,12 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     let keyed = match &run.idempotency_key {
         Some(key) => {
             metadata.insert(IDEMPOTENCY_KEY.into(), json!(key));
-            find_keyed_run(engine.store, &thread_id, key).await?
+            let body = run.idempotency_body.as_deref();
+            if let Some(body) = body {
+                metadata.insert(IDEMPOTENCY_BODY.into(), json!(body));
+            }
+            let now = engine.clock.now_ms();
+            find_keyed_run(engine.store, &thread_id, (key, body), now).await?
         }
         None => Keyed::New,
     };
@@ -545,6 +550,7 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     };
     // The key belongs to the input's checkpoint only.
     stored.metadata.remove(IDEMPOTENCY_KEY);
+    stored.metadata.remove(IDEMPOTENCY_BODY);
     // A run is named by the checkpoint holding its input: its id is the run id, stored
     // nowhere else (see `wire::run_id_of`). A run without input stores its own.
     let answered = stored.answered.is_some();
@@ -630,9 +636,16 @@ async fn run_turn_events<C: Checkpointer, M: ChatModel>(
 /// The checkpoint metadata key holding a run's `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
 
+/// The checkpoint metadata key holding the digest of the keyed run's request body.
+pub const IDEMPOTENCY_BODY: &str = "idempotency_body";
+
 /// How many of a thread's newest checkpoints a retry's key is looked for in: a retry
 /// comes within moments of its original, a dozen turns at most later.
 pub const IDEMPOTENCY_WINDOW: usize = 32;
+
+/// How long an `Idempotency-Key` names its run, in ms (a day, as payment APIs keep
+/// theirs): a retry comes within minutes; a key reused later starts a new run.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// What an `Idempotency-Key` names.
 enum Keyed {
@@ -644,11 +657,13 @@ enum Keyed {
     Unanswered,
 }
 
-/// Looks for the run that carried `key` among the thread's newest checkpoints.
+/// Looks for the run that carried `key` (with a request body of digest `body`) among the
+/// thread's newest checkpoints younger than [`IDEMPOTENCY_TTL_MS`].
 async fn find_keyed_run<C: Checkpointer>(
     store: &C,
     thread_id: &ThreadId,
-    key: &str,
+    (key, body): (&str, Option<&str>),
+    now_ms: i64,
 ) -> Result<Keyed> {
     let records = store
         .list(
@@ -662,9 +677,17 @@ async fn find_keyed_run<C: Checkpointer>(
     let Some(input) = records.iter().find(|r| {
         r.metadata.get(IDEMPOTENCY_KEY).and_then(Value::as_str) == Some(key)
             && r.metadata.get("source").and_then(Value::as_str) != Some("loop")
+            && now_ms - r.created_at_ms <= IDEMPOTENCY_TTL_MS
     }) else {
         return Ok(Keyed::New);
     };
+    let stored_body = input.metadata.get(IDEMPOTENCY_BODY).and_then(Value::as_str);
+    if stored_body.is_some() && body.is_some() && stored_body != body {
+        return Err(Error::invalid(
+            "Idempotency-Key",
+            format!("{key:?} was sent before with a different request body; a new request needs a new key"),
+        ));
+    }
     if let Some(reply) = records.iter().find(|r| {
         r.parent_id.as_ref() == Some(&input.checkpoint_id)
             && r.metadata.get("source").and_then(Value::as_str) == Some("loop")

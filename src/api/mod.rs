@@ -31,8 +31,8 @@ use crate::thread::{ThreadId, ThreadRecord};
 
 pub use execute::{
     check_caller, error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run,
-    run_collected, whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_KEY,
-    IDEMPOTENCY_WINDOW,
+    run_collected, whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_BODY,
+    IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_MS, IDEMPOTENCY_WINDOW,
 };
 pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{

@@ -66,6 +66,10 @@ pub struct RunRequest {
     /// `Idempotency-Key`: a retry with the same key returns the original run's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// A digest of the request body the key came with: the same key with another body
+    /// is a client bug (422), never answered with the first body's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_body: Option<String>,
     /// `multitask_strategy`: what to do when the thread is busy with another run.
     #[serde(default)]
     pub multitask: Multitask,
@@ -536,6 +540,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
                 }
                 key => key.map(str::to_string),
             };
+            run.idempotency_body = run.idempotency_key.as_ref().map(|_| body_digest(&body));
             Ok(Plan::Thread(ThreadCall {
                 thread_id,
                 command: ThreadCommand::Run(run),
@@ -720,6 +725,29 @@ fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Resul
     })
 }
 
+/// Run fields that change how a result is delivered, not which run it is: a `runs/wait`
+/// retried as a stream is the same run.
+const DELIVERY_FIELDS: [&str; 5] = [
+    "stream_mode",
+    "stream_subgraphs",
+    "stream_resumable",
+    "on_disconnect",
+    "feedback_keys",
+];
+
+/// A digest of what a run request asks for, independent of key order and whitespace
+/// (the map sorts its keys) and of [`DELIVERY_FIELDS`]: the first 16 bytes of its
+/// SHA-256, in hex.
+fn body_digest(body: &Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut asked = body.clone();
+    for field in DELIVERY_FIELDS {
+        asked.remove(field);
+    }
+    let hash = Sha256::digest(Value::Object(asked).to_string().as_bytes());
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads the body of a run request.
 fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> Result<RunRequest> {
     let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
@@ -731,12 +759,8 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
     }
     let input = match body.get("input") {
         Some(Value::Object(input)) => input,
-        None | Some(Value::Null) => {
-            return Err(Error::invalid(
-                "input",
-                "is required: send {\"input\": {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}}",
-            ))
-        }
+        // No input: continue from the checkpoint (or head) as it is, e.g. a regenerate.
+        None | Some(Value::Null) => &Map::new(),
         Some(other) => {
             return Err(Error::invalid(
                 "input",
@@ -747,19 +771,23 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
             ))
         }
     };
-    let Some(messages) = input.get("messages") else {
-        let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
-        return Err(Error::invalid(
-            "input.messages",
-            format!(
-                "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
-                if keys.is_empty() {
-                    "an empty object".to_string()
-                } else {
-                    format!("keys {}", keys.join(", "))
-                }
-            ),
-        ));
+    let messages = match input.get("messages") {
+        Some(messages) => Some(messages),
+        None if body.get("input").is_none_or(Value::is_null) => None,
+        None => {
+            let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
+            return Err(Error::invalid(
+                "input.messages",
+                format!(
+                    "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
+                    if keys.is_empty() {
+                        "an empty object".to_string()
+                    } else {
+                        format!("keys {}", keys.join(", "))
+                    }
+                ),
+            ));
+        }
     };
     // The state has one channel: another key would be dropped silently, a late and
     // vague failure for the client that meant it.
@@ -769,8 +797,11 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
             "is not a key of this graph's state, which has only `messages`",
         ));
     }
-    let input = bounded(parse_messages(messages, "input.messages", entropy)?)?;
-    if input.is_empty() {
+    let input = match messages {
+        Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
+        None => Vec::new(),
+    };
+    if messages.is_some() && input.is_empty() {
         return Err(Error::invalid(
             "input.messages",
             "must hold at least one message",
@@ -810,6 +841,7 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
         stream,
         guard: RunGuard::default(),
         idempotency_key: None,
+        idempotency_body: None,
         multitask,
     })
 }

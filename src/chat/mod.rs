@@ -259,6 +259,22 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         let fork = forked(&window);
         let mut turn = turn;
         let mut answered = None;
+        if turn.input.is_empty() {
+            // A run without input resumes the state, as LangGraph's `input: null` does
+            // (agent-chat-ui's regenerate): a state that ends with the user's turn is
+            // answered; one the model already answered has nothing left to run, and its
+            // last reply is the run's result, stored nothing new.
+            match window.messages.last() {
+                Some(last) if last.kind == MessageType::Ai => answered = Some(last.clone()),
+                Some(_) => {}
+                None => {
+                    return Err(Error::invalid(
+                        "input",
+                        "is required: the thread has no messages to continue from; send {\"input\": {\"messages\": [...]}}",
+                    ))
+                }
+            }
+        }
         match retried(&window.messages, &window.existing, &turn.input) {
             Retried::No => {}
             // Stored before, never answered (e.g. the model failed): answer it now.

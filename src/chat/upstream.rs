@@ -15,6 +15,11 @@ use crate::message::{Message, MessageType};
 /// thread busy.
 pub const MODEL_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 
+/// The longest a whole reply may take, in ms (`MODEL_DEADLINE_MS`), however steadily it
+/// streams: a model that drips tokens forever would otherwise hold the thread (and the
+/// Durable Object's billed duration) without end.
+pub const MODEL_DEADLINE_MS_DEFAULT: u64 = 300_000;
+
 /// Most bytes of an upstream error body read to explain the error.
 pub const UPSTREAM_ERROR_BODY_MAX_BYTES: usize = 4 * 1024;
 

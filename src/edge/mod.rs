@@ -30,7 +30,6 @@ use crate::api::{
     ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
 use crate::auth::Caller;
-use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::Engine;
 use crate::checkpoint::conformance;
 use crate::checkpoint::kv::KvCheckpointer;
@@ -95,7 +94,14 @@ impl EdgeConfig {
 
     /// The configured model, reached through `env`.
     fn model(&self, env: &Env) -> Result<EdgeModel, Error> {
-        EdgeModel::new(&self.settings.model, self.settings.model_timeout_ms, env)
+        EdgeModel::new(
+            &self.settings.model,
+            (
+                self.settings.model_timeout_ms,
+                self.settings.model_deadline_ms,
+            ),
+            env,
+        )
     }
 
     /// An engine on `store` with the configured model and context settings.
@@ -729,7 +735,7 @@ impl ObjectInner {
             Err(err) => return HttpResponse::error(&err),
         };
         // Only runs ask the model; every other call gets the offline one.
-        let model = EdgeModel::Demo(MemoryDemoResponder);
+        let model = EdgeModel::demo();
         let store = self.edge_store();
         let response = self
             .runs

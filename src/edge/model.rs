@@ -187,19 +187,48 @@ fn js_error(value: &JsValue) -> String {
         .unwrap_or_else(|| "unknown error".into())
 }
 
-/// The model of one request: one type for every provider, so the API is compiled once.
-pub(crate) enum EdgeModel {
+/// A provider of replies: one type for every provider, so the API is compiled once.
+pub(crate) enum Provider {
     Demo(MemoryDemoResponder),
     OpenAi(OpenAiModel<FetchClient>),
     WorkersAi(WorkersAiModel<WorkerAi>),
 }
 
+/// The model of one request: its provider, and the deadline of a whole reply.
+pub(crate) struct EdgeModel {
+    provider: Provider,
+    /// `MODEL_DEADLINE_MS`.
+    deadline_ms: u64,
+}
+
 impl EdgeModel {
-    /// The model `choice` names, reached through `env`.
-    pub(crate) fn new(choice: &ModelChoice, timeout_ms: u64, env: &Env) -> Result<Self> {
+    /// The built-in responder (no network, no deadline needed).
+    pub(crate) fn demo() -> Self {
+        EdgeModel {
+            provider: Provider::Demo(MemoryDemoResponder),
+            deadline_ms: u64::MAX,
+        }
+    }
+
+    /// The model `choice` names, reached through `env`, with `MODEL_TIMEOUT_MS` (each
+    /// wait) and `MODEL_DEADLINE_MS` (the whole reply).
+    pub(crate) fn new(
+        choice: &ModelChoice,
+        (timeout_ms, deadline_ms): (u64, u64),
+        env: &Env,
+    ) -> Result<Self> {
+        Ok(EdgeModel {
+            provider: Provider::new(choice, timeout_ms, env)?,
+            deadline_ms,
+        })
+    }
+}
+
+impl Provider {
+    fn new(choice: &ModelChoice, timeout_ms: u64, env: &Env) -> Result<Self> {
         Ok(match choice {
-            ModelChoice::Demo => EdgeModel::Demo(MemoryDemoResponder),
-            ModelChoice::OpenAi(config) => EdgeModel::OpenAi(OpenAiModel {
+            ModelChoice::Demo => Provider::Demo(MemoryDemoResponder),
+            ModelChoice::OpenAi(config) => Provider::OpenAi(OpenAiModel {
                 config: config.clone(),
                 http: FetchClient { timeout_ms },
             }),
@@ -212,7 +241,7 @@ impl EdgeModel {
                             "MODEL_PROVIDER=workers-ai needs an [ai] binding named {AI_BINDING}"
                         ))
                     })?;
-                EdgeModel::WorkersAi(WorkersAiModel {
+                Provider::WorkersAi(WorkersAiModel {
                     model: model.clone(),
                     max_tokens: *max_tokens,
                     ai: WorkerAi {
@@ -227,18 +256,29 @@ impl EdgeModel {
 
 impl ChatModel for EdgeModel {
     fn name(&self) -> &str {
-        match self {
-            EdgeModel::Demo(m) => m.name(),
-            EdgeModel::OpenAi(m) => m.name(),
-            EdgeModel::WorkersAi(m) => m.name(),
+        match &self.provider {
+            Provider::Demo(m) => m.name(),
+            Provider::OpenAi(m) => m.name(),
+            Provider::WorkersAi(m) => m.name(),
         }
     }
 
     async fn stream(&self, context: &[Message], sink: &dyn DeltaSink) -> Result<ReplyEnd> {
-        match self {
-            EdgeModel::Demo(m) => m.stream(context, sink).await,
-            EdgeModel::OpenAi(m) => m.stream(context, sink).await,
-            EdgeModel::WorkersAi(m) => m.stream(context, sink).await,
+        let reply = async {
+            match &self.provider {
+                Provider::Demo(m) => m.stream(context, sink).await,
+                Provider::OpenAi(m) => m.stream(context, sink).await,
+                Provider::WorkersAi(m) => m.stream(context, sink).await,
+            }
+        };
+        if let Provider::Demo(_) = self.provider {
+            return reply.await;
         }
+        // Dropping the reply's future drops its body stream: the upstream is let go.
+        within(self.deadline_ms, reply)
+            .await
+            .unwrap_or(Err(Error::UpstreamDeadline {
+                deadline_ms: self.deadline_ms,
+            }))
     }
 }

@@ -47,6 +47,16 @@ export const behaviours = {
       setTimeout(() => res.end(`data: ${JSON.stringify({ error: { message: 'the mock model overloaded' } })}\n\n`), 20);
     };
   },
+  /** A token every `everyMs`, never finishing, until the client goes away. */
+  drip(text, everyMs) {
+    return (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const timer = setInterval(() => {
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })}\n\n`);
+      }, everyMs);
+      res.on('close', () => clearInterval(timer));
+    };
+  },
   /** Accepts the request and never answers. */
   hang() {
     return () => {};

@@ -12,6 +12,7 @@ import { startMockOpenAi, behaviours } from './mock_openai.mjs';
 const KEY = 'sk-test-0123456789-secret';
 const SYSTEM_PROMPT = 'You are terse. Answer in one sentence.';
 const TIMEOUT_MS = 1500;
+const DEADLINE_MS = 3000;
 let mock;
 let worker;
 let persistDir;
@@ -31,6 +32,7 @@ before(async () => {
       SYSTEM_PROMPT,
       CONTEXT_MAX_MESSAGES: '4',
       MODEL_TIMEOUT_MS: String(TIMEOUT_MS),
+      MODEL_DEADLINE_MS: String(DEADLINE_MS),
     },
   });
 });
@@ -199,6 +201,31 @@ test('an error after the first token ends the stream with an error event; nothin
   const next = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('again'));
   assert.equal(next.status, 200);
   assert.equal(next.body.messages.at(-1).content, 'Fine now.');
+});
+
+test('model calls have an idle timeout but no total deadline: a reply that drips forever ends at MODEL_DEADLINE_MS', async () => {
+  const thread = await newThread();
+  // A token every 200 ms, never finishing: the idle timeout (1.5 s) never fires.
+  mock.next(behaviours.drip('tok ', 200));
+  const started = Date.now();
+  const res = await fetch(`${worker.url}/threads/${thread}/runs/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(say('never ending', { stream_mode: ['messages-tuple'] })),
+  });
+  assert.equal(res.status, 200, 'the stream had opened');
+  const text = await res.text();
+  const took = Date.now() - started;
+  assert.ok(took >= DEADLINE_MS - 200 && took < DEADLINE_MS + 5000, `ended near the deadline (${took} ms)`);
+  assert.match(text, /"content":"tok "/, 'tokens streamed until then');
+  const error = JSON.parse(/event: error\ndata: (.*)\n/.exec(text)[1]);
+  assert.equal(error.status, 504);
+  assert.match(error.message, new RegExp(`within ${DEADLINE_MS} ms \\(MODEL_DEADLINE_MS\\)`));
+  assert.deepEqual((await messages(thread)).map((m) => m.type), ['human'], 'the input kept, nothing partial');
+  mock.next(behaviours.stream(['Done now.']));
+  const next = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('again'));
+  assert.equal(next.status, 200);
+  assert.equal(next.body.messages.at(-1).content, 'Done now.');
 });
 
 test('a client that leaves mid-stream: the run finishes and stores the whole reply', async () => {
