@@ -639,9 +639,10 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
 /// The checkpoint metadata key holding the digest of the keyed run's request body.
 pub const IDEMPOTENCY_BODY: &str = "idempotency_body";
 
-/// How many of a thread's newest checkpoints a retry's key is looked for in: a retry
-/// comes within moments of its original, a dozen turns at most later.
-pub const IDEMPOTENCY_WINDOW: usize = 32;
+/// How many of a thread's newest checkpoints a retry's key is looked for in: every run
+/// that can be waiting in the thread's line when a retry arrives (two checkpoints each),
+/// and a margin. A retry outrun by more turns than that is a new run.
+pub const IDEMPOTENCY_WINDOW: usize = 2 * (super::ENQUEUE_MAX_WAITING + 16);
 
 /// How long an `Idempotency-Key` names its run, in ms (a day, as payment APIs keep
 /// theirs): a retry comes within minutes; a key reused later starts a new run.
