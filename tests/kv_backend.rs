@@ -79,6 +79,28 @@ impl KvPort for DelayedKv {
     }
 }
 
+/// Only the head index lags: a checkpoint can be read by id before the listing shows it.
+struct LaggingIndex(DelayedKv);
+
+impl KvPort for LaggingIndex {
+    async fn get(&self, key: &str) -> Result<Option<String>> {
+        self.0.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: &str) -> Result<()> {
+        if key.contains("/h/") {
+            self.0.put(key, value).await
+        } else {
+            self.0.inner.put(key, value).await
+        }
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.0.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KvPage> {
+        self.0.list(prefix, cursor, limit).await
+    }
+}
+
 /// One KV namespace seen by two checkpointers: the writer, and a fresh instance (the
 /// thread's object after a cold start) that knows only what KV shows.
 struct Shared<K>(std::rc::Rc<K>);
@@ -164,31 +186,6 @@ fn a_named_checkpoint_not_visible_yet_is_409_never_a_stale_continuation() {
 #[test]
 fn a_checkpoint_readable_before_the_listing_shows_it_is_the_head() {
     pollster::block_on(async {
-        // Only the head index lags: the checkpoint itself can be read by id.
-        struct LaggingIndex(DelayedKv);
-        impl KvPort for LaggingIndex {
-            async fn get(&self, key: &str) -> Result<Option<String>> {
-                self.0.inner.get(key).await
-            }
-            async fn put(&self, key: &str, value: &str) -> Result<()> {
-                if key.contains("/h/") {
-                    self.0.put(key, value).await
-                } else {
-                    self.0.inner.put(key, value).await
-                }
-            }
-            async fn delete(&self, key: &str) -> Result<()> {
-                self.0.inner.delete(key).await
-            }
-            async fn list(
-                &self,
-                prefix: &str,
-                cursor: Option<&str>,
-                limit: usize,
-            ) -> Result<KvPage> {
-                self.0.list(prefix, cursor, limit).await
-            }
-        }
         let kv = std::rc::Rc::new(LaggingIndex(DelayedKv::new(1_000)));
         let writer = KvCheckpointer::new(Shared(kv.clone()));
         let t = ThreadId::parse("kv-lag").unwrap();
@@ -305,4 +302,78 @@ impl KvPort for CountingKv {
         self.reads.set(self.reads.get() + 1);
         self.inner.list(prefix, cursor, limit).await
     }
+}
+
+/// Finding "amnesia guard bypass on KV": a run that sends `expected_head` (and no
+/// `checkpoint_id`) right after a cold start, while KV's listing lags, continued from
+/// the stale listing (here: from nothing). It continues from the head the client saw, or
+/// is 409 while that checkpoint is not visible yet.
+#[test]
+fn amnesia_guard_bypass_on_kv_expected_head_resolves_or_409s() {
+    use edge_memory::api::{self, HttpRequest, Plan, ServerInfo, ThreadCommand};
+    let guarded_run = |thread: &str, seen: &str| {
+        let body = json!({"input": {"messages": "What's my name?"}, "expected_head": seen});
+        let req = HttpRequest::json("POST", &format!("/threads/{thread}/runs/wait"), &body);
+        match api::plan(&req, &ServerInfo::default(), 0, &SystemEntropy) {
+            Plan::Thread(call) => match call.command {
+                ThreadCommand::Run(run) => run,
+                other => panic!("not a run: {other:?}"),
+            },
+            other => panic!("not a thread call: {other:?}"),
+        }
+    };
+    pollster::block_on(async {
+        for (lag_everything, thread) in [(false, "kv-guard-index"), (true, "kv-guard-all")] {
+            let t = ThreadId::parse(thread).unwrap();
+            let (seen, response) = if lag_everything {
+                let kv = std::rc::Rc::new(DelayedKv::new(1_000));
+                let seen = first_turn(&KvCheckpointer::new(Shared(kv.clone())), &t).await;
+                let store = KvCheckpointer::new(Shared(kv));
+                let engine =
+                    Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+                let run = guarded_run(thread, &seen);
+                (
+                    seen,
+                    api::run_collected(&engine, t.clone(), run, None).await,
+                )
+            } else {
+                let kv = std::rc::Rc::new(LaggingIndex(DelayedKv::new(1_000)));
+                let seen = first_turn(&KvCheckpointer::new(Shared(kv.clone())), &t).await;
+                let store = KvCheckpointer::new(Shared(kv));
+                assert!(
+                    store.latest(&t).await.unwrap().is_none(),
+                    "the listing lags"
+                );
+                let engine =
+                    Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+                let run = guarded_run(thread, &seen);
+                (
+                    seen,
+                    api::run_collected(&engine, t.clone(), run, None).await,
+                )
+            };
+            let body = response.json().cloned().unwrap_or_default();
+            if lag_everything {
+                assert_eq!(response.status, 409, "not visible yet: {body}");
+            } else {
+                assert_eq!(response.status, 200, "{body}");
+                let messages = body["messages"].as_array().unwrap();
+                assert_eq!(messages.len(), 4, "continued from {seen}, not from nothing");
+                assert_eq!(messages[3]["content"], "Your name is Sam.");
+            }
+        }
+    });
+}
+
+/// Creates `t` and runs "My name is Sam" on it; returns the reply's checkpoint id.
+async fn first_turn<K: KvPort>(writer: &KvCheckpointer<K>, t: &ThreadId) -> String {
+    writer
+        .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
+        .await
+        .unwrap();
+    let first = Engine::new(writer, &MemoryDemoResponder, &SystemClock, &SystemEntropy)
+        .run_turn(turn(t, "My name is Sam", None))
+        .await
+        .unwrap();
+    first.checkpoint.checkpoint_id.to_string()
 }

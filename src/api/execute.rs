@@ -365,8 +365,14 @@ pub async fn prepare_run<C: Checkpointer, M>(
         }
         other => other?,
     };
+    let mut run = run;
     if !run.guard.is_empty() {
-        check_guard(engine.store, &thread_id, &run.guard).await?;
+        let newer_than_listed = check_guard(engine.store, &thread_id, &run.guard).await?;
+        // The client saw a newer head than the listing shows (KV's listing lags after a
+        // cold start): continue from what it saw, never from something older.
+        if run.checkpoint_id.is_none() {
+            run.checkpoint_id = newer_than_listed;
+        }
     }
     let now = engine.clock.now_ms();
     if !record.metadata.contains_key("graph_id") {
@@ -389,12 +395,14 @@ pub async fn prepare_run<C: Checkpointer, M>(
 
 /// Checks what the client believes about the thread against its head: `If-Match` must
 /// be the head (409 otherwise); `expected_head` must be a checkpoint the thread has and
-/// `expected_turns` at most its turns (409 `memory_mismatch` otherwise).
+/// `expected_turns` at most its turns (409 `memory_mismatch` otherwise). Returns
+/// `expected_head` when it is newer than the listed head (checkpoint ids sort by time):
+/// a lagging listing, which the run must not continue from.
 async fn check_guard<C: Checkpointer>(
     store: &C,
     thread_id: &ThreadId,
     guard: &RunGuard,
-) -> Result<()> {
+) -> Result<Option<CheckpointId>> {
     let head = store
         .list(
             thread_id,
@@ -419,10 +427,15 @@ async fn check_guard<C: Checkpointer>(
             });
         }
     }
+    let mut newer_than_listed = None;
     if let Some(expected) = &guard.expected_head {
         if head_id.as_ref() != Some(expected) {
-            // An older checkpoint the thread has: the client is behind, nothing is lost.
+            // A checkpoint the thread has (KV: visible, else 409 "not visible yet"):
+            // older, the client is behind and nothing is lost; newer, the listing lags.
             match store.window(thread_id, Some(expected), 0, &[]).await {
+                Ok(_) if head_id.as_ref().is_none_or(|head| expected > head) => {
+                    newer_than_listed = Some(expected.clone());
+                }
                 Ok(_) => {}
                 Err(Error::NotFound { .. }) => {
                     return Err(Error::MemoryMismatch {
@@ -446,7 +459,7 @@ async fn check_guard<C: Checkpointer>(
             });
         }
     }
-    Ok(())
+    Ok(newer_than_listed)
 }
 
 /// The head headers every run and state response carries (`x-thread-head`,
