@@ -148,3 +148,63 @@ def test_a_user_token_is_sent_as_bearer_and_scopes_the_saver():
     finally:
         worker.kill()
         shutil.rmtree(persist_dir, ignore_errors=True)
+
+
+def test_kill_mid_saver_copy_leaves_the_target_absent_or_complete():
+    """SIGKILL of the runtime at a random moment during `copy_thread`, then a restart on
+    the same storage: the target is empty or a complete copy, never half; a retry of an
+    interrupted copy completes it, and one of a completed copy is refused (409)."""
+    import random
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    persist_dir = Path(tempfile.mkdtemp(prefix="py-copy-kill-"))
+    worker = Worker(persist_dir).start()
+    try:
+        saver = EdgeMemorySaver(worker.url, retries=0)
+        config = {"configurable": {"thread_id": "copy-kill-source", "checkpoint_ns": ""}}
+        checkpoint = empty_checkpoint()
+        version = None
+        for i in range(60):
+            checkpoint = {**checkpoint, "id": empty_checkpoint()["id"]}
+            version = saver.get_next_version(version, None)
+            checkpoint["channel_values"] = {"messages": [f"message {j}" for j in range(i + 1)], "step": i}
+            checkpoint["channel_versions"] = {"messages": version, "step": version}
+            config = saver.put(config, checkpoint, {"source": "loop", "step": i}, dict(checkpoint["channel_versions"]))
+
+        def snapshot(thread_id: str) -> list:
+            tuples = saver.list({"configurable": {"thread_id": thread_id}}, limit=1000)
+            return [(t.checkpoint["id"], t.checkpoint["channel_values"], t.metadata.get("step")) for t in tuples]
+
+        source = snapshot("copy-kill-source")
+        assert len(source) == 60
+        outcomes = []
+        for round_ in range(4):
+            target = f"copy-kill-target-{round_}"
+            copier = threading.Thread(target=lambda t=target: _try(lambda: saver.copy_thread("copy-kill-source", t)))
+            copier.start()
+            time.sleep(random.uniform(0.0, 0.12))
+            worker.restart()
+            copier.join()
+            got = snapshot(target)
+            assert got in ([], source), f"round {round_}: {len(got)} of {len(source)} checkpoints"
+            outcomes.append(len(got))
+            if got:
+                with pytest.raises(EdgeMemoryError) as err:
+                    saver.copy_thread("copy-kill-source", target)
+                assert err.value.status == 409
+            else:
+                saver.copy_thread("copy-kill-source", target)
+            assert snapshot(target) == source, "a retry completes the copy"
+        assert snapshot("copy-kill-source") == source, "the source is untouched"
+        print(f"copies seen after the kill (checkpoints): {outcomes}")
+    finally:
+        worker.kill()
+        shutil.rmtree(persist_dir, ignore_errors=True)
+
+
+def _try(call) -> None:
+    try:
+        call()
+    except EdgeMemoryError:
+        pass  # the runtime was killed under it
