@@ -1,5 +1,5 @@
 # edge-memory: the two commands are `make dev` and `make test`.
-.PHONY: dev test bench setup build deploy clean
+.PHONY: dev test check bench setup build deploy clean
 
 ## Set up everything, build, and serve the worker + demo on http://127.0.0.1:8787.
 dev:
@@ -8,6 +8,12 @@ dev:
 ## Set up everything and run every test (native, wasm, workerd end to end).
 test:
 	bash scripts/test.sh
+
+## The fast native stages only (fmt, clippy, cargo test), for quick iteration.
+check:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+	cargo test --locked
 
 ## Benchmarks: turn cost and storage vs thread length, beside LangGraph's SqliteSaver.
 bench:
