@@ -97,3 +97,32 @@ def test_a_second_writer_falls_back_to_the_full_list(worker):
     assert [m.content for m in state.values["messages"]] == [
         "from a", "echo 1: from a", "from b", "echo 3: from b", "a again", "echo 5: a again",
     ]
+
+
+def test_the_saver_remembers_a_bounded_number_of_lists(worker, monkeypatch):
+    """The delta cache is bounded: past LIST_CACHE_MAX lists the oldest are forgotten and
+    simply sent whole next time; every checkpoint still reads back exactly."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    import edge_memory.saver as saver_module
+
+    monkeypatch.setattr(saver_module, "LIST_CACHE_MAX", 3)
+    saver = EdgeMemorySaver(worker.url)
+    for round_ in range(2):
+        for i in range(5):
+            thread = f"bounded-cache-{i}"
+            latest = saver.get_tuple({"configurable": {"thread_id": thread}})
+            checkpoint = empty_checkpoint()
+            before = latest.checkpoint["channel_values"]["messages"] if latest else []
+            version = saver.get_next_version(latest.checkpoint["channel_versions"]["messages"] if latest else None, None)
+            checkpoint["channel_values"] = {"messages": before + [HumanMessage(f"{thread} round {round_}", id=f"{thread}-{round_}")]}
+            checkpoint["channel_versions"] = {"messages": version}
+            config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+            saver.put(config, checkpoint, {"source": "input", "step": round_}, {"messages": version})
+            assert len(saver._lists) <= 3
+    for i in range(5):
+        stored = saver.get_tuple({"configurable": {"thread_id": f"bounded-cache-{i}"}})
+        assert [m.content for m in stored.checkpoint["channel_values"]["messages"]] == [
+            f"bounded-cache-{i} round 0",
+            f"bounded-cache-{i} round 1",
+        ]

@@ -23,6 +23,7 @@ import hashlib
 import json
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -43,6 +44,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from edge_memory._http import EdgeMemoryError, Transport, thread_path
 
 MESSAGE_LIST_TYPE = "em:message_list"
+# Message lists whose last version the saver remembers (per thread, namespace and
+# channel): enough for every thread a process is working on at once, bounded memory.
+LIST_CACHE_MAX = 1024
 
 # What this saver last stored or read of a message list: (thread, ns, channel) ->
 # (version, [(message id, digest), ...]).
@@ -123,7 +127,9 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._http = Transport(url, api_key=api_key, token=token, timeout=timeout, retries=retries)
-        self._lists: dict[_ListKey, _ListState] = {}
+        # The newest known version of each message list, for sending deltas; bounded (the
+        # least recently written go first: a list not known here is simply sent whole).
+        self._lists: OrderedDict[_ListKey, _ListState] = OrderedDict()
         self._lists_lock = threading.Lock()
 
     @classmethod
@@ -185,7 +191,11 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
 
     def _remember_lists(self, states: dict[_ListKey, _ListState]) -> None:
         with self._lists_lock:
-            self._lists.update(states)
+            for key, state in states.items():
+                self._lists[key] = state
+                self._lists.move_to_end(key)
+            while len(self._lists) > LIST_CACHE_MAX:
+                self._lists.popitem(last=False)
 
     def _put_body(
         self,
