@@ -35,6 +35,8 @@ pub enum Error {
     },
     /// The request conflicts with the current state (already exists, stale id, busy).
     Conflict {
+        /// Which conflict: its `code` for clients.
+        kind: ConflictKind,
         /// What conflicts.
         reason: String,
     },
@@ -112,6 +114,49 @@ pub enum Error {
     },
 }
 
+/// Which conflict a [`Error::Conflict`] is: clients switch on its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConflictKind {
+    /// The thread id is taken (`thread_exists`).
+    ThreadExists,
+    /// Another run holds the thread and the strategy is `reject` (`thread_busy`).
+    ThreadBusy,
+    /// The thread's line of waiting runs is full (`queue_full`).
+    QueueFull,
+    /// `If-Match` names a checkpoint that is not the head (`not_head`).
+    NotHead,
+    /// The named checkpoint is not visible yet (Workers KV) (`not_visible_yet`).
+    NotVisibleYet,
+    /// A checkpoint id is not newer than the thread's newest (`stale_checkpoint`).
+    StaleCheckpoint,
+    /// A copy's target already holds checkpoints (`target_not_empty`).
+    TargetNotEmpty,
+    /// The run an `Idempotency-Key` names failed and the thread moved on
+    /// (`idempotency_key_spent`).
+    IdempotencyKeySpent,
+    /// A message-list delta's base is not stored: send the full list
+    /// (`base_version_missing`).
+    BaseVersionMissing,
+}
+
+impl ConflictKind {
+    /// The stable, machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ConflictKind::ThreadExists => "thread_exists",
+            ConflictKind::ThreadBusy => "thread_busy",
+            ConflictKind::QueueFull => "queue_full",
+            ConflictKind::NotHead => "not_head",
+            ConflictKind::NotVisibleYet => "not_visible_yet",
+            ConflictKind::StaleCheckpoint => "stale_checkpoint",
+            ConflictKind::TargetNotEmpty => "target_not_empty",
+            ConflictKind::IdempotencyKeySpent => "idempotency_key_spent",
+            ConflictKind::BaseVersionMissing => "base_version_missing",
+        }
+    }
+}
+
 impl Error {
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -169,7 +214,7 @@ impl Error {
                 "route" => "route_not_found",
                 _ => "not_found",
             },
-            Error::Conflict { .. } => "conflict",
+            Error::Conflict { kind, .. } => kind.code(),
             Error::TooLarge { .. } => "too_large",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Unsupported { .. } => "unsupported",
@@ -211,7 +256,7 @@ impl fmt::Display for Error {
             }
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
-            Error::Conflict { reason } => write!(f, "{reason}"),
+            Error::Conflict { reason, .. } => write!(f, "{reason}"),
             Error::TooLarge { what, size, limit } => {
                 write!(
                     f,

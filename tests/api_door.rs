@@ -205,6 +205,8 @@ fn agent_chat_ui_run_options_are_accepted() {
     let last = &events.last().unwrap().data["messages"];
     assert_eq!(last[0]["content"][0]["text"], "My name is Sam");
     assert!(last[1]["content"].as_str().unwrap().contains("Sam"));
+    let again = door.post_raw("/threads", r#"{"thread_id": "ui"}"#, None);
+    assert_eq!(json_of(&again)["code"], "thread_exists");
     let search = door.post_raw(
         "/threads/search",
         r#"{"metadata": {"graph_id": "agent"}, "limit": 100}"#,

@@ -160,7 +160,7 @@ fn a_named_checkpoint_not_visible_yet_is_409_never_a_stale_continuation() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Conflict { reason } if reason.contains("not visible yet")),
+            matches!(&err, Error::Conflict { reason, .. } if reason.contains("not visible yet")),
             "{err:?}"
         );
         assert_eq!(err.status(), 409);

@@ -74,6 +74,7 @@ fn concurrent_runs_on_one_thread_reject_the_second() {
     ));
     assert_eq!(a.status, 200);
     assert_eq!(b.status, 409, "{:?}", b.body);
+    assert_eq!(b.json().unwrap()["code"], "thread_busy");
     assert!(b.json().unwrap()["detail"]
         .as_str()
         .unwrap()

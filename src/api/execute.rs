@@ -43,6 +43,7 @@ async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str)
             Ok(record) if owned_by(&record, owner) => Ok(()),
             // Creating an id another user has: the usual conflict, nothing more.
             Ok(_) if matches!(command, ThreadCommand::Create { .. }) => Err(Error::Conflict {
+                kind: crate::error::ConflictKind::ThreadExists,
                 reason: format!("Thread '{}' already exists", call.thread_id),
             }),
             Ok(_) => Err(Error::thread_not_found(call.thread_id.as_str())),
@@ -423,6 +424,7 @@ async fn check_guard<C: Checkpointer>(
     if let Some(expected) = &guard.if_match {
         if head_id.as_ref() != Some(expected) {
             return Err(Error::Conflict {
+                kind: crate::error::ConflictKind::NotHead,
                 reason: format!("If-Match {expected} is not the head: {}", describe()),
             });
         }
@@ -712,6 +714,7 @@ async fn find_keyed_run<C: Checkpointer>(
         return Ok(Keyed::Unanswered);
     }
     Err(Error::Conflict {
+        kind: crate::error::ConflictKind::IdempotencyKeySpent,
         reason: format!(
             "the run with Idempotency-Key {key:?} failed and the thread has moved on since; send the turn again with a new key"
         ),

@@ -155,6 +155,7 @@ impl RunGate {
             queue.retain(|w| !w.gone.get());
             if queue.len() >= ENQUEUE_MAX_WAITING {
                 return Err(Error::Conflict {
+                    kind: crate::error::ConflictKind::QueueFull,
                     reason: format!(
                         "Thread '{thread_id}' already has {ENQUEUE_MAX_WAITING} runs waiting; try again later"
                     ),
@@ -188,6 +189,7 @@ impl RunGate {
     /// The error for a run on a busy thread.
     pub fn busy_error(thread_id: &ThreadId) -> Error {
         Error::Conflict {
+            kind: crate::error::ConflictKind::ThreadBusy,
             reason: format!(
                 "Thread '{thread_id}' is busy with another run; multitask_strategy \"reject\" refuses a second one (\"enqueue\" waits)"
             ),

@@ -229,6 +229,7 @@ impl<K: KvPort> KvCheckpointer<K> {
         let head = self.head(t).await?;
         if head.as_ref().is_none_or(|h| id > h) {
             return Err(Error::Conflict {
+                kind: crate::error::ConflictKind::NotVisibleYet,
                 reason: format!(
                     "checkpoint {id} is not visible yet (Workers KV is eventually consistent); retry shortly"
                 ),
@@ -300,6 +301,7 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
     async fn create_thread(&self, thread: &ThreadRecord) -> Result<()> {
         if self.kv.get(&thread_key(&thread.thread_id)).await?.is_some() {
             return Err(Error::Conflict {
+                kind: crate::error::ConflictKind::ThreadExists,
                 reason: format!("Thread '{}' already exists", thread.thread_id),
             });
         }
@@ -335,6 +337,7 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
         if let Some(newest) = self.head(t).await? {
             if record.checkpoint_id <= newest {
                 return Err(Error::Conflict {
+                    kind: crate::error::ConflictKind::StaleCheckpoint,
                     reason: format!(
                         "Checkpoint id {} is not newer than the thread's newest checkpoint {newest}",
                         record.checkpoint_id

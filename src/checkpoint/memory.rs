@@ -76,6 +76,7 @@ impl Checkpointer for MemoryCheckpointer {
         let mut threads = self.threads.borrow_mut();
         if threads.contains_key(&thread.thread_id) {
             return Err(Error::Conflict {
+                kind: crate::error::ConflictKind::ThreadExists,
                 reason: format!("Thread '{}' already exists", thread.thread_id),
             });
         }
@@ -108,6 +109,7 @@ impl Checkpointer for MemoryCheckpointer {
             if let Some((newest, _)) = data.checkpoints.last_key_value() {
                 if record.checkpoint_id <= *newest {
                     return Err(Error::Conflict {
+                        kind: crate::error::ConflictKind::StaleCheckpoint,
                         reason: format!(
                             "Checkpoint id {} is not newer than the thread's newest checkpoint {newest}",
                             record.checkpoint_id

@@ -796,6 +796,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             };
             if !any("em_saver_checkpoints")?.is_empty() || !any("em_saver_messages")?.is_empty() {
                 return Err(Error::Conflict {
+                    kind: crate::error::ConflictKind::TargetNotEmpty,
                     reason: format!(
                         "Thread '{thread_id}' already has checkpoints: copy_thread writes only into a thread without any (delete it first, or copy to a new thread id)"
                     ),
@@ -1061,6 +1062,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         let mut batch = Vec::new();
         let base = match &list.base_version {
             Some(v) => Some(self.list_version(tkey, ns, channel, &version_key(v))?.ok_or_else(|| Error::Conflict {
+                kind: crate::error::ConflictKind::BaseVersionMissing,
                 reason: format!(
                     "message list base version {} of channel {channel:?} is not stored here; send the full list",
                     version_key(v)
@@ -1161,6 +1163,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             }
         };
         let not_in_list = |i: usize, id: &str, what: &str| Error::Conflict {
+            kind: crate::error::ConflictKind::BaseVersionMissing,
             reason: format!("message list op {i}: message {id:?} {what}; send the full list"),
         };
         for (i, op) in list.ops.iter().enumerate() {

@@ -863,6 +863,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     async fn create_thread(&self, thread: &ThreadRecord) -> Result<()> {
         if self.thread_row(&thread.thread_id)?.is_some() {
             return Err(Error::Conflict {
+                kind: crate::error::ConflictKind::ThreadExists,
                 reason: format!("Thread '{}' already exists", thread.thread_id),
             });
         }
@@ -907,6 +908,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         if let Some(SqlValue::Text(newest)) = newest.first().and_then(|r| r.first()) {
             if record.checkpoint_id.as_str() <= newest.as_str() {
                 return Err(Error::Conflict {
+                    kind: crate::error::ConflictKind::StaleCheckpoint,
                     reason: format!(
                         "Checkpoint id {} is not newer than the thread's newest checkpoint {newest}",
                         record.checkpoint_id

@@ -60,7 +60,10 @@ def _is_message_list(value: Any) -> bool:
 
 def _base_list_missing(err: EdgeMemoryError) -> bool:
     """The worker lacks the message-list version a delta was based on: resend whole."""
-    return err.status == 409 and "send the full list" in err.detail
+    if err.status != 409:
+        return False
+    # Servers before error codes said so only in the text.
+    return err.code == "base_version_missing" or (err.code is None and "send the full list" in err.detail)
 
 
 def _digest(kind: str, data: bytes) -> str:
