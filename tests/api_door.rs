@@ -184,7 +184,10 @@ fn agent_chat_ui_run_options_are_accepted() {
     door.post_raw("/threads", r#"{"thread_id": "ui", "metadata": {}}"#, None);
     let body = json!({
         "input": {"messages": [{"id": "h1", "type": "human",
-            "content": [{"type": "text", "text": "My name is Sam"}]}]},
+            "content": [{"type": "text", "text": "My name is Sam"}]}],
+            // agent-chat-ui's artifact context: not a key of this graph's state, ignored
+            // as LangGraph ignores it.
+            "context": {"artifact": "notes"}},
         "stream_mode": ["values", "messages-tuple", "custom"],
         "stream_subgraphs": true,
         "stream_resumable": true,

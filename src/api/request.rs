@@ -789,14 +789,9 @@ fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> 
             ));
         }
     };
-    // The state has one channel: another key would be dropped silently, a late and
-    // vague failure for the client that meant it.
-    if let Some(unknown) = input.keys().find(|k| k.as_str() != "messages") {
-        return Err(Error::invalid(
-            format!("input.{unknown}"),
-            "is not a key of this graph's state, which has only `messages`",
-        ));
-    }
+    // Keys beside `messages` are ignored, as LangGraph ignores input keys its state does
+    // not have (agent-chat-ui sends `context`); an input without `messages` is refused
+    // above, so a mismatched input key never fails late and vaguely.
     let input = match messages {
         Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
         None => Vec::new(),

@@ -34,7 +34,7 @@ const runBodies = [
   ['input a list', { assistant_id: 'agent', input: [1] }],
   ['input without messages', { assistant_id: 'agent', input: { question: 'hi' } }],
   ['input empty object', { assistant_id: 'agent', input: {} }],
-  ['input unknown key', { assistant_id: 'agent', input: { messages: hi, todos: [] } }],
+  ['input unknown key without messages', { assistant_id: 'agent', input: { todos: [] } }],
   ['messages empty', say([])],
   ['messages a number', say(42)],
   ['messages null', say(null)],
