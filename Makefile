@@ -32,4 +32,4 @@ deploy: build
 	. scripts/env.sh && "$$NODE22" "$$WRANGLER_JS" deploy
 
 clean:
-	rm -rf build target/wasm32-unknown-unknown pkg
+	rm -rf build build-dev target/wasm32-unknown-unknown pkg

@@ -10,9 +10,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
-bash scripts/build-worker.sh
+bash scripts/build-worker.sh dev
 PORT="${PORT:-8787}"
-args=(dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.dev-state" --show-interactive-dev-session=false)
+args=(dev build-dev/index.js --local --ip 127.0.0.1 --port "$PORT" --persist-to "$ROOT/.dev-state" --show-interactive-dev-session=false)
 args+=(--var "DEV_MODE:${DEV_MODE:-true}")
 # Every [vars] key of wrangler.toml, and the settings it documents but leaves unset.
 toml_vars=$(awk '/^\[/{in_vars=($0=="[vars]")} in_vars && /^[A-Z_]+ *=/{sub(/ *=.*/, ""); print}' wrangler.toml)

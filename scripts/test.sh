@@ -19,12 +19,15 @@ stage() {
 stage setup          bash scripts/setup.sh
 stage fmt            cargo fmt --all -- --check
 stage clippy-native  cargo clippy --all-targets --locked -- -D warnings
-stage clippy-wasm    cargo clippy --all-targets --locked --target wasm32-unknown-unknown -- -D warnings
+stage clippy-wasm    cargo clippy --all-targets --locked --target wasm32-unknown-unknown --features dev-routes -- -D warnings
+stage clippy-release cargo clippy --lib --locked --target wasm32-unknown-unknown -- -D warnings
 stage cargo-test     cargo test --locked
 # Bounded-time fuzzing of request decoding, message normalization and authentication.
 stage fuzz           env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" cargo test --locked --test fuzz -- --ignored --nocapture
-stage wasm-pack-test wasm-pack --log-level warn test --node
-stage build-worker   bash scripts/build-worker.sh
+stage wasm-pack-test wasm-pack --log-level warn test --node . --features dev-routes
+stage build-worker   bash scripts/build-worker.sh dev
+# The release build too: a test checks it has no dev routes, the bench weighs it.
+stage build-release  bash scripts/build-worker.sh release
 stage e2e-workerd    "$NODE22" --test --test-concurrency=1 tests/e2e/*.test.mjs
 stage browser        "$NODE22" --test --test-concurrency=1 tests/browser/*.test.mjs
 stage e2e-python     .venv/bin/python -m pytest -q -p no:cacheprovider tests/python

@@ -9,6 +9,8 @@
 //! restart) and [`sql::SqlCheckpointer`] (Durable Object SQLite in production, real
 //! SQLite in native tests). [`conformance`] holds the one suite they all pass.
 
+// The suite runs natively, and in the worker only where dev routes are built in.
+#[cfg(any(not(target_arch = "wasm32"), feature = "dev-routes"))]
 pub mod conformance;
 pub mod kv;
 pub mod memory;

@@ -54,11 +54,13 @@ impl DoSql {
     }
 
     /// Rows read and written so far.
+    #[cfg(feature = "dev-routes")]
     pub(crate) fn counters(&self) -> &SqlCounters {
         &self.counters
     }
 
     /// Bytes the database takes (pages, including free ones).
+    #[cfg(feature = "dev-routes")]
     pub(crate) fn database_size(&self) -> usize {
         self.sql.database_size()
     }

@@ -10,6 +10,8 @@
 //! `MODEL_PROVIDER` = `memory-demo` (default); `DEV_MODE` = `true` enables `/__dev/*`
 //! routes (never set it in production).
 
+#[cfg(feature = "dev-routes")]
+mod dev;
 mod do_sql;
 mod model;
 mod store;
@@ -19,7 +21,6 @@ use std::rc::Rc;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
-use serde_json::json;
 use worker::{
     durable_object, event, Context, DurableObject, Env, Method, Request, RequestInit, Response,
     ResponseBody, State,
@@ -29,9 +30,7 @@ use crate::api::{
     self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, Plan, RunGate, RunRequest,
     ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
-use crate::auth::Caller;
 use crate::chat::Engine;
-use crate::checkpoint::conformance;
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
@@ -59,8 +58,6 @@ const API_CACHE_CONTROL: &str = "no-store, no-transform";
 /// itself (Cloudflare compresses JSON for clients that accept gzip, unless the response
 /// already names an encoding).
 const API_CONTENT_ENCODING: &str = "identity";
-/// The object the dev-only conformance run uses, apart from every real thread.
-const DEV_CONFORMANCE_OBJECT: &str = "dev/conformance";
 
 /// Settings read from the environment on each request (reading vars is cheap); the
 /// rules live in the native [`crate::config`] module.
@@ -179,10 +176,12 @@ enum Served {
 }
 
 async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
-    // Dev routes below are answered before planning: check credentials here for them too.
+    // Dev routes are answered before planning: check credentials here for them too. A
+    // build without the `dev-routes` feature has none: `/__dev/*` is then an unknown route.
+    #[cfg(feature = "dev-routes")]
     if http.path.starts_with("/__dev/") {
         let caller = api::authorize(&http, &config.settings.auth, SystemClock.now_ms())?;
-        if let Some(response) = dev_route(config, &http, env, &caller).await? {
+        if let Some(response) = dev::dev_route(config, &http, env, &caller).await? {
             return Ok(Served::Http(response));
         }
     }
@@ -210,67 +209,6 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
             api::carry_out(plan, &backend).await
         }
     }))
-}
-
-/// `/__dev/*` routes (DEV_MODE only).
-async fn dev_route(
-    config: &EdgeConfig,
-    http: &HttpRequest,
-    env: &Env,
-    caller: &Caller,
-) -> Result<Option<HttpResponse>, Error> {
-    if !config.settings.dev_mode {
-        return Ok(None);
-    }
-    if http.path == "/__dev/conformance" && http.method == "POST" {
-        return call_object(
-            env,
-            DEV_CONFORMANCE_OBJECT,
-            "/dev/conformance",
-            String::new(),
-        )
-        .await
-        .map(Some);
-    }
-    // Thread routes: (method, path prefix, the object's dev path).
-    const THREAD_ROUTES: [(&str, &str, &str); 3] = [
-        // The object answers, then aborts itself: its next request starts a fresh
-        // instance that knows only what storage holds.
-        ("POST", "/__dev/cold-start/", "/dev/abort"),
-        // A streamed run's headers leave before it ends: its time is asked after.
-        ("GET", "/__dev/last-run/", "/dev/last-run"),
-        ("GET", "/__dev/storage/", "/dev/storage"),
-    ];
-    for (method, prefix, object_path) in THREAD_ROUTES {
-        let Some(thread) = http.path.strip_prefix(prefix) else {
-            continue;
-        };
-        if http.method != method {
-            continue;
-        }
-        let thread_id = crate::thread::ThreadId::parse(thread)?;
-        // A user reaches only its own threads here too (404 otherwise).
-        if let Some(owner) = caller.owner() {
-            let probe = ThreadCall {
-                thread_id: thread_id.clone(),
-                command: ThreadCommand::Get,
-                owner: Some(owner.to_string()),
-            };
-            let found = api::Backend::call(&DurableObjects { env, config }, probe).await;
-            if found.status != 200 {
-                return Ok(Some(found));
-            }
-        }
-        let response = call_object(env, thread_id.as_str(), object_path, String::new()).await?;
-        if object_path == "/dev/abort" {
-            return Ok(Some(HttpResponse::ok(json!({
-                "cold_start": true,
-                "thread_id": thread_id.as_str(),
-            }))));
-        }
-        return Ok(Some(response));
-    }
-    Ok(None)
 }
 
 /// Thread calls go to the thread's own Durable Object; the thread index is one more
@@ -532,6 +470,7 @@ struct ObjectInner {
     state: State,
     env: Env,
     /// A random id of this instance: it changes when the object starts cold.
+    #[cfg(feature = "dev-routes")]
     instance: String,
     /// How long the last finished run took in this object, in ms.
     last_run_ms: std::cell::Cell<f64>,
@@ -557,6 +496,7 @@ impl DurableObject for ThreadObject {
                 runs: RunGate::new(),
                 state,
                 env,
+                #[cfg(feature = "dev-routes")]
                 instance: crate::runtime::uuid_v4(&SystemEntropy),
                 last_run_ms: std::cell::Cell::new(f64::NAN),
             }),
@@ -580,13 +520,8 @@ impl DurableObject for ThreadObject {
             },
             "/index/apply" => inner.index_apply(&body).await,
             "/index/search" => inner.index_search(&body).await,
-            "/dev/conformance" => inner.conformance().await,
-            "/dev/storage" => inner.storage_stats(),
-            "/dev/last-run" => HttpResponse::ok(json!({
-                "instance": inner.instance,
-                "ms": inner.last_run_ms.get(),
-            })),
-            "/dev/abort" => inner.abort(),
+            #[cfg(feature = "dev-routes")]
+            dev if dev.starts_with("/dev/") => dev::object_route(inner, dev).await,
             other => HttpResponse::error(&Error::backend(format_args!(
                 "thread object has no route {other}"
             ))),
@@ -747,50 +682,6 @@ impl ObjectInner {
         response.with_header("server-timing", server_timing(took))
     }
 
-    /// `ctx.abort()`: drops this instance (its memory) the way an eviction or a cold start
-    /// would; storage is untouched. Scheduled with a plain JavaScript timer after this
-    /// response, so the abort never unwinds through a request that is still in Rust.
-    fn abort(&self) -> HttpResponse {
-        use wasm_bindgen::JsCast;
-        let raw: &wasm_bindgen::JsValue = self.state.as_raw().as_ref();
-        let global = js_sys::global();
-        let result = js_sys::Reflect::get(raw, &"abort".into())
-            .and_then(|f| f.dyn_into::<js_sys::Function>())
-            .and_then(|abort| {
-                let bound = abort.bind1(raw, &"cold start requested (DEV_MODE)".into());
-                let set_timeout: js_sys::Function =
-                    js_sys::Reflect::get(&global, &"setTimeout".into())?.dyn_into()?;
-                set_timeout.call2(&global, &bound, &0.into())
-            });
-        match result {
-            Ok(_) => HttpResponse::no_content(),
-            Err(e) => HttpResponse::error(&Error::backend(format_args!("abort failed: {e:?}"))),
-        }
-    }
-
-    /// Row counters and table sizes, for `/__dev/storage/{thread}` and the benchmark.
-    fn storage_stats(&self) -> HttpResponse {
-        let counters = self.store.exec().counters();
-        // Read before the queries below add their own rows.
-        let (rows_read, rows_written) = (counters.rows_read.get(), counters.rows_written.get());
-        let result = self.store.table_stats().map(|tables| {
-            json!({
-                "instance": self.instance,
-                "rows_read": rows_read,
-                "rows_written": rows_written,
-                // Where the counters stand after this call's own scans, so a caller can
-                // subtract them from the next reading.
-                "rows_read_after": counters.rows_read.get(),
-                "database_size": self.store.exec().database_size(),
-                "tables": tables,
-            })
-        });
-        match result {
-            Ok(body) => HttpResponse::ok(body),
-            Err(err) => HttpResponse::error(&err),
-        }
-    }
-
     async fn index_apply(&self, body: &str) -> HttpResponse {
         let result = match decode::<IndexUpdate>(body) {
             Ok(IndexUpdate::Upsert { record }) => self.store.index_upsert(&record).await,
@@ -812,25 +703,6 @@ impl ObjectInner {
             Ok(records) => HttpResponse::ok(records),
             Err(err) => HttpResponse::error(&err),
         }
-    }
-
-    async fn conformance(&self) -> HttpResponse {
-        let backend = match &self.kv {
-            Some(_) => "workers_kv",
-            None => "durable_object_sql",
-        };
-        let report = conformance::run_all(&self.edge_store()).await;
-        let cases: Vec<_> = report
-            .cases
-            .iter()
-            .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
-            .collect();
-        HttpResponse::ok(json!({
-            "backend": backend,
-            "passed": report.passed(),
-            "total": report.cases.len(),
-            "cases": cases,
-        }))
     }
 }
 

@@ -1,7 +1,7 @@
 // The Rust conformance suite, run inside workerd against Durable Object SQLite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, tempPersistDir, removeDir, api } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, api, say } from './harness.mjs';
 
 test('conformance suite passes on Durable Object SQL storage', async () => {
   const persistDir = tempPersistDir('conformance');
@@ -43,6 +43,26 @@ test('dev routes are off unless DEV_MODE=true', async () => {
   try {
     const res = await api(worker.url, 'POST', '/__dev/conformance');
     assert.equal(res.status, 404);
+  } finally {
+    await worker.kill();
+    removeDir(persistDir);
+  }
+});
+
+test('the release build has no dev routes, even with DEV_MODE=true', async () => {
+  const persistDir = tempPersistDir('release');
+  const worker = await startWorker({ persistDir, release: true, vars: { DEV_MODE: 'true' } });
+  try {
+    const thread = (await api(worker.url, 'POST', '/threads', {})).body.thread_id;
+    for (const [method, path] of [['POST', '/__dev/conformance'], ['GET', `/__dev/storage/${thread}`],
+      ['POST', `/__dev/cold-start/${thread}`], ['GET', `/__dev/last-run/${thread}`]]) {
+      const res = await api(worker.url, method, path);
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assert.equal(res.body.code, 'route_not_found');
+    }
+    // The release build serves turns as the dev build does.
+    const turn = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('My name is Sam'));
+    assert.equal(turn.status, 200);
   } finally {
     await worker.kill();
     removeDir(persistDir);

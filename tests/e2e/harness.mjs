@@ -43,16 +43,19 @@ export function withExplicitAuth(vars) {
 }
 
 /**
- * Starts `wrangler dev` on the built worker (build/index.js must exist).
+ * Starts `wrangler dev` on the built worker: build-dev/index.js (dev routes built in), or
+ * build/index.js with `release: true`.
  * Returns { url, pid, port, kill(), logText() }. `anyStatusIsUp`: up once `/ok` answers
  * at all (for a worker configured to refuse everything).
  */
-export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp = false } = {}) {
+export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp = false, release = false } = {}) {
   port ??= await freePort();
   const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
   const out = openSync(logFile, 'a');
+  // The tests run the build with dev routes (build-dev/); `release` runs what deploys.
+  const script = release ? 'build/index.js' : 'build-dev/index.js';
   const args = [
-    WRANGLER, 'dev', '--local', '--ip', '127.0.0.1', '--port', String(port),
+    WRANGLER, 'dev', script, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
     '--inspector-port', String(await freePort()),
   ];

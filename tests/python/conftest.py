@@ -62,7 +62,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
-        args = [str(NODE), str(WRANGLER), "dev", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
+        args = [str(NODE), str(WRANGLER), "dev", "build-dev/index.js", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--persist-to", str(self.persist_dir), "--show-interactive-dev-session=false",
                 "--inspector-port", str(free_port())]
         for key, value in with_explicit_auth(self.vars).items():

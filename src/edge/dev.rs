@@ -1,0 +1,158 @@
+//! Dev-only routes (`DEV_MODE=true`, and only in a build with the `dev-routes`
+//! feature, which `make dev` and the tests use and `make deploy` does not): the
+//! conformance suite inside a Durable Object, storage statistics, the last run's time,
+//! and a cold start on demand.
+
+use serde_json::json;
+use worker::Env;
+
+use super::{call_object, DurableObjects, EdgeConfig, ObjectInner};
+use crate::api::{self, HttpRequest, HttpResponse, ThreadCall, ThreadCommand};
+use crate::auth::Caller;
+use crate::checkpoint::conformance;
+use crate::error::Error;
+
+/// The object the dev-only conformance run uses, apart from every real thread.
+const DEV_CONFORMANCE_OBJECT: &str = "dev/conformance";
+
+/// `/__dev/*` routes (DEV_MODE only).
+pub(super) async fn dev_route(
+    config: &EdgeConfig,
+    http: &HttpRequest,
+    env: &Env,
+    caller: &Caller,
+) -> Result<Option<HttpResponse>, Error> {
+    if !config.settings.dev_mode {
+        return Ok(None);
+    }
+    if http.path == "/__dev/conformance" && http.method == "POST" {
+        return call_object(
+            env,
+            DEV_CONFORMANCE_OBJECT,
+            "/dev/conformance",
+            String::new(),
+        )
+        .await
+        .map(Some);
+    }
+    // Thread routes: (method, path prefix, the object's dev path).
+    const THREAD_ROUTES: [(&str, &str, &str); 3] = [
+        // The object answers, then aborts itself: its next request starts a fresh
+        // instance that knows only what storage holds.
+        ("POST", "/__dev/cold-start/", "/dev/abort"),
+        // A streamed run's headers leave before it ends: its time is asked after.
+        ("GET", "/__dev/last-run/", "/dev/last-run"),
+        ("GET", "/__dev/storage/", "/dev/storage"),
+    ];
+    for (method, prefix, object_path) in THREAD_ROUTES {
+        let Some(thread) = http.path.strip_prefix(prefix) else {
+            continue;
+        };
+        if http.method != method {
+            continue;
+        }
+        let thread_id = crate::thread::ThreadId::parse(thread)?;
+        // A user reaches only its own threads here too (404 otherwise).
+        if let Some(owner) = caller.owner() {
+            let probe = ThreadCall {
+                thread_id: thread_id.clone(),
+                command: ThreadCommand::Get,
+                owner: Some(owner.to_string()),
+            };
+            let found = api::Backend::call(&DurableObjects { env, config }, probe).await;
+            if found.status != 200 {
+                return Ok(Some(found));
+            }
+        }
+        let response = call_object(env, thread_id.as_str(), object_path, String::new()).await?;
+        if object_path == "/dev/abort" {
+            return Ok(Some(HttpResponse::ok(json!({
+                "cold_start": true,
+                "thread_id": thread_id.as_str(),
+            }))));
+        }
+        return Ok(Some(response));
+    }
+    Ok(None)
+}
+
+/// The thread object's dev routes (`/dev/*`).
+pub(super) async fn object_route(inner: &ObjectInner, path: &str) -> HttpResponse {
+    match path {
+        "/dev/conformance" => inner.conformance().await,
+        "/dev/storage" => inner.storage_stats(),
+        "/dev/last-run" => HttpResponse::ok(json!({
+            "instance": inner.instance,
+            "ms": inner.last_run_ms.get(),
+        })),
+        "/dev/abort" => inner.abort(),
+        other => HttpResponse::error(&Error::backend(format_args!(
+            "thread object has no route {other}"
+        ))),
+    }
+}
+
+impl ObjectInner {
+    /// `ctx.abort()`: drops this instance (its memory) the way an eviction or a cold start
+    /// would; storage is untouched. Scheduled with a plain JavaScript timer after this
+    /// response, so the abort never unwinds through a request that is still in Rust.
+    fn abort(&self) -> HttpResponse {
+        use wasm_bindgen::JsCast;
+        let raw: &wasm_bindgen::JsValue = self.state.as_raw().as_ref();
+        let global = js_sys::global();
+        let result = js_sys::Reflect::get(raw, &"abort".into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+            .and_then(|abort| {
+                let bound = abort.bind1(raw, &"cold start requested (DEV_MODE)".into());
+                let set_timeout: js_sys::Function =
+                    js_sys::Reflect::get(&global, &"setTimeout".into())?.dyn_into()?;
+                set_timeout.call2(&global, &bound, &0.into())
+            });
+        match result {
+            Ok(_) => HttpResponse::no_content(),
+            Err(e) => HttpResponse::error(&Error::backend(format_args!("abort failed: {e:?}"))),
+        }
+    }
+
+    /// Row counters and table sizes, for `/__dev/storage/{thread}` and the benchmark.
+    fn storage_stats(&self) -> HttpResponse {
+        let counters = self.store.exec().counters();
+        // Read before the queries below add their own rows.
+        let (rows_read, rows_written) = (counters.rows_read.get(), counters.rows_written.get());
+        let result = self.store.table_stats().map(|tables| {
+            json!({
+                "instance": self.instance,
+                "rows_read": rows_read,
+                "rows_written": rows_written,
+                // Where the counters stand after this call's own scans, so a caller can
+                // subtract them from the next reading.
+                "rows_read_after": counters.rows_read.get(),
+                "database_size": self.store.exec().database_size(),
+                "tables": tables,
+            })
+        });
+        match result {
+            Ok(body) => HttpResponse::ok(body),
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    async fn conformance(&self) -> HttpResponse {
+        let backend = match &self.kv {
+            Some(_) => "workers_kv",
+            None => "durable_object_sql",
+        };
+        let report = conformance::run_all(&self.edge_store()).await;
+        let cases: Vec<_> = report
+            .cases
+            .iter()
+            .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
+            .collect();
+        HttpResponse::ok(json!({
+            "backend": backend,
+            "passed": report.passed(),
+            "total": report.cases.len(),
+            "cases": cases,
+        }))
+    }
+}
