@@ -16,7 +16,7 @@ args=(dev build-dev/index.js --local --ip 127.0.0.1 --port "$PORT" --persist-to 
 args+=(--var "DEV_MODE:${DEV_MODE:-true}")
 # Every [vars] key of wrangler.toml, and the settings it documents but leaves unset.
 toml_vars=$(awk '/^\[/{in_vars=($0=="[vars]")} in_vars && /^[A-Z_]+ *=/{sub(/ *=.*/, ""); print}' wrangler.toml)
-optional_vars="AUTH_MODE JWT_ISSUER JWT_AUDIENCE JWT_MAX_LIFETIME_S OPENAI_BASE_URL OPENAI_MODEL WORKERS_AI_MODEL
+optional_vars="AUTH_MODE JWT_ISSUER JWT_AUDIENCE JWT_MAX_LIFETIME_S JWT_JWKS_URL JWT_PUBLIC_KEYS OPENAI_BASE_URL OPENAI_MODEL WORKERS_AI_MODEL
   SYSTEM_PROMPT CONTEXT_MAX_MESSAGES CONTEXT_MAX_CHARS MODEL_TIMEOUT_MS MODEL_DEADLINE_MS MODEL_MAX_TOKENS"
 for name in $toml_vars $optional_vars; do
   if [ "$name" != DEV_MODE ] && [ -n "${!name:-}" ]; then args+=(--var "$name:${!name}"); fi

@@ -1,8 +1,11 @@
-//! Who is calling: API keys for servers, HS256 JWTs for browser users.
+//! Who is calling: API keys for servers, JWTs for browser users.
 //!
 //! - `x-api-key` matching one of `API_KEYS`: a service, which may use every thread.
-//! - `Authorization: Bearer <JWT>` signed HS256 with `JWT_SECRET`: a user, named by the
-//!   token's `sub`, who owns the threads it creates and sees no other.
+//! - `Authorization: Bearer <JWT>` signed RS256/ES256 by an identity provider's keys
+//!   (checked by the worker with WebCrypto before authentication, see
+//!   [`HttpRequest::verified_token`](crate::api::HttpRequest::verified_token)) or HS256
+//!   with `JWT_SECRET`: a user, named by the token's `sub`, who owns the threads it
+//!   creates and sees no other.
 //! - Neither configured (`AUTH_MODE=none`): anyone; server-made thread ids (random
 //!   UUIDv4, 122 random bits) are then the only capability.
 //!
@@ -39,11 +42,23 @@ pub const JWT_SUB_MAX_LEN: usize = 256;
 /// The metadata key that names a thread's owner (the `sub` of its creator).
 pub const OWNER_KEY: &str = "owner";
 
+/// Where the public keys of RS256/ES256 tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `JWT_JWKS_URL`: the identity provider's JWKS, fetched and cached by the worker.
+    Url(String),
+    /// `JWT_PUBLIC_KEYS`: a JWKS (`{"keys": [...]}`) given in the configuration.
+    Static(Vec<Value>),
+}
+
 /// How JWTs are checked.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct JwtSettings {
-    /// `JWT_SECRET`: the HS256 key.
+    /// `JWT_SECRET`: the HS256 key; empty when HS256 tokens are not accepted.
     pub secret: Vec<u8>,
+    /// `JWT_JWKS_URL` or `JWT_PUBLIC_KEYS`: public keys for RS256/ES256 tokens, whose
+    /// signatures the worker checks with WebCrypto before authentication.
+    pub keys: Option<KeySource>,
     /// `JWT_ISSUER`: when set, `iss` must equal it.
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`: when set, `aud` must be or contain it.
@@ -60,6 +75,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("max_lifetime_s", &self.max_lifetime_s)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -105,11 +121,14 @@ impl Caller {
 }
 
 /// Authenticates a request from its `x-api-key` and `authorization` headers.
+/// `verified_token` is a bearer token whose RS256/ES256 signature the worker has already
+/// checked against the configured public keys (WebCrypto is asynchronous); any other
+/// asymmetric token is refused.
 pub fn authenticate(
     settings: &AuthSettings,
-    api_key: Option<&str>,
-    authorization: Option<&str>,
+    (api_key, authorization): (Option<&str>, Option<&str>),
     now_ms: i64,
+    verified_token: Option<&str>,
 ) -> Result<Caller> {
     if let Some(reason) = &settings.not_configured {
         return Err(Error::AuthNotConfigured {
@@ -135,7 +154,7 @@ pub fn authenticate(
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?;
         let token = token.trim_matches(|c: char| c == ' ' || c == '\t');
-        return verify_hs256(token, jwt, now_ms.div_euclid(1000)).map(Caller::User);
+        return verify_jwt(token, jwt, now_ms.div_euclid(1000), verified_token).map(Caller::User);
     }
     Err(Error::Unauthorized)
 }
@@ -153,11 +172,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Verifies an HS256 JWT at `now_s` (seconds since the epoch); returns its `sub`.
-///
-/// Only `alg: HS256` is accepted (never `none`, never another algorithm named by the
-/// token); `exp` is required; `nbf`, and `iss`/`aud` when configured, are checked.
-pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<String> {
+/// A JWT taken apart, its signature not checked yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenParts {
+    /// The header's `alg`.
+    pub alg: String,
+    /// The header's `kid`, naming the key that signed it.
+    pub kid: Option<String>,
+    /// What was signed: `header.payload`, as sent.
+    pub signing_input: String,
+    /// The signature's bytes.
+    pub signature: Vec<u8>,
+    /// The payload.
+    pub claims: Value,
+}
+
+/// Takes a JWT apart (bounded in size); checks nothing about its signature.
+pub fn parse_token(token: &str) -> Result<TokenParts> {
     if token.len() > JWT_MAX_LEN {
         return Err(unauthorized("the token is too long"));
     }
@@ -168,19 +199,80 @@ pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<S
         return Err(unauthorized("not a JWT (three dot-separated parts)"));
     };
     let header: Value = decode_part(header_b64)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(unauthorized("only HS256 tokens are accepted"));
-    }
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| unauthorized("the signature is not base64url"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&settings.secret)
-        .map_err(|_| Error::backend("JWT_SECRET is not a usable HMAC key"))?;
-    mac.update(&token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()]);
-    mac.verify_slice(&signature)
-        .map_err(|_| unauthorized("bad signature"))?;
-    let claims: Value = decode_part(payload_b64)?;
-    check_times(&claims, settings, now_s)?;
+    Ok(TokenParts {
+        alg: header
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        kid: header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        signing_input: token[..header_b64.len() + 1 + payload_b64.len()].to_string(),
+        signature,
+        claims: decode_part(payload_b64)?,
+    })
+}
+
+/// Verifies a JWT at `now_s` (seconds since the epoch); returns its `sub`.
+///
+/// `HS256` is checked with `JWT_SECRET`; `RS256`/`ES256` are accepted only as
+/// `verified_token` (their signature checked by the worker against the configured public
+/// keys). Never `none`, never another algorithm; `exp` is required; `nbf`, `iat`, the
+/// lifetime and `iss`/`aud` when configured are checked.
+pub fn verify_jwt(
+    token: &str,
+    settings: &JwtSettings,
+    now_s: i64,
+    verified_token: Option<&str>,
+) -> Result<String> {
+    let parts = parse_token(token)?;
+    match parts.alg.as_str() {
+        "HS256" if !settings.secret.is_empty() => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&settings.secret)
+                .map_err(|_| Error::backend("JWT_SECRET is not a usable HMAC key"))?;
+            mac.update(parts.signing_input.as_bytes());
+            mac.verify_slice(&parts.signature)
+                .map_err(|_| unauthorized("bad signature"))?;
+        }
+        "RS256" | "ES256" if settings.keys.is_some() => {
+            if verified_token != Some(token) {
+                return Err(unauthorized(
+                    "bad signature, or signed by a key this server does not know",
+                ));
+            }
+        }
+        _ => {
+            return Err(unauthorized(&format!(
+                "only {} tokens are accepted",
+                accepted_algs(settings)
+            )))
+        }
+    }
+    verify_claims(&parts.claims, settings, now_s)
+}
+
+/// The algorithms `settings` accept, for error messages.
+fn accepted_algs(settings: &JwtSettings) -> &'static str {
+    match (settings.secret.is_empty(), settings.keys.is_some()) {
+        (false, true) => "HS256, RS256 and ES256",
+        (true, true) => "RS256 and ES256",
+        _ => "HS256",
+    }
+}
+
+/// Verifies an HS256 JWT at `now_s`; returns its `sub` (see [`verify_jwt`]).
+pub fn verify_hs256(token: &str, settings: &JwtSettings, now_s: i64) -> Result<String> {
+    verify_jwt(token, settings, now_s, None)
+}
+
+/// The checks on a token's claims once its signature holds; returns its `sub`.
+fn verify_claims(claims: &Value, settings: &JwtSettings, now_s: i64) -> Result<String> {
+    check_times(claims, settings, now_s)?;
     if let Some(issuer) = &settings.issuer {
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(unauthorized("wrong issuer (`iss`)"));
@@ -263,6 +355,7 @@ mod tests {
             issuer: Some("https://issuer.example".into()),
             audience: Some("edge-memory".into()),
             max_lifetime_s: Some(3600),
+            keys: None,
         }
     }
 
@@ -364,29 +457,70 @@ mod tests {
         };
         let now_ms = NOW * 1000;
         assert_eq!(
-            authenticate(&settings, Some("k1"), None, now_ms).unwrap(),
+            authenticate(&settings, (Some("k1"), None), now_ms, None).unwrap(),
             Caller::Service
         );
         let bearer = format!("Bearer {}", token(good()));
         assert_eq!(
-            authenticate(&settings, None, Some(&bearer), now_ms).unwrap(),
+            authenticate(&settings, (None, Some(&bearer)), now_ms, None).unwrap(),
             Caller::User("alice".into())
         );
         assert_eq!(
-            authenticate(&settings, Some("wrong"), None, now_ms)
+            authenticate(&settings, (Some("wrong"), None), now_ms, None)
                 .unwrap_err()
                 .status(),
             401
         );
         assert_eq!(
-            authenticate(&settings, None, None, now_ms)
+            authenticate(&settings, (None, None), now_ms, None)
                 .unwrap_err()
                 .status(),
             401
         );
         assert_eq!(
-            authenticate(&AuthSettings::default(), None, None, now_ms).unwrap(),
+            authenticate(&AuthSettings::default(), (None, None), now_ms, None).unwrap(),
             Caller::Anyone
         );
+    }
+
+    /// An RS256/ES256 token counts only as the token the worker verified; its claims are
+    /// checked as any token's; HS256 signed with a public key is refused (alg confusion).
+    #[test]
+    fn asymmetric_tokens_need_the_workers_verification() {
+        let unsigned = |alg: &str, claims: Value| {
+            let head = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "k1"}).to_string());
+            let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+            format!("{head}.{body}.{}", URL_SAFE_NO_PAD.encode(b"sig"))
+        };
+        let keys_only = JwtSettings {
+            keys: Some(KeySource::Static(vec![json!({"kty": "RSA", "kid": "k1"})])),
+            ..settings()
+        };
+        let keys_only = JwtSettings {
+            secret: Vec::new(),
+            ..keys_only
+        };
+        for alg in ["RS256", "ES256"] {
+            let token = unsigned(alg, good());
+            assert_eq!(
+                verify_jwt(&token, &keys_only, NOW, Some(&token)).unwrap(),
+                "alice"
+            );
+            let err = verify_jwt(&token, &keys_only, NOW, None).unwrap_err();
+            assert!(err.client_detail().contains("bad signature"), "{err}");
+            let other = unsigned(alg, json!({"sub": "mallory", "exp": NOW + 60}));
+            assert!(verify_jwt(&other, &keys_only, NOW, Some(&token)).is_err());
+            let mut expired = good();
+            expired["exp"] = json!(NOW - 3600);
+            let old = unsigned(alg, expired);
+            assert!(verify_jwt(&old, &keys_only, NOW, Some(&old)).is_err());
+            // Without configured keys, a verified marker means nothing.
+            assert!(verify_jwt(&token, &settings(), NOW, Some(&token)).is_err());
+        }
+        // HS256 with the public key as secret: refused when no secret is configured.
+        let confused = sign_hs256(&good(), b"-----BEGIN PUBLIC KEY-----").unwrap();
+        let err = verify_jwt(&confused, &keys_only, NOW, Some(&confused)).unwrap_err();
+        assert!(err.client_detail().contains("RS256 and ES256"), "{err}");
+        assert!(verify_jwt(&unsigned("none", good()), &keys_only, NOW, None).is_err());
     }
 }

@@ -12,6 +12,7 @@
 //!   browser origins (`localhost`, `127.0.0.1`, `[::1]`, any port) are allowed.
 
 use crate::api::cors::CorsPolicy;
+use crate::auth::KeySource;
 use crate::auth::{AuthSettings, JwtSettings, JWT_HS256_MIN_KEY_BYTES, JWT_MAX_LIFETIME_S_DEFAULT};
 use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
 use crate::chat::upstream::{MODEL_DEADLINE_MS_DEFAULT, MODEL_TIMEOUT_MS_DEFAULT};
@@ -190,6 +191,52 @@ fn model_choice(
     })
 }
 
+/// Most public keys a JWKS may hold: a bound on what is kept and searched per request.
+pub const JWKS_KEYS_MAX: usize = 32;
+
+/// `JWT_JWKS_URL` (https, or http for a local identity provider) or `JWT_PUBLIC_KEYS` (a
+/// JWKS), validated: each key has a `kty` the server verifies (RSA, EC).
+fn key_source(url: Option<String>, keys: Option<String>) -> Result<Option<KeySource>> {
+    match (url, keys) {
+        (Some(_), Some(_)) => Err(Error::backend(
+            "set one of JWT_JWKS_URL and JWT_PUBLIC_KEYS, not both",
+        )),
+        (Some(url), None) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Some(KeySource::Url(url)))
+        }
+        (Some(url), None) => Err(Error::backend(format_args!(
+            "JWT_JWKS_URL={url:?} is not an http(s) URL"
+        ))),
+        (None, Some(text)) => parse_jwks(&text)
+            .map(|keys| Some(KeySource::Static(keys)))
+            .map_err(|why| Error::backend(format_args!("JWT_PUBLIC_KEYS: {why}"))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The keys of a JWKS document (`{"keys": [...]}`), each an RSA or EC public key.
+pub fn parse_jwks(text: &str) -> std::result::Result<Vec<serde_json::Value>, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    let keys = doc
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("not a JWKS: expected {\"keys\": [...]}")?;
+    if keys.is_empty() || keys.len() > JWKS_KEYS_MAX {
+        return Err(format!(
+            "expected 1 to {JWKS_KEYS_MAX} keys, got {}",
+            keys.len()
+        ));
+    }
+    for key in keys {
+        match key.get("kty").and_then(serde_json::Value::as_str) {
+            Some("RSA" | "EC") => {}
+            other => return Err(format!("a key's kty is {other:?}; RSA and EC are verified")),
+        }
+    }
+    Ok(keys.clone())
+}
+
 /// `AUTH_MODE` and its secrets. Fails closed: a mode whose secret is missing is an
 /// error, and no mode with no secrets outside dev mode refuses thread data.
 fn auth_settings(
@@ -211,21 +258,23 @@ fn auth_settings(
                 ))
             })?,
     };
-    let jwt = match secret("JWT_SECRET") {
+    let secret_key = match secret("JWT_SECRET") {
         Some(key) if key.len() < JWT_HS256_MIN_KEY_BYTES => {
             return Err(Error::backend(format_args!(
                 "JWT_SECRET is {} bytes: HS256 needs a key of at least {JWT_HS256_MIN_KEY_BYTES} bytes (e.g. `openssl rand -base64 32`)",
                 key.len()
             )))
         }
-        Some(key) => Some(JwtSettings {
-            secret: key.into_bytes(),
-            issuer: var("JWT_ISSUER"),
-            audience: var("JWT_AUDIENCE"),
-            max_lifetime_s: Some(max_lifetime_s),
-        }),
-        None => None,
+        other => other,
     };
+    let keys = key_source(var("JWT_JWKS_URL"), var("JWT_PUBLIC_KEYS"))?;
+    let jwt = (secret_key.is_some() || keys.is_some()).then(|| JwtSettings {
+        secret: secret_key.map(String::into_bytes).unwrap_or_default(),
+        keys,
+        issuer: var("JWT_ISSUER"),
+        audience: var("JWT_AUDIENCE"),
+        max_lifetime_s: Some(max_lifetime_s),
+    });
     let open = api_keys.is_empty() && jwt.is_none();
     match var("AUTH_MODE").as_deref() {
         Some("none") if !open => Err(Error::backend(
@@ -239,9 +288,9 @@ fn auth_settings(
             api_keys,
             ..AuthSettings::default()
         }),
-        Some("jwt") if jwt.is_none() => {
-            Err(Error::backend("AUTH_MODE=jwt needs the JWT_SECRET secret"))
-        }
+        Some("jwt") if jwt.is_none() => Err(Error::backend(
+            "AUTH_MODE=jwt needs the JWT_SECRET secret (HS256) or JWT_JWKS_URL / JWT_PUBLIC_KEYS (RS256, ES256)",
+        )),
         // Local development (`make dev`) stays open without a word from the user.
         None if open && dev_mode => Ok(AuthSettings::default()),
         None if open => Ok(AuthSettings {
@@ -315,6 +364,32 @@ mod tests {
         let short = settings(&[("JWT_SECRET", "short-secret")]).unwrap_err();
         assert!(short.to_string().contains("at least 32 bytes"), "{short}");
         assert!(settings(&[("JWT_SECRET", &key), ("JWT_MAX_LIFETIME_S", "-1")]).is_err());
+    }
+
+    #[test]
+    fn public_keys_come_from_a_url_or_a_jwks() {
+        let url =
+            settings(&[("JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json")]).unwrap();
+        let jwt = url.auth.jwt.unwrap();
+        assert!(jwt.secret.is_empty(), "no HS256 without a secret");
+        assert!(matches!(jwt.keys, Some(KeySource::Url(_))));
+        let jwks = r#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "a", "x": "x", "y": "y"}]}"#;
+        let fixed = settings(&[("JWT_PUBLIC_KEYS", jwks), ("AUTH_MODE", "jwt")]).unwrap();
+        assert!(matches!(fixed.auth.jwt.unwrap().keys, Some(KeySource::Static(k)) if k.len() == 1));
+        for bad in [
+            &[("JWT_JWKS_URL", "ftp://x")][..],
+            &[("JWT_PUBLIC_KEYS", "{}")],
+            &[(
+                "JWT_PUBLIC_KEYS",
+                r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#,
+            )],
+            &[
+                ("JWT_PUBLIC_KEYS", jwks),
+                ("JWT_JWKS_URL", "https://a.b/jwks"),
+            ],
+        ] {
+            assert!(settings(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

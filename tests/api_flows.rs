@@ -206,6 +206,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
         path: "/threads/t/runs/wait".into(),
         body: body.to_vec(),
         headers: Vec::new(),
+        verified_token: None,
     };
     let cases: Vec<(HttpRequest, u16, &str)> = vec![
         (raw(b"{not json"), 400, "invalid JSON"),

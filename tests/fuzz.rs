@@ -174,6 +174,7 @@ fn request() -> impl Strategy<Value = HttpRequest> {
         path,
         body,
         headers: header.into_iter().collect(),
+        verified_token: None,
     })
 }
 
@@ -253,7 +254,7 @@ fn requests_messages_and_credentials_never_panic() {
                 } else {
                     format!("Bearer {token}")
                 };
-                let caller = authenticate(&auth, None, Some(&header), 1_800_000_000_000);
+                let caller = authenticate(&auth, (None, Some(&header)), 1_800_000_000_000, None);
                 prop_assert!(caller.is_err() || token.trim_matches([' ', '\t']).is_empty());
                 tokens.set(tokens.get() + 1);
                 Ok(())

@@ -58,6 +58,10 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// The headers this API reads (see [`READ_HEADERS`]), names lowercased.
     pub headers: Vec<(String, String)>,
+    /// The bearer token whose RS256/ES256 signature the worker checked against the
+    /// configured public keys (WebCrypto is asynchronous, authentication is not). Set
+    /// only by the edge; never read from the request.
+    pub verified_token: Option<String>,
 }
 
 /// The request headers the API reads; the edge copies only these.
@@ -82,6 +86,7 @@ impl HttpRequest {
             path: path.to_string(),
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
+            verified_token: None,
         }
     }
 
@@ -92,6 +97,7 @@ impl HttpRequest {
             path: path.to_string(),
             body: Vec::new(),
             headers: Vec::new(),
+            verified_token: None,
         }
     }
 
@@ -272,9 +278,9 @@ pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<
     }
     authenticate(
         auth,
-        req.header("x-api-key"),
-        req.header("authorization"),
+        (req.header("x-api-key"), req.header("authorization")),
         now_ms,
+        req.verified_token.as_deref(),
     )
 }
 

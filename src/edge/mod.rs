@@ -13,6 +13,7 @@
 #[cfg(feature = "dev-routes")]
 mod dev;
 mod do_sql;
+mod jwks;
 mod model;
 mod store;
 mod worker_kv;
@@ -338,7 +339,11 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
         path: req.path(),
         body: Vec::new(),
         headers,
+        verified_token: None,
     };
+    if let Some(jwt) = &config.settings.auth.jwt {
+        http.verified_token = jwks::verify_bearer(http.header("authorization"), jwt).await;
+    }
     if matches!(
         req.method(),
         Method::Get | Method::Head | Method::Delete | Method::Options
