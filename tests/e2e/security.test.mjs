@@ -146,3 +146,34 @@ test('dev routes check credentials but not ownership: another user is 404 on the
     assert.equal((await call('POST', `/__dev/cold-start/${id}`, 'alice')).status, 200);
   });
 });
+
+test("the run queue admits before it checks the owner: another user's 64 enqueued runs are 404, the owner's next run is served", async () => {
+  const { startMockOpenAi, behaviours } = await import('./mock_openai.mjs');
+  const mock = await startMockOpenAi();
+  const secret = 'security-e2e-secret-0123456789abcdef';
+  try {
+    await withWorker({ JWT_SECRET: secret, MODEL_PROVIDER: 'openai', OPENAI_BASE_URL: mock.url, OPENAI_API_KEY: 'k' }, async (worker) => {
+      const as = (sub) => ({ 'content-type': 'application/json', authorization: `Bearer ${signHs256({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret)}` });
+      const run = (sub, text) => fetch(`${worker.url}/threads/${thread}/runs/wait`, {
+        method: 'POST', headers: as(sub), body: JSON.stringify(say(text, { multitask_strategy: 'enqueue' })),
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      const thread = (await fetch(`${worker.url}/threads`, { method: 'POST', headers: as('alice'), body: '{}' }).then((r) => r.json())).thread_id;
+      // Alice's first run holds the thread until the mock model is released.
+      let release;
+      mock.next(behaviours.stream(['Held ', 'reply.'], { gate: new Promise((r) => { release = r; }) }));
+      const first = run('alice', 'first');
+      await new Promise((r) => setTimeout(r, 300));
+      const intruders = await Promise.all([...Array(70).keys()].map((i) => run('mallory', `spam ${i}`)));
+      assert.deepEqual([...new Set(intruders.map((r) => r.status))], [404], 'never 409 busy, never queued');
+      mock.next(behaviours.stream(['Second ', 'reply.']));
+      const second = run('alice', 'second');
+      release();
+      assert.equal((await first).status, 200);
+      const served = await second;
+      assert.equal(served.status, 200, JSON.stringify(served.body));
+      assert.deepEqual(served.body.messages.map((m) => m.content), ['first', 'Held reply.', 'second', 'Second reply.']);
+    });
+  } finally {
+    await mock.close();
+  }
+});
