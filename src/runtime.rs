@@ -47,8 +47,9 @@ impl Clock for SystemClock {
 #[cfg(not(target_arch = "wasm32"))]
 impl Entropy for SystemEntropy {
     fn fill(&self, buf: &mut [u8]) {
-        // The OS source only fails on exotic platforms; a zeroed id would still be valid
-        // but guessable, so fall back to mixing the clock rather than panicking.
+        // The OS source only fails on exotic platforms; the worker refuses requests when
+        // it does (`secure_random_available`), so this clock-seeded fallback only keeps
+        // the trait infallible and never panics.
         if getrandom::fill(buf).is_err() {
             fallback_fill(buf, SystemClock.now_ms());
         }
@@ -62,6 +63,18 @@ impl Entropy for SystemEntropy {
             fallback_fill(buf, SystemClock.now_ms());
         }
     }
+}
+
+/// Whether the platform's secure random source answers. The worker checks it before
+/// serving each request and refuses to serve without it (fail closed), so ids are never
+/// made by [`SystemEntropy`]'s last-resort clock-seeded fallback.
+pub fn secure_random_available() -> bool {
+    let mut probe = [0u8; 16];
+    #[cfg(not(target_arch = "wasm32"))]
+    let ok = getrandom::fill(&mut probe).is_ok();
+    #[cfg(target_arch = "wasm32")]
+    let ok = js_fill(&mut probe).is_ok();
+    ok
 }
 
 /// `globalThis.crypto.getRandomValues`, present in Workers, browsers and Node ≥ 19.
@@ -235,5 +248,13 @@ mod tests {
     fn system_entropy_differs_between_calls() {
         let e = SystemEntropy;
         assert_ne!(uuid_v4(&e), uuid_v4(&e));
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod entropy_tests {
+    #[test]
+    fn the_secure_source_answers_here() {
+        assert!(super::secure_random_available());
     }
 }

@@ -122,6 +122,10 @@ thread_local! {
 pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let mut cors = Vec::new();
     let served = match EdgeConfig::from_env(&env) {
+        // Fail closed: without a secure random source, ids would be guessable.
+        Ok(_) if !crate::runtime::secure_random_available() => Err(Error::backend(
+            "crypto.getRandomValues failed: no secure random source, refusing to serve",
+        )),
         Ok(config) => match read_request(&mut req, &config).await {
             Ok(http) => {
                 cors = api::cors::headers(&http, &config.settings.cors);
@@ -512,6 +516,10 @@ impl DurableObject for ThreadObject {
         let path = req.path();
         let body = req.text().await.unwrap_or_default();
         let inner = &self.inner;
+        if !crate::runtime::secure_random_available() {
+            let err = Error::backend("crypto.getRandomValues failed in the thread object");
+            return object_response(&HttpResponse::error(&err));
+        }
         let response = match path.as_str() {
             "/call" => match decode::<ThreadCall>(&body) {
                 Ok(
