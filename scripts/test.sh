@@ -22,6 +22,9 @@ stage clippy-native  cargo clippy --all-targets --locked -- -D warnings
 stage clippy-wasm    cargo clippy --all-targets --locked --target wasm32-unknown-unknown --features dev-routes -- -D warnings
 stage clippy-release cargo clippy --lib --locked --target wasm32-unknown-unknown -- -D warnings
 stage cargo-test     cargo test --locked
+# Docs build without a broken link or a missing item, natively and for the worker.
+stage doc            env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --document-private-items
+stage doc-wasm       env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --document-private-items --target wasm32-unknown-unknown --features dev-routes
 # Bounded-time fuzzing of request decoding, message normalization and authentication.
 stage fuzz           env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" cargo test --locked --test fuzz -- --ignored --nocapture
 stage wasm-pack-test wasm-pack --log-level warn test --node . --features dev-routes

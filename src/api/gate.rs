@@ -196,7 +196,7 @@ impl RunGate {
         }
     }
 
-    /// [`execute`]s `call`: the caller's ownership is checked first, then runs are
+    /// [`execute()`]s `call`: the caller's ownership is checked first, then runs are
     /// admitted by their strategy, state updates and deletes wait for the current run,
     /// reads go straight through.
     pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(

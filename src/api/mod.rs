@@ -5,7 +5,7 @@
 //! [`ThreadCall`] (a serializable command for exactly one thread) or a cross-thread
 //! operation (search, copy, stateless run). [`serve`] carries the plan out through a
 //! [`Backend`]: the worker's backend sends each thread call to that thread's Durable
-//! Object, which [`execute`]s it on its own storage; [`LocalBackend`] runs everything in
+//! Object, which [`execute()`]s it on its own storage; [`LocalBackend`] runs everything in
 //! one process (native tests, the in-memory mode).
 //!
 //! Paths and shapes follow the LangGraph Platform threads/runs API (see README). Errors

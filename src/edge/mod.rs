@@ -1,7 +1,8 @@
 //! The Workers edge layer (wasm32 only): the only code that names `worker::*`.
 //!
-//! - [`fetch`]: the worker's entry. It plans each request with the pure API layer and
-//!   sends thread commands to the thread's Durable Object, named by the thread id.
+//! - `fetch` (the `#[event(fetch)]` handler): the worker's entry. It plans each request
+//!   with the pure API layer and sends thread commands to the thread's Durable Object,
+//!   named by the thread id.
 //! - [`ThreadObject`]: the per-thread Durable Object; it executes commands on a
 //!   [`SqlCheckpointer`] over its own SQLite storage ([`DoSql`]).
 //!
