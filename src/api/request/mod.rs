@@ -15,6 +15,12 @@ use crate::message::{json_type_name, parse_messages, MessageOp};
 use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadStatus};
 
+mod fields;
+mod run;
+
+use fields::*;
+use run::*;
+
 /// What to do with unknown thread ids on a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,51 +117,6 @@ impl RunGuard {
     pub fn is_empty(&self) -> bool {
         self.if_match.is_none() && self.expected_head.is_none() && self.expected_turns.is_none()
     }
-}
-
-/// Reads the guard from the body (`expected_head`, `expected_turns`) and the headers
-/// (`If-Match`, `x-expected-head`, `x-expected-turns`).
-fn parse_guard(body: &Map<String, Value>, req: &HttpRequest) -> Result<RunGuard> {
-    let checkpoint = |raw: &str, field: &str| {
-        CheckpointId::parse(raw.trim().trim_start_matches("W/").trim_matches('"'))
-            .map_err(|_| Error::invalid(field, format!("is not a checkpoint id: {raw:?}")))
-    };
-    let if_match = match req.header("if-match") {
-        Some(raw) => Some(checkpoint(raw, "If-Match")?),
-        None => None,
-    };
-    let expected_head = match (
-        opt_str(body, "expected_head")?,
-        req.header("x-expected-head"),
-    ) {
-        (Some(raw), _) => Some(checkpoint(&raw, "expected_head")?),
-        (None, Some(raw)) => Some(checkpoint(raw, "x-expected-head")?),
-        (None, None) => None,
-    };
-    let expected_turns = match (body.get("expected_turns"), req.header("x-expected-turns")) {
-        (Some(Value::Number(n)), _) => Some(
-            n.as_u64()
-                .ok_or_else(|| Error::invalid("expected_turns", "must be a whole number ≥ 0"))?,
-        ),
-        (Some(Value::Null) | None, Some(raw)) => Some(raw.trim().parse().map_err(|_| {
-            Error::invalid(
-                "x-expected-turns",
-                format!("must be a whole number, got {raw:?}"),
-            )
-        })?),
-        (Some(Value::Null) | None, None) => None,
-        (Some(other), _) => {
-            return Err(Error::invalid(
-                "expected_turns",
-                format!("must be a whole number, got {}", json_type_name(other)),
-            ))
-        }
-    };
-    Ok(RunGuard {
-        if_match,
-        expected_head,
-        expected_turns,
-    })
 }
 
 /// A command for one thread's storage.
@@ -680,12 +641,6 @@ fn parse_search(body: &Map<String, Value>) -> Result<ThreadSearch> {
     })
 }
 
-fn paging(body: &Map<String, Value>) -> Result<(usize, usize)> {
-    let limit = opt_count(body, "limit")?.unwrap_or(10).min(LIST_LIMIT_MAX);
-    let offset = opt_count(body, "offset")?.unwrap_or(0);
-    Ok((limit, offset))
-}
-
 fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<ThreadCommand> {
     let ops = match body.get("values") {
         None | Some(Value::Null) => Vec::new(),
@@ -722,122 +677,6 @@ fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Resul
         checkpoint_id,
         as_node,
         if_not_exists: parse_if_not_exists(body)?,
-    })
-}
-
-/// Run fields that change how a result is delivered, not which run it is: a `runs/wait`
-/// retried as a stream is the same run.
-const DELIVERY_FIELDS: [&str; 5] = [
-    "stream_mode",
-    "stream_subgraphs",
-    "stream_resumable",
-    "on_disconnect",
-    "feedback_keys",
-];
-
-/// A digest of what a run request asks for, independent of key order and whitespace
-/// (the map sorts its keys) and of [`DELIVERY_FIELDS`]: the first 16 bytes of its
-/// SHA-256, in hex.
-fn body_digest(body: &Map<String, Value>) -> String {
-    use sha2::{Digest, Sha256};
-    let mut asked = body.clone();
-    for field in DELIVERY_FIELDS {
-        asked.remove(field);
-    }
-    let hash = Sha256::digest(Value::Object(asked).to_string().as_bytes());
-    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Reads the body of a run request.
-fn parse_run(body: &Map<String, Value>, stream: bool, entropy: &dyn Entropy) -> Result<RunRequest> {
-    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
-    if !is_our_assistant(&assistant_id) {
-        return Err(Error::NotFound {
-            what: "assistant",
-            id: assistant_id,
-        });
-    }
-    let input = match body.get("input") {
-        Some(Value::Object(input)) => input,
-        // No input: continue from the checkpoint (or head) as it is, e.g. a regenerate.
-        None | Some(Value::Null) => &Map::new(),
-        Some(other) => {
-            return Err(Error::invalid(
-                "input",
-                format!(
-                    "must be an object with a `messages` key, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-    };
-    let messages = match input.get("messages") {
-        Some(messages) => Some(messages),
-        None if body.get("input").is_none_or(Value::is_null) => None,
-        None => {
-            let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
-            return Err(Error::invalid(
-                "input.messages",
-                format!(
-                    "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
-                    if keys.is_empty() {
-                        "an empty object".to_string()
-                    } else {
-                        format!("keys {}", keys.join(", "))
-                    }
-                ),
-            ));
-        }
-    };
-    // Keys beside `messages` are ignored, as LangGraph ignores input keys its state does
-    // not have (agent-chat-ui sends `context`); an input without `messages` is refused
-    // above, so a mismatched input key never fails late and vaguely.
-    let input = match messages {
-        Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
-        None => Vec::new(),
-    };
-    if messages.is_some() && input.is_empty() {
-        return Err(Error::invalid(
-            "input.messages",
-            "must hold at least one message",
-        ));
-    }
-    let if_not_exists = parse_if_not_exists(body)?;
-    let multitask = match opt_str(body, "multitask_strategy")?.as_deref() {
-        None | Some("reject") => Multitask::Reject,
-        Some("enqueue") => Multitask::Enqueue,
-        Some(other) => {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
-                ),
-            })
-        }
-    };
-    let configurable_checkpoint = match body.get("config") {
-        Some(Value::Object(config)) => match config.get("configurable") {
-            Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
-            _ => None,
-        },
-        _ => None,
-    };
-    let checkpoint_id = match opt_str(body, "checkpoint_id")?.or(configurable_checkpoint) {
-        Some(raw) => Some(CheckpointId::parse(&raw)?),
-        None => checkpoint_in(body, "checkpoint")?,
-    };
-    let stream = stream
-        .then(|| stream_modes(body.get("stream_mode")))
-        .transpose()?;
-    Ok(RunRequest {
-        input,
-        if_not_exists,
-        checkpoint_id,
-        metadata: opt_metadata(body, "metadata")?,
-        stream,
-        guard: RunGuard::default(),
-        idempotency_key: None,
-        idempotency_body: None,
-        multitask,
     })
 }
 
@@ -892,158 +731,4 @@ fn parse_saver(op: &str, body: &Map<String, Value>) -> Result<SaverCall> {
 
 fn reject() -> IfNotExists {
     IfNotExists::Reject
-}
-
-fn parse_if_not_exists(body: &Map<String, Value>) -> Result<IfNotExists> {
-    match opt_str(body, "if_not_exists")?.as_deref() {
-        None | Some("reject") => Ok(IfNotExists::Reject),
-        Some("create") => Ok(IfNotExists::Create),
-        Some(other) => Err(Error::invalid(
-            "if_not_exists",
-            format!("must be \"reject\" or \"create\", got {other:?}"),
-        )),
-    }
-}
-
-fn stream_modes(value: Option<&Value>) -> Result<Vec<StreamMode>> {
-    let names: Vec<&str> = match value {
-        None | Some(Value::Null) => vec!["values"],
-        Some(Value::String(mode)) => vec![mode.as_str()],
-        Some(Value::Array(modes)) => modes
-            .iter()
-            .map(|m| {
-                m.as_str().ok_or_else(|| {
-                    Error::invalid(
-                        "stream_mode",
-                        format!("must hold strings, got {}", json_type_name(m)),
-                    )
-                })
-            })
-            .collect::<Result<_>>()?,
-        Some(other) => {
-            return Err(Error::invalid(
-                "stream_mode",
-                format!("must be a string or a list, got {}", json_type_name(other)),
-            ))
-        }
-    };
-    // Modes this server does not produce (events, debug, custom, ...) are ignored, as
-    // LangGraph clients expect, not rejected.
-    Ok(names
-        .into_iter()
-        .filter_map(|name| match name {
-            "values" => Some(StreamMode::Values),
-            "messages-tuple" => Some(StreamMode::MessagesTuple),
-            "updates" => Some(StreamMode::Updates),
-            _ => None,
-        })
-        .collect())
-}
-
-fn bounded(ops: Vec<MessageOp>) -> Result<Vec<MessageOp>> {
-    if ops.len() > INPUT_MESSAGES_MAX {
-        return Err(Error::TooLarge {
-            what: "messages in one request".into(),
-            size: ops.len(),
-            limit: INPUT_MESSAGES_MAX,
-        });
-    }
-    Ok(ops)
-}
-
-/// `{"<key>": {"checkpoint_id": "..."}}` → the id, if any.
-fn checkpoint_in(body: &Map<String, Value>, key: &str) -> Result<Option<CheckpointId>> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        // A config, `{"configurable": {"checkpoint_id": ...}}`, as the JS SDK sends `before`.
-        Some(Value::Object(config)) if config.contains_key("configurable") => {
-            match config.get("configurable") {
-                Some(Value::Object(configurable)) => checkpoint_in(configurable, "checkpoint_id"),
-                _ => Ok(None),
-            }
-        }
-        Some(Value::Object(cp)) => match cp.get("checkpoint_id") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(raw)) => CheckpointId::parse(raw).map(Some),
-            Some(other) => Err(Error::invalid(
-                format!("{key}.checkpoint_id"),
-                format!("must be a string, got {}", json_type_name(other)),
-            )),
-        },
-        // `before` is sometimes sent as a bare id.
-        Some(Value::String(raw)) => CheckpointId::parse(raw).map(Some),
-        Some(other) => Err(Error::invalid(
-            key,
-            format!(
-                "must be an object like {{\"checkpoint_id\": \"...\"}}, got {}",
-                json_type_name(other)
-            ),
-        )),
-    }
-}
-
-/// Decodes a JSON object body; an empty body is an empty object.
-fn read_object(body: &[u8]) -> Result<Map<String, Value>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    let text = std::str::from_utf8(body).map_err(|e| Error::BadRequest {
-        reason: format!("body is not valid UTF-8 ({e})"),
-    })?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Error::BadRequest {
-            reason: format!("expected a JSON object, got {}", json_type_name(&other)),
-        }),
-        Err(e) => Err(Error::BadRequest {
-            reason: format!("invalid JSON ({e})"),
-        }),
-    }
-}
-
-fn opt_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("must be a string, got {}", json_type_name(other)),
-        )),
-    }
-}
-
-fn opt_count(obj: &Map<String, Value>, key: &str) -> Result<Option<usize>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| Error::invalid(key, format!("must be a whole number ≥ 0, got {n}"))),
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("must be a number, got {}", json_type_name(other)),
-        )),
-    }
-}
-
-fn opt_metadata(obj: &Map<String, Value>, key: &str) -> Result<Map<String, Value>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => {
-            let size = Value::Object(map.clone()).to_string().len();
-            if size > METADATA_MAX_BYTES {
-                return Err(Error::TooLarge {
-                    what: format!("{key} (bytes)"),
-                    size,
-                    limit: METADATA_MAX_BYTES,
-                });
-            }
-            Ok(map.clone())
-        }
-        Some(other) => Err(Error::invalid(
-            key,
-            format!("must be an object, got {}", json_type_name(other)),
-        )),
-    }
 }

@@ -1,0 +1,228 @@
+//! Decoding the body of a run (`runs/wait`, `runs/stream`): input, checkpoint, stream
+//! modes, multitask strategy, the amnesia guard and the digest an idempotency key is
+//! bound to.
+
+use super::fields::*;
+use super::*;
+
+/// Reads the guard from the body (`expected_head`, `expected_turns`) and the headers
+/// (`If-Match`, `x-expected-head`, `x-expected-turns`).
+pub(super) fn parse_guard(body: &Map<String, Value>, req: &HttpRequest) -> Result<RunGuard> {
+    let checkpoint = |raw: &str, field: &str| {
+        CheckpointId::parse(raw.trim().trim_start_matches("W/").trim_matches('"'))
+            .map_err(|_| Error::invalid(field, format!("is not a checkpoint id: {raw:?}")))
+    };
+    let if_match = match req.header("if-match") {
+        Some(raw) => Some(checkpoint(raw, "If-Match")?),
+        None => None,
+    };
+    let expected_head = match (
+        opt_str(body, "expected_head")?,
+        req.header("x-expected-head"),
+    ) {
+        (Some(raw), _) => Some(checkpoint(&raw, "expected_head")?),
+        (None, Some(raw)) => Some(checkpoint(raw, "x-expected-head")?),
+        (None, None) => None,
+    };
+    let expected_turns = match (body.get("expected_turns"), req.header("x-expected-turns")) {
+        (Some(Value::Number(n)), _) => Some(
+            n.as_u64()
+                .ok_or_else(|| Error::invalid("expected_turns", "must be a whole number ≥ 0"))?,
+        ),
+        (Some(Value::Null) | None, Some(raw)) => Some(raw.trim().parse().map_err(|_| {
+            Error::invalid(
+                "x-expected-turns",
+                format!("must be a whole number, got {raw:?}"),
+            )
+        })?),
+        (Some(Value::Null) | None, None) => None,
+        (Some(other), _) => {
+            return Err(Error::invalid(
+                "expected_turns",
+                format!("must be a whole number, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    Ok(RunGuard {
+        if_match,
+        expected_head,
+        expected_turns,
+    })
+}
+
+/// Run fields that change how a result is delivered, not which run it is: a `runs/wait`
+/// retried as a stream is the same run.
+pub(super) const DELIVERY_FIELDS: [&str; 5] = [
+    "stream_mode",
+    "stream_subgraphs",
+    "stream_resumable",
+    "on_disconnect",
+    "feedback_keys",
+];
+
+/// A digest of what a run request asks for, independent of key order and whitespace
+/// (the map sorts its keys) and of [`DELIVERY_FIELDS`]: the first 16 bytes of its
+/// SHA-256, in hex.
+pub(super) fn body_digest(body: &Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut asked = body.clone();
+    for field in DELIVERY_FIELDS {
+        asked.remove(field);
+    }
+    let hash = Sha256::digest(Value::Object(asked).to_string().as_bytes());
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the body of a run request.
+pub(super) fn parse_run(
+    body: &Map<String, Value>,
+    stream: bool,
+    entropy: &dyn Entropy,
+) -> Result<RunRequest> {
+    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
+    if !is_our_assistant(&assistant_id) {
+        return Err(Error::NotFound {
+            what: "assistant",
+            id: assistant_id,
+        });
+    }
+    let input = match body.get("input") {
+        Some(Value::Object(input)) => input,
+        // No input: continue from the checkpoint (or head) as it is, e.g. a regenerate.
+        None | Some(Value::Null) => &Map::new(),
+        Some(other) => {
+            return Err(Error::invalid(
+                "input",
+                format!(
+                    "must be an object with a `messages` key, got {}",
+                    json_type_name(other)
+                ),
+            ))
+        }
+    };
+    let messages = match input.get("messages") {
+        Some(messages) => Some(messages),
+        None if body.get("input").is_none_or(Value::is_null) => None,
+        None => {
+            let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
+            return Err(Error::invalid(
+                "input.messages",
+                format!(
+                    "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
+                    if keys.is_empty() {
+                        "an empty object".to_string()
+                    } else {
+                        format!("keys {}", keys.join(", "))
+                    }
+                ),
+            ));
+        }
+    };
+    // Keys beside `messages` are ignored, as LangGraph ignores input keys its state does
+    // not have (agent-chat-ui sends `context`); an input without `messages` is refused
+    // above, so a mismatched input key never fails late and vaguely.
+    let input = match messages {
+        Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
+        None => Vec::new(),
+    };
+    if messages.is_some() && input.is_empty() {
+        return Err(Error::invalid(
+            "input.messages",
+            "must hold at least one message",
+        ));
+    }
+    let if_not_exists = parse_if_not_exists(body)?;
+    let multitask = match opt_str(body, "multitask_strategy")?.as_deref() {
+        None | Some("reject") => Multitask::Reject,
+        Some("enqueue") => Multitask::Enqueue,
+        Some(other) => {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
+                ),
+            })
+        }
+    };
+    let configurable_checkpoint = match body.get("config") {
+        Some(Value::Object(config)) => match config.get("configurable") {
+            Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
+            _ => None,
+        },
+        _ => None,
+    };
+    let checkpoint_id = match opt_str(body, "checkpoint_id")?.or(configurable_checkpoint) {
+        Some(raw) => Some(CheckpointId::parse(&raw)?),
+        None => checkpoint_in(body, "checkpoint")?,
+    };
+    let stream = stream
+        .then(|| stream_modes(body.get("stream_mode")))
+        .transpose()?;
+    Ok(RunRequest {
+        input,
+        if_not_exists,
+        checkpoint_id,
+        metadata: opt_metadata(body, "metadata")?,
+        stream,
+        guard: RunGuard::default(),
+        idempotency_key: None,
+        idempotency_body: None,
+        multitask,
+    })
+}
+
+pub(super) fn parse_if_not_exists(body: &Map<String, Value>) -> Result<IfNotExists> {
+    match opt_str(body, "if_not_exists")?.as_deref() {
+        None | Some("reject") => Ok(IfNotExists::Reject),
+        Some("create") => Ok(IfNotExists::Create),
+        Some(other) => Err(Error::invalid(
+            "if_not_exists",
+            format!("must be \"reject\" or \"create\", got {other:?}"),
+        )),
+    }
+}
+
+pub(super) fn stream_modes(value: Option<&Value>) -> Result<Vec<StreamMode>> {
+    let names: Vec<&str> = match value {
+        None | Some(Value::Null) => vec!["values"],
+        Some(Value::String(mode)) => vec![mode.as_str()],
+        Some(Value::Array(modes)) => modes
+            .iter()
+            .map(|m| {
+                m.as_str().ok_or_else(|| {
+                    Error::invalid(
+                        "stream_mode",
+                        format!("must hold strings, got {}", json_type_name(m)),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(Error::invalid(
+                "stream_mode",
+                format!("must be a string or a list, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    // Modes this server does not produce (events, debug, custom, ...) are ignored, as
+    // LangGraph clients expect, not rejected.
+    Ok(names
+        .into_iter()
+        .filter_map(|name| match name {
+            "values" => Some(StreamMode::Values),
+            "messages-tuple" => Some(StreamMode::MessagesTuple),
+            "updates" => Some(StreamMode::Updates),
+            _ => None,
+        })
+        .collect())
+}
+
+pub(super) fn bounded(ops: Vec<MessageOp>) -> Result<Vec<MessageOp>> {
+    if ops.len() > INPUT_MESSAGES_MAX {
+        return Err(Error::TooLarge {
+            what: "messages in one request".into(),
+            size: ops.len(),
+            limit: INPUT_MESSAGES_MAX,
+        });
+    }
+    Ok(ops)
+}
