@@ -112,16 +112,24 @@ test('bodies read whole before authentication: a chunked 64 MiB body is refused 
       turn(),
     ]);
     // Before the fix the unauthenticated body was read whole (all 64 MiB sent, then 401).
+    // wrangler's local proxy (Miniflare's entry worker) may report the connection the
+    // worker cut as a reset or as its own 500 "Network connection lost"; what is answered
+    // to a body small enough to read is checked below.
+    const cutByProxy = (res) => res.reset || (res.status === 500 && /Network connection lost/.test(res.text));
     for (const [name, res, status] of [['unauthenticated', anonymous, 401], ['over the limit', oversized, 413]]) {
-      assert.ok(res.reset || res.status === status, `${name}: ${JSON.stringify(res)}`);
+      assert.ok(cutByProxy(res) || res.status === status, `${name}: ${JSON.stringify(res)}`);
       assert.ok(res.sentWhenAnswered < 64 * MiB, `${name}: cut off early (${res.sentWhenAnswered} bytes sent)`);
     }
     assert.equal(other.status, 200);
     assert.match(other.text, /Nice to meet you, Sam/);
     // What each is answered: small enough to read the answer through the local proxy.
-    assert.equal((await chunkedUpload(worker.url, '/threads/search', {}, 1024, 1024)).status, 401);
-    let over;
-    for (let i = 0; i < 5 && !over?.status; i++) over = await chunkedUpload(worker.url, '/threads/search', key, 6 * MiB);
+    const answered = async (expected, ...upload) => {
+      let res;
+      for (let i = 0; i < 5 && res?.status !== expected; i++) res = await chunkedUpload(worker.url, '/threads/search', ...upload);
+      return res;
+    };
+    assert.equal((await answered(401, {}, 1024, 1024)).status, 401);
+    const over = await answered(413, key, 6 * MiB);
     assert.equal(over.status, 413, JSON.stringify(over));
     assert.equal(JSON.parse(over.text).code, 'too_large');
     // The worker still serves: a small chunked body is read whole.
