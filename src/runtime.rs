@@ -69,11 +69,19 @@ impl Entropy for SystemEntropy {
 /// serving each request and refuses to serve without it (fail closed), so ids are never
 /// made by [`SystemEntropy`]'s last-resort clock-seeded fallback.
 pub fn secure_random_available() -> bool {
+    thread_local! {
+        // A source that answered once in this isolate keeps answering: probe until then.
+        static ANSWERED: Cell<bool> = const { Cell::new(false) };
+    }
+    if ANSWERED.with(Cell::get) {
+        return true;
+    }
     let mut probe = [0u8; 16];
     #[cfg(not(target_arch = "wasm32"))]
     let ok = getrandom::fill(&mut probe).is_ok();
     #[cfg(target_arch = "wasm32")]
     let ok = js_fill(&mut probe).is_ok();
+    ANSWERED.with(|answered| answered.set(ok));
     ok
 }
 
