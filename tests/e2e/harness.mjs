@@ -24,6 +24,14 @@ export async function freePort() {
   });
 }
 
+/** A free port that is not `taken` (a port just released can be handed out again). */
+async function freePortOtherThan(taken) {
+  for (;;) {
+    const port = await freePort();
+    if (port !== taken) return port;
+  }
+}
+
 /** A fresh persist directory (DO storage lives here across restarts). */
 export function tempPersistDir(label = 'edge-memory') {
   return mkdtempSync(join(tmpdir(), `${label}-`));
@@ -57,7 +65,7 @@ export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp =
   const args = [
     WRANGLER, 'dev', script, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
-    '--inspector-port', String(await freePort()),
+    '--inspector-port', String(await freePortOtherThan(port)),
   ];
   for (const [key, value] of Object.entries(withExplicitAuth(vars))) args.push('--var', `${key}:${value}`);
   // detached: its own process group, so a kill reaches workerd too (it otherwise

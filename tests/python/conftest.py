@@ -36,6 +36,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_other_than(taken: int) -> int:
+    """A free port that is not `taken` (a port just released can be handed out again)."""
+    while (port := free_port()) == taken:
+        pass
+    return port
+
+
 def is_up(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/ok", timeout=1) as res:
@@ -64,7 +71,7 @@ class Worker:
     def start(self) -> "Worker":
         args = [str(NODE), str(WRANGLER), "dev", "build-dev/index.js", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--persist-to", str(self.persist_dir), "--show-interactive-dev-session=false",
-                "--inspector-port", str(free_port())]
+                "--inspector-port", str(free_port_other_than(self.port))]
         for key, value in with_explicit_auth(self.vars).items():
             args += ["--var", f"{key}:{value}"]
         log_path = self.persist_dir / f"wrangler-{time.time_ns()}.log"
