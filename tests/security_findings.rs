@@ -7,8 +7,11 @@
 
 mod support;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 
+use edge_memory::api::directory::Shard;
 use edge_memory::api::{
     self, Backend, HttpRequest, HttpResponse, IndexUpdate, RunGate, RunRequest, ServerInfo,
     ThreadCall,
@@ -16,7 +19,7 @@ use edge_memory::api::{
 use edge_memory::auth::OWNER_KEY;
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
-use edge_memory::checkpoint::memory::MemoryCheckpointer;
+use edge_memory::checkpoint::directory::SqlDirectory;
 use edge_memory::checkpoint::{ThreadIndex, ThreadSearch};
 use edge_memory::runtime::{SystemClock, SystemEntropy};
 use edge_memory::thread::{ThreadId, ThreadRecord};
@@ -33,33 +36,61 @@ fn as_user(req: HttpRequest, sub: &str) -> HttpRequest {
     req.with_header("authorization", &support::bearer(sub, SECRET))
 }
 
-/// Threads in their own storage, the thread index apart (as on the worker, where it is
-/// another object), so the index can go stale; `index_writes` can be switched off.
+/// Threads in their own storage, the directory apart in shards (as on the worker, where
+/// each shard is another object), so copies can go stale; `index_writes` can be
+/// switched off to lose updates.
 struct SplitBackend<'a> {
     engine: Engine<'a, support::Store, MemoryDemoResponder>,
     gate: RunGate,
-    index: MemoryCheckpointer,
+    shards: RefCell<HashMap<Shard, Rc<SqlDirectory<support::RusqliteExec>>>>,
     index_writes: Cell<bool>,
+}
+
+impl<'a> SplitBackend<'a> {
+    fn on(store: &'a support::Store) -> Self {
+        SplitBackend {
+            engine: Engine::new(store, &MemoryDemoResponder, &SystemClock, &SystemEntropy),
+            gate: RunGate::new(),
+            shards: RefCell::new(HashMap::new()),
+            index_writes: Cell::new(true),
+        }
+    }
+
+    fn shard(&self, shard: &Shard) -> Rc<SqlDirectory<support::RusqliteExec>> {
+        let mut shards = self.shards.borrow_mut();
+        let entry = shards
+            .entry(shard.clone())
+            .or_insert_with(|| Rc::new(SqlDirectory::new(support::RusqliteExec::in_memory())));
+        Rc::clone(entry)
+    }
 }
 
 impl Backend for SplitBackend<'_> {
     async fn call(&self, call: ThreadCall) -> HttpResponse {
-        self.gate.execute(call, &self.engine).await
+        let mut response = self.gate.execute(call, &self.engine).await;
+        if let Some(update) = response.index.take() {
+            if self.index_writes.get() {
+                let shard = Shard::of_update(&update);
+                self.index_apply(&shard, &update).await.unwrap();
+            }
+        }
+        response
     }
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
         api::execute_stateless(run, &self.engine).await
     }
-    async fn index_apply(&self, update: &IndexUpdate) -> Result<()> {
-        if !self.index_writes.get() {
-            return Ok(());
-        }
+    async fn index_apply(&self, shard: &Shard, update: &IndexUpdate) -> Result<()> {
+        let directory = self.shard(shard);
         match update {
-            IndexUpdate::Upsert { record } => self.index.index_upsert(record).await,
-            IndexUpdate::Remove { thread_id } => self.index.index_remove(thread_id).await,
+            IndexUpdate::Upsert { record } => directory.index_upsert(record).await,
+            IndexUpdate::Remove { thread_id, .. } => directory.index_remove(thread_id).await,
         }
     }
-    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
-        self.index.search_threads(query).await
+    async fn index_search(&self, shard: &Shard, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+        self.shard(shard).search_threads(query).await
+    }
+    async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize> {
+        self.shard(shard).count_threads(query).await
     }
 }
 
@@ -82,12 +113,7 @@ fn ids(resp: &HttpResponse) -> Vec<String> {
 #[test]
 fn search_trusts_the_index_for_ownership() {
     let store = support::sqlite_store();
-    let backend = SplitBackend {
-        engine: Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy),
-        gate: RunGate::new(),
-        index: MemoryCheckpointer::new(),
-        index_writes: Cell::new(true),
-    };
+    let backend = SplitBackend::on(&store);
     let info = jwt_info();
     let create = |sub: &str, id: &str| {
         let req = HttpRequest::json("POST", "/threads", &json!({"thread_id": id}));
@@ -103,13 +129,12 @@ fn search_trusts_the_index_for_ownership() {
     // A stale or reordered index entry says alice's thread is bob's.
     let mut forged = pollster::block_on(store_record(&backend, "alices"));
     forged.metadata.insert(OWNER_KEY.into(), json!("bob"));
-    pollster::block_on(backend.index.index_upsert(&forged)).unwrap();
+    let bobs_shard = backend.shard(&Shard::Owner("bob".into()));
+    pollster::block_on(bobs_shard.index_upsert(&forged)).unwrap();
     assert_eq!(search("bob"), ["bobs"], "the thread's own record decides");
-    assert_eq!(
-        search("alice"),
-        Vec::<String>::new(),
-        "the index misses it: no leak either way"
-    );
+    let left_in_bobs = pollster::block_on(bobs_shard.count_threads(&ThreadSearch::default()));
+    assert_eq!(left_in_bobs.unwrap(), 1, "the stale copy was repaired away");
+    assert_eq!(search("alice"), ["alices"], "her own shard still has it");
     // Metadata renamed while index updates are lost: the old value finds nothing.
     create("alice", "renamed");
     backend.index_writes.set(false);
@@ -214,4 +239,51 @@ fn the_idempotency_window_is_not_bound_to_the_request_body() {
     let later = run("My name is Sam", "key-1");
     assert_eq!(later.status, 200);
     assert_eq!(messages(&later), 4);
+}
+
+#[test]
+fn unscoped_search_merges_the_shared_shards_and_repairs_lost_deletes() {
+    let store = support::sqlite_store();
+    let backend = SplitBackend::on(&store);
+    let info = ServerInfo::default(); // open: every thread is ownerless
+    let call = |method: &str, path: &str, body: Value| {
+        backend.serve(&info, HttpRequest::json(method, path, &body))
+    };
+    for i in 0..40 {
+        let body = json!({"thread_id": format!("t{i:02}"), "metadata": {"n": i % 4}});
+        assert_eq!(call("POST", "/threads", body).status, 200);
+    }
+    let used = backend.shards.borrow().len();
+    assert!(used > 4, "40 ownerless threads spread over shards ({used})");
+    let page = |offset: usize| {
+        let body =
+            json!({"limit": 7, "offset": offset, "sort_by": "thread_id", "sort_order": "asc"});
+        ids(&call("POST", "/threads/search", body))
+    };
+    let mut all = Vec::new();
+    for offset in (0..42).step_by(7) {
+        all.extend(page(offset));
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+    assert_eq!(
+        all, expected,
+        "pages over every shard, in order, nothing twice"
+    );
+    let count = call("POST", "/threads/count", json!({"metadata": {"n": 1}}));
+    assert_eq!(count.json().unwrap(), &json!(10));
+    // A delete whose directory update is lost: search drops and repairs it.
+    backend.index_writes.set(false);
+    assert_eq!(call("DELETE", "/threads/t05", json!(null)).status, 204);
+    backend.index_writes.set(true);
+    let found = ids(&call("POST", "/threads/search", json!({"limit": 100})));
+    assert_eq!(found.len(), 39);
+    assert!(!found.contains(&"t05".to_string()));
+    let count = call("POST", "/threads/count", json!({}));
+    assert_eq!(count.json().unwrap(), &json!(39), "the stale copy is gone");
+    let too_far = call(
+        "POST",
+        "/threads/search",
+        json!({"offset": 9_990, "limit": 20}),
+    );
+    assert_eq!(too_far.status, 422);
 }

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 use super::wire::{self, checkpoint_ref, message_chunk_json, values_json};
 use std::cell::RefCell;
 
+use super::directory;
 use super::{
     state_json, thread_json, Body, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunGuard,
     RunRequest, SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID,
@@ -162,8 +163,12 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())).with_index(upsert(record)))
         }
         ThreadCommand::Delete => {
+            // The owner names the directory shard the thread's copy must leave.
+            let record = store.get_thread(&thread_id).await?;
+            let owner = directory::owner_of(&record.metadata).map(str::to_string);
             store.delete_thread(&thread_id).await?;
-            Ok(HttpResponse::no_content().with_index(IndexUpdate::Remove { thread_id }))
+            let removal = IndexUpdate::Remove { thread_id, owner };
+            Ok(HttpResponse::no_content().with_index(removal))
         }
         ThreadCommand::GetState { checkpoint_id } => {
             store.get_thread(&thread_id).await?;

@@ -13,6 +13,7 @@
 //! changes nothing.
 
 pub mod cors;
+pub mod directory;
 mod execute;
 mod gate;
 mod request;
@@ -28,6 +29,7 @@ use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
 use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
+use directory::Shard;
 
 pub use execute::{
     check_caller, error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run,
@@ -158,6 +160,9 @@ pub enum IndexUpdate {
     Remove {
         /// The deleted thread.
         thread_id: ThreadId,
+        /// Its owner, which names its directory shard.
+        #[serde(default)]
+        owner: Option<String>,
     },
 }
 
@@ -171,7 +176,8 @@ pub struct HttpResponse {
     /// What failed, for the logs; never sent to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_error: Option<String>,
-    /// The thread index change this response implies; applied by [`serve`].
+    /// The thread index change this response implies; the [`Backend`] that executed
+    /// the call applies it (never sent to the client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<IndexUpdate>,
     /// Extra response headers (e.g. `server-timing`).
@@ -284,22 +290,31 @@ pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<
     )
 }
 
-/// Where thread calls go and where the thread index lives.
+/// Where thread calls go and where the thread directory lives.
 ///
 /// Not `Send`, like everything on Workers (see [`Checkpointer`]).
 #[allow(async_fn_in_trait)]
 pub trait Backend {
-    /// Executes a call on its thread's storage.
+    /// Executes a call on its thread's storage, and sees to the directory update it
+    /// implies ([`HttpResponse::index`]): the answer carries none.
     async fn call(&self, call: ThreadCall) -> HttpResponse;
 
     /// Runs on a throwaway thread that nothing keeps (`POST /runs/wait`).
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse;
 
-    /// Applies a change to the thread index.
-    async fn index_apply(&self, update: &IndexUpdate) -> Result<()>;
+    /// The directory shards a search reads.
+    fn search_shards(&self, query: &ThreadSearch) -> Vec<Shard> {
+        Shard::for_search(query)
+    }
 
-    /// Searches the thread index.
-    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>>;
+    /// Applies a change to a directory shard (search repairs stale copies with it).
+    async fn index_apply(&self, shard: &Shard, update: &IndexUpdate) -> Result<()>;
+
+    /// Searches one directory shard.
+    async fn index_search(&self, shard: &Shard, query: &ThreadSearch) -> Result<Vec<ThreadRecord>>;
+
+    /// Counts one directory shard's records that match `query`.
+    async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize>;
 }
 
 /// Plans `req` and carries the plan out through `backend`.
@@ -326,11 +341,10 @@ pub const OPEN_HEADER: &str = "x-edge-memory-auth";
 pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
     match plan {
         Plan::Respond(response) => response,
-        Plan::Thread(call) => {
-            let response = backend.call(call).await;
-            apply_index(backend, response).await
+        Plan::Thread(call) => backend.call(call).await,
+        Plan::Search { query, count_only } => {
+            directory::search(backend, &query, count_only).await.into()
         }
-        Plan::Search { query, count_only } => search(backend, &query, count_only).await.into(),
         // `copy`: the thread's history and metadata, as a new thread.
         Plan::Copy { from, to, owner } => {
             export_import(backend, (from, to), owner, ThreadCommand::Export, |c| c)
@@ -389,75 +403,7 @@ async fn export_import<B: Backend, T: serde::de::DeserializeOwned>(
             owner,
         })
         .await;
-    Ok(apply_index(backend, response).await)
-}
-
-/// Applies the response's index update; a failure is logged, not returned: the thread's
-/// own storage, the source of truth, has the change.
-pub async fn apply_index<B: Backend>(backend: &B, mut response: HttpResponse) -> HttpResponse {
-    if let Some(update) = response.index.take() {
-        if let Err(err) = backend.index_apply(&update).await {
-            response.internal_error = Some(format!("thread index update failed: {err}"));
-        }
-    }
-    response
-}
-
-async fn search<B: Backend>(
-    backend: &B,
-    query: &ThreadSearch,
-    count_only: bool,
-) -> Result<HttpResponse> {
-    if count_only {
-        let mut all = query.clone();
-        all.offset = 0;
-        all.limit = usize::MAX;
-        let count = backend.index_search(&all).await?.len();
-        return Ok(HttpResponse::ok(json!(count)));
-    }
-    let records = backend.index_search(query).await?;
-    let mut threads = Vec::with_capacity(records.len());
-    for record in records {
-        // The index has the record; the thread's own object has its values.
-        let response = backend
-            .call(ThreadCall {
-                thread_id: record.thread_id.clone(),
-                command: ThreadCommand::Get,
-                owner: None,
-            })
-            .await;
-        match (response.status, response.body) {
-            // The index is a copy, updated after the fact: the thread's own record
-            // decides, so a stale or reordered entry never shows a thread that no
-            // longer matches (another owner's, a renamed one).
-            (200, Body::Json(thread)) if matches_filter(&thread, &query.metadata) => {
-                threads.push(thread)
-            }
-            (200, _) => {}
-            (404, _) => {
-                // Deleted since it was indexed: drop the stale entry.
-                let _ = backend
-                    .index_apply(&IndexUpdate::Remove {
-                        thread_id: record.thread_id,
-                    })
-                    .await;
-            }
-            (status, _) => {
-                return Err(Error::backend(format_args!(
-                    "thread {} answered {status} while searching",
-                    record.thread_id
-                )))
-            }
-        }
-    }
-    Ok(HttpResponse::ok(Value::Array(threads)))
-}
-
-/// Whether `thread` (its JSON) has every key/value of the search's metadata filter.
-fn matches_filter(thread: &Value, filter: &serde_json::Map<String, Value>) -> bool {
-    filter
-        .iter()
-        .all(|(key, value)| thread["metadata"].get(key) == Some(value))
+    Ok(response)
 }
 
 /// Everything in one process: thread calls run on `engine`, whose store is also the
@@ -471,22 +417,39 @@ pub struct LocalBackend<'a, C, M> {
 
 impl<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel> Backend for LocalBackend<'_, C, M> {
     async fn call(&self, call: ThreadCall) -> HttpResponse {
-        self.gate.execute(call, &self.engine).await
+        let mut response = self.gate.execute(call, &self.engine).await;
+        // One store, its own directory: the record the call wrote is the copy.
+        response.index = None;
+        response
     }
 
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
         execute_stateless(run, &self.engine).await
     }
 
-    async fn index_apply(&self, update: &IndexUpdate) -> Result<()> {
+    fn search_shards(&self, _query: &ThreadSearch) -> Vec<Shard> {
+        vec![Shard::Whole]
+    }
+
+    async fn index_apply(&self, _shard: &Shard, update: &IndexUpdate) -> Result<()> {
         match update {
             IndexUpdate::Upsert { record } => self.engine.store.index_upsert(record).await,
-            IndexUpdate::Remove { thread_id } => self.engine.store.index_remove(thread_id).await,
+            IndexUpdate::Remove { thread_id, .. } => {
+                self.engine.store.index_remove(thread_id).await
+            }
         }
     }
 
-    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+    async fn index_search(
+        &self,
+        _shard: &Shard,
+        query: &ThreadSearch,
+    ) -> Result<Vec<ThreadRecord>> {
         self.engine.store.search_threads(query).await
+    }
+
+    async fn index_count(&self, _shard: &Shard, query: &ThreadSearch) -> Result<usize> {
+        self.engine.store.count_threads(query).await
     }
 }
 

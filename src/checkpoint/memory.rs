@@ -219,4 +219,12 @@ impl ThreadIndex for MemoryCheckpointer {
             .collect();
         Ok(query.page(records))
     }
+
+    async fn count_threads(&self, query: &ThreadSearch) -> Result<usize> {
+        let threads = self.threads.borrow();
+        Ok(threads
+            .values()
+            .filter(|d| query.matches(&d.record))
+            .count())
+    }
 }

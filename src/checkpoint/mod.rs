@@ -12,6 +12,7 @@
 // The suite runs natively, and in the worker only where dev routes are built in.
 #[cfg(any(not(target_arch = "wasm32"), feature = "dev-routes"))]
 pub mod conformance;
+pub mod directory;
 pub mod kv;
 pub mod memory;
 pub mod saver;
@@ -382,22 +383,25 @@ impl ThreadSearch {
             && self.status.is_none_or(|s| s == record.status)
     }
 
+    /// The query's order: its sort key (newest first unless `ascending`), ties by id.
+    pub fn compare(&self, a: &ThreadRecord, b: &ThreadRecord) -> std::cmp::Ordering {
+        let order = match self.sort_by {
+            ThreadSortKey::UpdatedAt => a.updated_at_ms.cmp(&b.updated_at_ms),
+            ThreadSortKey::CreatedAt => a.created_at_ms.cmp(&b.created_at_ms),
+            ThreadSortKey::ThreadId => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.thread_id.cmp(&b.thread_id));
+        if self.ascending {
+            order
+        } else {
+            order.reverse()
+        }
+    }
+
     /// Sorts, skips and truncates matching records as the query asks.
     pub fn page(&self, mut records: Vec<ThreadRecord>) -> Vec<ThreadRecord> {
         records.retain(|r| self.matches(r));
-        records.sort_by(|a, b| {
-            let order = match self.sort_by {
-                ThreadSortKey::UpdatedAt => a.updated_at_ms.cmp(&b.updated_at_ms),
-                ThreadSortKey::CreatedAt => a.created_at_ms.cmp(&b.created_at_ms),
-                ThreadSortKey::ThreadId => std::cmp::Ordering::Equal,
-            }
-            .then_with(|| a.thread_id.cmp(&b.thread_id));
-            if self.ascending {
-                order
-            } else {
-                order.reverse()
-            }
-        });
+        records.sort_by(|a, b| self.compare(a, b));
         records
             .into_iter()
             .skip(self.offset)
@@ -421,6 +425,9 @@ pub trait ThreadIndex {
 
     /// Records matching `query`, sorted and paged as it asks.
     async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>>;
+
+    /// How many records match `query`'s filters (its paging ignored).
+    async fn count_threads(&self, query: &ThreadSearch) -> Result<usize>;
 }
 
 /// Rebuilds the message list from operations given oldest first.

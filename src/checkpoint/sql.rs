@@ -34,9 +34,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::directory;
 use super::{
     CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot, ThreadIndex,
-    ThreadSearch, ThreadSortKey, Window,
+    ThreadSearch, Window,
 };
 use crate::error::{Error, Result};
 use crate::limits::DO_ROW_MAX_BYTES;
@@ -1174,11 +1175,6 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     }
 }
 
-/// `$."key"` for SQLite's JSON functions, with the key quoted.
-fn json_path(key: &str) -> String {
-    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
     async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
         self.ensure_schema()?;
@@ -1186,13 +1182,7 @@ impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
             "INSERT INTO em_threads (thread_id, created_at, updated_at, metadata, status) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (thread_id) DO UPDATE SET created_at = excluded.created_at,
                updated_at = excluded.updated_at, metadata = excluded.metadata, status = excluded.status",
-            vec![
-                record.thread_id.as_str().into(),
-                record.created_at_ms.into(),
-                record.updated_at_ms.into(),
-                json_text(&record.metadata).into(),
-                record.status.as_str().into(),
-            ],
+            directory::record_params(record),
         )])
     }
 
@@ -1204,43 +1194,14 @@ impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
         )])
     }
 
+    // A store that is its own directory searches its own thread table, the same way.
     async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
-        // String-valued metadata filters narrow in SQL; `ThreadSearch::page` then applies
-        // every filter exactly (JSON equality), sorts and pages.
-        let mut sql = String::from(
-            "SELECT thread_id, created_at, updated_at, metadata, status FROM em_threads WHERE 1 = 1",
-        );
-        let mut params = Vec::new();
-        for (key, value) in &query.metadata {
-            if let Value::String(text) = value {
-                sql.push_str(" AND json_extract(metadata, ?) = ?");
-                params.push(json_path(key).into());
-                params.push(text.as_str().into());
-            }
-        }
-        if let Some(status) = query.status {
-            sql.push_str(" AND status = ?");
-            params.push(status.as_str().into());
-        }
-        sql.push_str(match query.sort_by {
-            ThreadSortKey::UpdatedAt => " ORDER BY updated_at DESC",
-            ThreadSortKey::CreatedAt => " ORDER BY created_at DESC",
-            ThreadSortKey::ThreadId => " ORDER BY thread_id DESC",
-        });
-        let records = self
-            .query(&sql, &params)?
-            .into_iter()
-            .map(|row| {
-                let mut cols = Columns::new(row, "em_threads");
-                Ok(ThreadRecord {
-                    thread_id: ThreadId::parse(&cols.text()?)?,
-                    created_at_ms: cols.integer()?,
-                    updated_at_ms: cols.integer()?,
-                    metadata: cols.json_object()?,
-                    status: ThreadStatus::parse(&cols.text()?)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(query.page(records))
+        self.ensure_schema()?;
+        directory::search_table(&self.exec, "em_threads", query)
+    }
+
+    async fn count_threads(&self, query: &ThreadSearch) -> Result<usize> {
+        self.ensure_schema()?;
+        directory::count_table(&self.exec, "em_threads", query)
     }
 }

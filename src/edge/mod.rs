@@ -13,6 +13,7 @@
 
 #[cfg(feature = "dev-routes")]
 mod dev;
+mod directory;
 mod do_sql;
 mod jwks;
 mod model;
@@ -28,15 +29,17 @@ use worker::{
     ResponseBody, State,
 };
 
+use crate::api::directory::{DirectorySync, Shard};
 use crate::api::{
     self, Body, HttpRequest, HttpResponse, IndexUpdate, LocalBackend, Plan, RunGate, RunRequest,
     ServerInfo, SseEvent, ThreadCall, ThreadCommand,
 };
 use crate::chat::Engine;
+use crate::checkpoint::directory::SqlDirectory;
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
-use crate::checkpoint::{ThreadIndex, ThreadSearch};
+use crate::checkpoint::{Checkpointer, ThreadSearch};
 use crate::config::{self, MemoryBackend as Backend, Settings};
 use crate::error::Error;
 use crate::limits::REQUEST_BODY_MAX_BYTES;
@@ -50,9 +53,6 @@ use worker_kv::{WorkerKv, KV_BINDING};
 
 /// The Durable Object namespace binding of [`ThreadObject`] in wrangler.toml.
 const THREADS_BINDING: &str = "THREADS";
-/// The object that holds the thread index. `/` cannot appear in a thread id, so no
-/// thread's object can have this name.
-const INDEX_OBJECT: &str = "index/threads";
 /// API answers are never cached, and never re-encoded on the way: proxies that decode a
 /// body but pass its `content-encoding` on (Next.js route handlers) break the page.
 const API_CACHE_CONTROL: &str = "no-store, no-transform";
@@ -217,8 +217,8 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
     }))
 }
 
-/// Thread calls go to the thread's own Durable Object; the thread index is one more
-/// object of the same class under a name no thread id can take.
+/// Thread calls go to the thread's own Durable Object; directory shards are more objects
+/// of the same class, under names no thread id can take.
 struct DurableObjects<'a> {
     env: &'a Env,
     config: &'a EdgeConfig,
@@ -226,8 +226,6 @@ struct DurableObjects<'a> {
 
 /// Marks an object's response as a run's event stream (not a JSON [`HttpResponse`]).
 const STREAM_HEADER: &str = "x-edge-memory-stream";
-/// The thread index update a streamed run implies, as JSON.
-const INDEX_HEADER: &str = "x-edge-memory-index";
 
 impl DurableObjects<'_> {
     /// Sends a run to its thread's object. A streamed run comes back as the object's
@@ -239,16 +237,7 @@ impl DurableObjects<'_> {
         let headers = response.headers().clone();
         if headers.get(STREAM_HEADER).ok().flatten().is_none() {
             let http: HttpResponse = response.json().await.map_err(Error::backend)?;
-            return Ok(Served::Http(api::apply_index(self, http).await));
-        }
-        if let Some(update) = headers.get(INDEX_HEADER).ok().flatten() {
-            let applied = match serde_json::from_str::<IndexUpdate>(&update) {
-                Ok(update) => api::Backend::index_apply(self, &update).await,
-                Err(e) => Err(Error::backend(e)),
-            };
-            if let Err(err) = applied {
-                worker::console_error!("edge-memory: thread index update failed: {err}");
-            }
+            return Ok(Served::Http(http));
         }
         let ResponseBody::Stream(body) = response.body() else {
             return Err(Error::backend("a streamed run has no stream"));
@@ -256,7 +245,7 @@ impl DurableObjects<'_> {
         let out = Response::builder().with_status(200).stream(body.clone());
         let out_headers = out.headers();
         for (name, value) in headers.entries() {
-            if name != STREAM_HEADER && name != INDEX_HEADER {
+            if name != STREAM_HEADER {
                 out_headers.set(&name, &value).map_err(Error::backend)?;
             }
         }
@@ -291,29 +280,20 @@ impl api::Backend for DurableObjects<'_> {
         }
     }
 
-    async fn index_apply(&self, update: &IndexUpdate) -> Result<(), Error> {
-        let payload = serde_json::to_string(update).map_err(Error::backend)?;
-        let response = call_object(self.env, INDEX_OBJECT, "/index/apply", payload).await?;
-        match response.status {
-            200..=299 => Ok(()),
-            status => Err(Error::backend(format_args!(
-                "index apply answered {status}"
-            ))),
-        }
+    async fn index_apply(&self, shard: &Shard, update: &IndexUpdate) -> Result<(), Error> {
+        directory::shard_apply(self.env, shard, update).await
     }
 
-    async fn index_search(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>, Error> {
-        let payload = serde_json::to_string(query).map_err(Error::backend)?;
-        let response = call_object(self.env, INDEX_OBJECT, "/index/search", payload).await?;
-        match response.body {
-            Body::Json(records) if response.status == 200 => {
-                serde_json::from_value(records).map_err(Error::backend)
-            }
-            _ => Err(Error::backend(format_args!(
-                "index search answered {}",
-                response.status
-            ))),
-        }
+    async fn index_search(
+        &self,
+        shard: &Shard,
+        query: &ThreadSearch,
+    ) -> Result<Vec<ThreadRecord>, Error> {
+        directory::shard_query(self.env, shard, "/index/search", query).await
+    }
+
+    async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize, Error> {
+        directory::shard_query(self.env, shard, "/index/count", query).await
     }
 }
 
@@ -474,6 +454,13 @@ pub struct ThreadObject {
 
 struct ObjectInner {
     store: SqlCheckpointer<DoSql>,
+    /// The directory table, when this object is a directory shard.
+    directory: SqlDirectory<DoSql>,
+    /// When this thread's record goes to its directory shard.
+    directory_sync: std::cell::RefCell<DirectorySync>,
+    /// The last copy sent, for the fault switch's stale duplicates.
+    #[cfg(feature = "dev-routes")]
+    directory_previous: std::cell::RefCell<Option<IndexUpdate>>,
     /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
     kv: Option<KvCheckpointer<WorkerKv>>,
     runs: RunGate,
@@ -502,6 +489,10 @@ impl DurableObject for ThreadObject {
         ThreadObject {
             inner: Rc::new(ObjectInner {
                 store: SqlCheckpointer::new(DoSql::new(state.storage())),
+                directory: SqlDirectory::new(DoSql::new(state.storage())),
+                directory_sync: std::cell::RefCell::new(DirectorySync::new()),
+                #[cfg(feature = "dev-routes")]
+                directory_previous: std::cell::RefCell::new(None),
                 kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
                 runs: RunGate::new(),
                 state,
@@ -511,6 +502,13 @@ impl DurableObject for ThreadObject {
                 last_run_ms: std::cell::Cell::new(f64::NAN),
             }),
         }
+    }
+
+    /// The alarm sends this thread's record to its directory shard (coalesced turns,
+    /// retries after a failed send).
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.inner.directory_alarm().await;
+        Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -532,8 +530,7 @@ impl DurableObject for ThreadObject {
                 Ok(call) => inner.thread_call(call).await,
                 Err(err) => HttpResponse::error(&err),
             },
-            "/index/apply" => inner.index_apply(&body).await,
-            "/index/search" => inner.index_search(&body).await,
+            index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => dev::object_route(inner, dev).await,
             other => HttpResponse::error(&Error::backend(format_args!(
@@ -611,7 +608,8 @@ impl ObjectInner {
             Ok(prepared) => prepared,
             Err(err) => return object_response(&HttpResponse::error(&err)),
         };
-        let index = serde_json::to_string(&prepared.index_update()).unwrap_or_default();
+        inner.directory_run_started(prepared.index_update());
+        let thread_id = prepared.thread_id.clone();
         let (sender, mut items) = unbounded::<RunItem>();
         let task_inner = inner.clone();
         inner.state.wait_until(async move {
@@ -619,7 +617,14 @@ impl ObjectInner {
             let sink = ChannelSink(sender);
             let started = precise_now_ms();
             let store = task_inner.edge_store();
-            let response = api::finish_run(&config.engine(&store, &model), prepared, &sink).await;
+            let mut response =
+                api::finish_run(&config.engine(&store, &model), prepared, &sink).await;
+            if response.index.take().is_some() {
+                // The record as the run left it (status, time), not as it began.
+                if let Ok(record) = store.get_thread(&thread_id).await {
+                    task_inner.directory_changed(IndexUpdate::Upsert { record });
+                }
+            }
             if let Some(reason) = &response.internal_error {
                 worker::console_error!("edge-memory run: {reason}");
             }
@@ -665,7 +670,6 @@ impl ObjectInner {
         headers.set("content-type", "text/event-stream; charset=utf-8")?;
         headers.set("x-accel-buffering", "no")?;
         headers.set(STREAM_HEADER, "1")?;
-        headers.set(INDEX_HEADER, &index)?;
         Ok(response)
     }
 
@@ -686,37 +690,17 @@ impl ObjectInner {
         // Only runs ask the model; every other call gets the offline one.
         let model = EdgeModel::demo();
         let store = self.edge_store();
-        let response = self
+        let mut response = self
             .runs
             .execute(call, &config.engine(&store, &model))
             .await;
+        if let Some(update) = response.index.take() {
+            self.directory_changed_awaited(update).await;
+        }
         // The object's own time for the call (storage, model, response), for
         // clients and the benchmark: `server-timing: do;dur=<ms>`.
         let took = precise_now_ms() - started;
         response.with_header("server-timing", server_timing(took))
-    }
-
-    async fn index_apply(&self, body: &str) -> HttpResponse {
-        let result = match decode::<IndexUpdate>(body) {
-            Ok(IndexUpdate::Upsert { record }) => self.store.index_upsert(&record).await,
-            Ok(IndexUpdate::Remove { thread_id }) => self.store.index_remove(&thread_id).await,
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(()) => HttpResponse::no_content(),
-            Err(err) => HttpResponse::error(&err),
-        }
-    }
-
-    async fn index_search(&self, body: &str) -> HttpResponse {
-        let result = match decode::<ThreadSearch>(body) {
-            Ok(query) => self.store.search_threads(&query).await,
-            Err(err) => Err(err),
-        };
-        match result.and_then(|records| serde_json::to_value(records).map_err(Error::backend)) {
-            Ok(records) => HttpResponse::ok(records),
-            Err(err) => HttpResponse::error(&err),
-        }
     }
 }
 

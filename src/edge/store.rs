@@ -140,9 +140,16 @@ impl ThreadIndex for EdgeStore<'_> {
             EdgeStore::Kv(_) => Err(no_kv_index()),
         }
     }
+    async fn count_threads(&self, query: &ThreadSearch) -> Result<usize> {
+        match self {
+            EdgeStore::Sql(s) => s.count_threads(query).await,
+            EdgeStore::Memory(s) => s.count_threads(query).await,
+            EdgeStore::Kv(_) => Err(no_kv_index()),
+        }
+    }
 }
 
-/// The thread index lives in the index object's SQLite, also in KV mode.
+/// The thread directory lives in its shard objects' SQLite, also in KV mode.
 fn no_kv_index() -> Error {
-    Error::backend("the KV store holds no thread index (the index object's SQLite does)")
+    Error::backend("the KV store holds no thread directory (its shard objects' SQLite does)")
 }

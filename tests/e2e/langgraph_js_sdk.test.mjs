@@ -113,7 +113,8 @@ test('copy, search by metadata.graph_id, delete then 404', async () => {
   const answer = await c.runs.wait(copy.thread_id, 'agent', { input: human("What's my name?") });
   assert.equal(answer.messages.at(-1).content, 'Your name is Sam.');
 
-  const found = await c.threads.search({ metadata: { graph_id: 'agent' }, limit: 100 });
+  // Threads with an `owner` live in that owner's directory shard: a search names it.
+  const found = await c.threads.search({ metadata: { owner: 'copy-test', graph_id: 'agent' }, limit: 100 });
   const ids = found.map((t) => t.thread_id);
   assert.ok(ids.includes(thread.thread_id) && ids.includes(copy.thread_id), 'both threads found');
   assert.ok(found.every((t) => t.metadata.graph_id === 'agent'));

@@ -1,0 +1,500 @@
+//! The thread directory: copies of thread records that search and count read, sharded
+//! so that no object is on every turn's path.
+//!
+//! Each thread's own object is the source of truth. Its directory copy lives in one
+//! **shard**: a JWT user's threads in that user's own shard (`dir/u/<owner>`), threads
+//! without an owner (created with an API key, or on an open server) spread over
+//! [`SHARED_DIRECTORY_SHARDS`] shards by a hash of the thread id. A search scoped to one
+//! owner reads one shard; an unscoped search fans out to the shared shards and merges.
+//!
+//! The thread object sends its record to its shard itself, after the change and never
+//! awaited by the caller's response ([`DirectorySync`] decides when: at once for what
+//! search filters on, coalesced for plain turns). Copies are versioned by `updated_at`, so
+//! a delayed older copy never replaces a newer one; search re-checks every result against
+//! the thread's own object and repairs the shard when a copy is stale (deleted, moved to
+//! another owner), so a lost, delayed or reordered update never shows a thread to
+//! someone who does not own it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use super::{Backend, Body, HttpResponse, IndexUpdate, ThreadCall, ThreadCommand};
+use crate::auth::OWNER_KEY;
+use crate::checkpoint::{ThreadSearch, ThreadSortKey};
+use crate::error::{Error, Result};
+use crate::thread::{ThreadId, ThreadRecord};
+
+/// Shards for threads without an owner. Each unscoped search asks every one of them (a
+/// subrequest each), so the number weighs search cost (16 subrequests, well inside the
+/// Free plan's 50 per request) against the share of directory traffic each shard takes
+/// (1/16 of ownerless threads' updates, which are coalesced to about one per thread per
+/// [`DIRECTORY_COALESCE_MS`]).
+pub const SHARED_DIRECTORY_SHARDS: u32 = 16;
+
+/// A thread sends its record to its shard at most once per this interval for plain turns
+/// (status and `updated_at` changes): a busy thread costs its shard at most one request
+/// a second, however fast it turns. Creation, metadata changes and deletion go at once.
+pub const DIRECTORY_COALESCE_MS: i64 = 1_000;
+
+/// How long a thread waits before sending its record again after its shard failed.
+pub const DIRECTORY_RETRY_MS: i64 = 5_000;
+
+/// The largest `offset + limit` a search may ask for: each shard of a fanned-out search
+/// returns that many records to be merged, so the work is bounded by it.
+pub const SEARCH_WINDOW_MAX: usize = 10_000;
+
+/// Where a thread's directory copy lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shard {
+    /// The shard of one owner (a JWT user's `sub`): all of that user's threads.
+    Owner(String),
+    /// One of the [`SHARED_DIRECTORY_SHARDS`] shards of threads without an owner.
+    Shared(u32),
+    /// A store that is its own directory for every thread (memory, native SQLite).
+    Whole,
+}
+
+impl Shard {
+    /// The shard of the thread `thread_id` owned by `owner`.
+    pub fn of(thread_id: &ThreadId, owner: Option<&str>) -> Shard {
+        match owner {
+            Some(owner) => Shard::Owner(owner.to_string()),
+            None => Shard::Shared(fnv1a(thread_id.as_str()) % SHARED_DIRECTORY_SHARDS),
+        }
+    }
+
+    /// The shard a record belongs in (its owner is the `owner` metadata key).
+    pub fn of_record(record: &ThreadRecord) -> Shard {
+        Shard::of(&record.thread_id, owner_of(&record.metadata))
+    }
+
+    /// The shard an index update goes to.
+    pub fn of_update(update: &IndexUpdate) -> Shard {
+        match update {
+            IndexUpdate::Upsert { record } => Shard::of_record(record),
+            IndexUpdate::Remove { thread_id, owner } => Shard::of(thread_id, owner.as_deref()),
+        }
+    }
+
+    /// The shards a search must read: its owner's, or every shared shard.
+    pub fn for_search(query: &ThreadSearch) -> Vec<Shard> {
+        match query.metadata.get(OWNER_KEY) {
+            Some(Value::String(owner)) => vec![Shard::Owner(owner.clone())],
+            // An owner filter that is not a string matches no owned thread.
+            Some(_) => Vec::new(),
+            None => (0..SHARED_DIRECTORY_SHARDS).map(Shard::Shared).collect(),
+        }
+    }
+
+    /// The name of the object that holds this shard. Thread ids cannot contain `/`, so
+    /// no thread's object can have it.
+    pub fn object_name(&self) -> String {
+        match self {
+            Shard::Owner(owner) => format!("dir/u/{owner}"),
+            Shard::Shared(index) => format!("dir/s/{index}"),
+            Shard::Whole => "dir/whole".to_string(),
+        }
+    }
+}
+
+/// The owner named in thread metadata, if it is a string.
+pub fn owner_of(metadata: &Map<String, Value>) -> Option<&str> {
+    metadata.get(OWNER_KEY).and_then(Value::as_str)
+}
+
+/// FNV-1a: a stable hash (the same in every isolate and release) to pick a shard.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The query each shard of a fanned-out search answers: the first `offset + limit`
+/// records, so that the merge can page over all of them.
+pub fn shard_query(query: &ThreadSearch) -> ThreadSearch {
+    let mut each = query.clone();
+    each.limit = query.offset.saturating_add(query.limit);
+    each.offset = 0;
+    each
+}
+
+/// Merges the shards' answers to [`shard_query`]: sorted and paged as `query` asks,
+/// each record with the shard it came from.
+pub fn merge(
+    query: &ThreadSearch,
+    answers: Vec<(Shard, Vec<ThreadRecord>)>,
+) -> Vec<(Shard, ThreadRecord)> {
+    let mut tagged: Vec<(Shard, ThreadRecord)> = answers
+        .into_iter()
+        .flat_map(|(shard, records)| records.into_iter().map(move |r| (shard.clone(), r)))
+        .collect();
+    tagged.sort_by(|(_, a), (_, b)| query.compare(a, b));
+    tagged
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .collect()
+}
+
+/// Searches (or counts) threads: asks each shard the query needs, merges, and re-checks
+/// every result against the thread's own object. A copy that is stale (the thread was
+/// deleted, or now belongs in another shard) is removed from its shard; one that no
+/// longer matches the filters is left out. So a directory update that was lost, delayed
+/// or reordered can hide a thread for a while, but never shows one to a caller whose
+/// filters (their owner among them) it does not match.
+pub async fn search<B: Backend>(
+    backend: &B,
+    query: &ThreadSearch,
+    count_only: bool,
+) -> Result<HttpResponse> {
+    let shards = backend.search_shards(query);
+    if count_only {
+        let counts = join_all(shards.iter().map(|s| backend.index_count(s, query))).await;
+        let total = counts.into_iter().sum::<Result<usize>>()?;
+        return Ok(HttpResponse::ok(json!(total)));
+    }
+    if query.offset.saturating_add(query.limit) > SEARCH_WINDOW_MAX && query.limit > 0 {
+        return Err(Error::InvalidInput {
+            field: "offset".into(),
+            reason: format!(
+                "offset + limit may be at most {SEARCH_WINDOW_MAX} (narrow the search with metadata filters instead)"
+            ),
+        });
+    }
+    let each = shard_query(query);
+    let answers = join_all(shards.iter().map(|s| backend.index_search(s, &each))).await;
+    let mut tagged = Vec::with_capacity(shards.len());
+    for (shard, answer) in shards.into_iter().zip(answers) {
+        tagged.push((shard, answer?));
+    }
+    let mut threads = Vec::new();
+    for (shard, record) in merge(query, tagged) {
+        if let Some(thread) = recheck(backend, query, &shard, record).await? {
+            threads.push(thread);
+        }
+    }
+    // A copy's time may lag its thread's by a coalescing interval: the page is ordered
+    // by the threads' own records.
+    threads.sort_by(|a, b| compare_fresh(query, a, b));
+    Ok(HttpResponse::ok(Value::Array(threads)))
+}
+
+/// The query's order on thread JSON (times are RFC 3339 strings of one format, so they
+/// compare as text).
+fn compare_fresh(query: &ThreadSearch, a: &Value, b: &Value) -> std::cmp::Ordering {
+    let field = match query.sort_by {
+        ThreadSortKey::UpdatedAt => "updated_at",
+        ThreadSortKey::CreatedAt => "created_at",
+        ThreadSortKey::ThreadId => "thread_id",
+    };
+    let key = |t: &Value| {
+        (
+            t[field].as_str().map(str::to_string),
+            t["thread_id"].to_string(),
+        )
+    };
+    let order = key(a).cmp(&key(b));
+    if query.ascending {
+        order
+    } else {
+        order.reverse()
+    }
+}
+
+/// The thread's own record decides whether a directory copy is shown; stale copies are
+/// removed from `shard` (best effort: the next search tries again).
+async fn recheck<B: Backend>(
+    backend: &B,
+    query: &ThreadSearch,
+    shard: &Shard,
+    record: ThreadRecord,
+) -> Result<Option<Value>> {
+    let response = backend
+        .call(ThreadCall {
+            thread_id: record.thread_id.clone(),
+            command: ThreadCommand::Get,
+            owner: None,
+        })
+        .await;
+    let stale = match (response.status, response.body) {
+        (200, Body::Json(thread)) => {
+            if matches_filter(&thread, &query.metadata) {
+                return Ok(Some(thread));
+            }
+            let owner = thread["metadata"].get(OWNER_KEY).and_then(Value::as_str);
+            // Another owner's now (or a copy in the wrong shard): not this shard's.
+            Shard::of(&record.thread_id, owner) != *shard && *shard != Shard::Whole
+        }
+        (404, _) => true,
+        (status, _) => {
+            return Err(Error::backend(format_args!(
+                "thread {} answered {status} while searching",
+                record.thread_id
+            )))
+        }
+    };
+    if stale {
+        let owner = owner_of(&record.metadata).map(str::to_string);
+        let removal = IndexUpdate::Remove {
+            thread_id: record.thread_id,
+            owner,
+        };
+        let _ = backend.index_apply(shard, &removal).await;
+    }
+    Ok(None)
+}
+
+/// Whether `thread` (its JSON) has every key/value of the search's metadata filter.
+fn matches_filter(thread: &Value, filter: &Map<String, Value>) -> bool {
+    filter
+        .iter()
+        .all(|(key, value)| thread["metadata"].get(key) == Some(value))
+}
+
+/// What a thread object does with its directory copy after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncAction {
+    /// Send the record now (in the background: never awaited by the response).
+    SendNow,
+    /// Set the object's alarm to this many ms from now; the alarm sends the record as it
+    /// is then.
+    ArmAlarm {
+        /// Delay from now, in ms.
+        in_ms: i64,
+    },
+    /// Nothing: an armed alarm will send the newest record.
+    Wait,
+}
+
+/// When a thread object sends its record to its directory shard: what search filters on
+/// (creation, metadata, owner, deletion) at once, plain turns at most once per
+/// [`DIRECTORY_COALESCE_MS`]; a failed send is retried from the alarm. Kept in the
+/// object's memory: a cold object sends its first change at once.
+#[derive(Debug, Default)]
+pub struct DirectorySync {
+    /// When the last send started, and the metadata it carried.
+    last_sent: Option<(i64, Map<String, Value>)>,
+    /// Whether an alarm is set to send the newest record.
+    armed: bool,
+}
+
+impl DirectorySync {
+    /// A new object's state: nothing sent yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decides what to do about `update`, made at `now_ms`.
+    pub fn on_change(&mut self, update: &IndexUpdate, now_ms: i64) -> SyncAction {
+        let record = match update {
+            IndexUpdate::Remove { .. } => {
+                self.last_sent = None;
+                return SyncAction::SendNow;
+            }
+            IndexUpdate::Upsert { record } => record,
+        };
+        match &self.last_sent {
+            Some((at, metadata)) if *metadata == record.metadata => {
+                let due = at + DIRECTORY_COALESCE_MS;
+                if now_ms >= due {
+                    self.mark_sent(record, now_ms);
+                    SyncAction::SendNow
+                } else if self.armed {
+                    SyncAction::Wait
+                } else {
+                    self.armed = true;
+                    SyncAction::ArmAlarm {
+                        in_ms: due - now_ms,
+                    }
+                }
+            }
+            _ => {
+                self.mark_sent(record, now_ms);
+                SyncAction::SendNow
+            }
+        }
+    }
+
+    /// A run starts: only a new thread, or one whose metadata the run stamped, is sent
+    /// now (search must find it); its status and time go with the run's end.
+    pub fn on_run_start(&mut self, update: &IndexUpdate, now_ms: i64) -> SyncAction {
+        match (update, &self.last_sent) {
+            (IndexUpdate::Upsert { record }, Some((_, metadata)))
+                if *metadata == record.metadata =>
+            {
+                SyncAction::Wait
+            }
+            _ => self.on_change(update, now_ms),
+        }
+    }
+
+    /// After a send: a failure is retried from the alarm.
+    pub fn on_sent(&mut self, delivered: bool) -> SyncAction {
+        if delivered || self.armed {
+            return SyncAction::Wait;
+        }
+        self.armed = true;
+        SyncAction::ArmAlarm {
+            in_ms: DIRECTORY_RETRY_MS,
+        }
+    }
+
+    /// The alarm went off: the object sends its record as it is now.
+    pub fn on_alarm(&mut self, update: &IndexUpdate, now_ms: i64) {
+        self.armed = false;
+        match update {
+            IndexUpdate::Upsert { record } => self.mark_sent(record, now_ms),
+            IndexUpdate::Remove { .. } => self.last_sent = None,
+        }
+    }
+
+    fn mark_sent(&mut self, record: &ThreadRecord, now_ms: i64) {
+        self.last_sent = Some((now_ms, record.metadata.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(id: &str, owner: Option<&str>, updated: i64) -> ThreadRecord {
+        let mut metadata = Map::new();
+        if let Some(owner) = owner {
+            metadata.insert(OWNER_KEY.into(), json!(owner));
+        }
+        let mut record = ThreadRecord::new(ThreadId::parse(id).unwrap(), metadata, 1);
+        record.updated_at_ms = updated;
+        record
+    }
+
+    fn upsert(record: &ThreadRecord) -> IndexUpdate {
+        IndexUpdate::Upsert {
+            record: record.clone(),
+        }
+    }
+
+    #[test]
+    fn owned_threads_live_in_their_owners_shard_and_the_rest_spread() {
+        let alice = record("t-1", Some("alice"), 5);
+        assert_eq!(Shard::of_record(&alice), Shard::Owner("alice".into()));
+        assert_eq!(Shard::of_record(&alice).object_name(), "dir/u/alice");
+        let mut used = std::collections::HashSet::new();
+        for i in 0..400 {
+            let shard = Shard::of_record(&record(&format!("thread-{i}"), None, 1));
+            let Shard::Shared(index) = shard else {
+                panic!("an ownerless thread is in a shared shard")
+            };
+            assert!(index < SHARED_DIRECTORY_SHARDS);
+            used.insert(index);
+        }
+        assert_eq!(
+            used.len() as u32,
+            SHARED_DIRECTORY_SHARDS,
+            "every shard used"
+        );
+        // Stable: the same thread always lands in the same shard.
+        let id = ThreadId::parse("same").unwrap();
+        assert_eq!(Shard::of(&id, None), Shard::of(&id, None));
+        let removal = IndexUpdate::Remove {
+            thread_id: alice.thread_id.clone(),
+            owner: Some("alice".into()),
+        };
+        assert_eq!(Shard::of_update(&removal), Shard::Owner("alice".into()));
+    }
+
+    #[test]
+    fn searches_read_one_owner_shard_or_every_shared_one() {
+        let mut query = ThreadSearch::default();
+        assert_eq!(
+            Shard::for_search(&query).len() as u32,
+            SHARED_DIRECTORY_SHARDS
+        );
+        query.metadata.insert(OWNER_KEY.into(), json!("bob"));
+        assert_eq!(Shard::for_search(&query), vec![Shard::Owner("bob".into())]);
+        query.metadata.insert(OWNER_KEY.into(), json!(7));
+        assert!(Shard::for_search(&query).is_empty());
+    }
+
+    #[test]
+    fn merge_sorts_and_pages_across_shards() {
+        let query = ThreadSearch {
+            limit: 2,
+            offset: 1,
+            ..ThreadSearch::default()
+        };
+        let each = shard_query(&query);
+        assert_eq!((each.offset, each.limit), (0, 3));
+        let a = vec![record("a1", None, 50), record("a2", None, 10)];
+        let b = vec![record("b1", None, 40), record("b2", None, 30)];
+        let page = merge(&query, vec![(Shard::Shared(0), a), (Shard::Shared(1), b)]);
+        let ids: Vec<_> = page
+            .iter()
+            .map(|(s, r)| (s.clone(), r.thread_id.as_str().to_string()))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (Shard::Shared(1), "b1".to_string()),
+                (Shard::Shared(1), "b2".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn turns_are_coalesced_and_what_search_filters_on_goes_at_once() {
+        let mut sync = DirectorySync::new();
+        let mut thread = record("t", None, 1);
+        assert_eq!(sync.on_change(&upsert(&thread), 0), SyncAction::SendNow);
+        // Turns within the interval: one alarm, then nothing more.
+        thread.updated_at_ms = 2;
+        assert_eq!(
+            sync.on_change(&upsert(&thread), 100),
+            SyncAction::ArmAlarm { in_ms: 900 }
+        );
+        assert_eq!(sync.on_change(&upsert(&thread), 200), SyncAction::Wait);
+        // A metadata change is not held back.
+        thread.metadata.insert("title".into(), json!("renamed"));
+        assert_eq!(sync.on_change(&upsert(&thread), 300), SyncAction::SendNow);
+        sync.on_alarm(&upsert(&thread), 1_000);
+        // After the interval a turn goes at once again.
+        assert_eq!(sync.on_change(&upsert(&thread), 2_100), SyncAction::SendNow);
+        let removal = IndexUpdate::Remove {
+            thread_id: thread.thread_id.clone(),
+            owner: None,
+        };
+        assert_eq!(sync.on_change(&removal, 2_150), SyncAction::SendNow);
+    }
+
+    #[test]
+    fn a_run_start_is_sent_only_when_search_needs_it() {
+        let mut sync = DirectorySync::new();
+        let mut thread = record("t", None, 1);
+        assert_eq!(sync.on_run_start(&upsert(&thread), 0), SyncAction::SendNow);
+        thread.updated_at_ms = 5_000;
+        assert_eq!(sync.on_run_start(&upsert(&thread), 5_000), SyncAction::Wait);
+        assert_eq!(sync.on_change(&upsert(&thread), 5_100), SyncAction::SendNow);
+        thread.metadata.insert("graph_id".into(), json!("agent"));
+        assert_eq!(
+            sync.on_run_start(&upsert(&thread), 9_000),
+            SyncAction::SendNow
+        );
+    }
+
+    #[test]
+    fn a_failed_send_is_retried_from_the_alarm_once() {
+        let mut sync = DirectorySync::new();
+        assert_eq!(
+            sync.on_sent(false),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_RETRY_MS
+            }
+        );
+        assert_eq!(sync.on_sent(false), SyncAction::Wait, "already armed");
+        assert_eq!(sync.on_sent(true), SyncAction::Wait);
+    }
+}

@@ -1,0 +1,268 @@
+//! One shard of the thread directory on SQLite ([`SqlExec`]): the table a directory
+//! object keeps, with search and count done in SQL so that their work is bounded by
+//! the page asked for, not by the number of threads in the shard.
+//!
+//! Thread objects never write this table: its indexes (by `updated_at`, by
+//! `created_at`) would otherwise cost every turn extra rows.
+
+use std::cell::Cell;
+
+use serde_json::{Map, Value};
+
+use super::sql::{Columns, SqlExec, SqlValue, Statement};
+use super::{ThreadIndex, ThreadSearch, ThreadSortKey};
+use crate::error::Result;
+use crate::thread::{ThreadId, ThreadRecord, ThreadStatus};
+
+/// The directory table and its indexes, created on first use.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS em_directory (
+        thread_id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        status TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS em_directory_by_updated ON em_directory (updated_at, thread_id)",
+    "CREATE INDEX IF NOT EXISTS em_directory_by_created ON em_directory (created_at, thread_id)",
+];
+
+/// Inserts or replaces a copy, unless the stored one is newer: copies may arrive late
+/// and out of order, and `updated_at` only grows on a thread.
+const UPSERT: &str =
+    "INSERT INTO em_directory (thread_id, created_at, updated_at, metadata, status)
+     VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (thread_id) DO UPDATE SET created_at = excluded.created_at,
+       updated_at = excluded.updated_at, metadata = excluded.metadata, status = excluded.status
+     WHERE excluded.updated_at >= em_directory.updated_at";
+
+const REMOVE: &str = "DELETE FROM em_directory WHERE thread_id = ?";
+
+const TABLE: &str = "em_directory";
+
+const COLUMNS: &str = "thread_id, created_at, updated_at, metadata, status";
+
+/// A directory shard over SQLite.
+#[derive(Debug)]
+pub struct SqlDirectory<E> {
+    exec: E,
+    ready: Cell<bool>,
+}
+
+impl<E: SqlExec> SqlDirectory<E> {
+    /// A directory over `exec`; its table is created on first use.
+    pub fn new(exec: E) -> Self {
+        SqlDirectory {
+            exec,
+            ready: Cell::new(false),
+        }
+    }
+
+    fn ensure_schema(&self) -> Result<()> {
+        if !self.ready.get() {
+            let statements: Vec<Statement> = SCHEMA
+                .iter()
+                .map(|sql| Statement::new(*sql, vec![]))
+                .collect();
+            self.exec.execute_batch(&statements)?;
+            self.ready.set(true);
+        }
+        Ok(())
+    }
+}
+
+/// Rows of a table of thread records (`em_directory`, or a store's own `em_threads`).
+fn records<E: SqlExec>(
+    exec: &E,
+    table: &'static str,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<ThreadRecord>> {
+    exec.query(sql, params)?
+        .into_iter()
+        .map(|row| {
+            let mut cols = Columns::new(row, table);
+            Ok(ThreadRecord {
+                thread_id: ThreadId::parse(&cols.text()?)?,
+                created_at_ms: cols.integer()?,
+                updated_at_ms: cols.integer()?,
+                metadata: cols.json_object()?,
+                status: ThreadStatus::parse(&cols.text()?)?,
+            })
+        })
+        .collect()
+}
+
+/// A record's columns, in [`COLUMNS`] order, as statement parameters.
+pub(crate) fn record_params(record: &ThreadRecord) -> Vec<SqlValue> {
+    vec![
+        record.thread_id.as_str().into(),
+        record.created_at_ms.into(),
+        record.updated_at_ms.into(),
+        json_text(&record.metadata).into(),
+        record.status.as_str().into(),
+    ]
+}
+
+/// Searches a table of thread records: filters, order and paging in SQL where SQL alone
+/// decides, else the filters are applied again exactly and paged in Rust.
+pub(crate) fn search_table<E: SqlExec>(
+    exec: &E,
+    table: &'static str,
+    query: &ThreadSearch,
+) -> Result<Vec<ThreadRecord>> {
+    let Filters {
+        clause,
+        mut params,
+        exact,
+    } = filters(query);
+    let mut sql = format!("SELECT {COLUMNS} FROM {table}{clause}{}", order_by(query));
+    if !exact {
+        return Ok(query.page(records(exec, table, &sql, &params)?));
+    }
+    sql.push_str(" LIMIT ? OFFSET ?");
+    params.push(count_param(query.limit));
+    params.push(count_param(query.offset));
+    records(exec, table, &sql, &params)
+}
+
+/// Counts a table's thread records that match `query`'s filters.
+pub(crate) fn count_table<E: SqlExec>(
+    exec: &E,
+    table: &'static str,
+    query: &ThreadSearch,
+) -> Result<usize> {
+    let Filters {
+        clause,
+        params,
+        exact,
+    } = filters(query);
+    if !exact {
+        let sql = format!("SELECT {COLUMNS} FROM {table}{clause}");
+        let found = records(exec, table, &sql, &params)?;
+        return Ok(found.iter().filter(|r| query.matches(r)).count());
+    }
+    let rows = exec.query(&format!("SELECT COUNT(*) FROM {table}{clause}"), &params)?;
+    let count = rows
+        .into_iter()
+        .next()
+        .map(|row| Columns::new(row, table).integer())
+        .transpose()?
+        .unwrap_or(0);
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
+/// A search's filters as SQL: the `WHERE` clause, its parameters, and whether the SQL
+/// alone decides (else every filter is applied again, exactly, in Rust).
+struct Filters {
+    clause: String,
+    params: Vec<SqlValue>,
+    exact: bool,
+}
+
+fn filters(query: &ThreadSearch) -> Filters {
+    let mut f = Filters {
+        clause: String::from(" WHERE 1 = 1"),
+        params: Vec::new(),
+        exact: true,
+    };
+    for (key, value) in &query.metadata {
+        metadata_filter(&mut f, key, value);
+    }
+    if let Some(status) = query.status {
+        f.clause.push_str(" AND status = ?");
+        f.params.push(status.as_str().into());
+    }
+    if let Some(ids) = &query.ids {
+        let marks = vec!["?"; ids.len()].join(", ");
+        f.clause.push_str(&format!(" AND thread_id IN ({marks})"));
+        f.params
+            .extend(ids.iter().map(|id| SqlValue::from(id.as_str())));
+    }
+    f
+}
+
+/// One metadata filter: exact in SQL for strings, booleans, integers and null; for other
+/// values (floats, objects, arrays: JSON equality) SQL only narrows to rows that have
+/// the key.
+fn metadata_filter(f: &mut Filters, key: &str, value: &Value) {
+    let path = json_path(key);
+    let (condition, bound): (&str, Option<SqlValue>) = match value {
+        Value::String(text) => (
+            " AND json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?",
+            Some(text.as_str().into()),
+        ),
+        Value::Bool(true) => (" AND json_type(metadata, ?) = 'true'", None),
+        Value::Bool(false) => (" AND json_type(metadata, ?) = 'false'", None),
+        Value::Null => (" AND json_type(metadata, ?) = 'null'", None),
+        Value::Number(n) if n.is_i64() => (
+            " AND json_type(metadata, ?) = 'integer' AND json_extract(metadata, ?) = ?",
+            n.as_i64().map(SqlValue::Integer),
+        ),
+        _ => {
+            f.exact = false;
+            (" AND json_type(metadata, ?) IS NOT NULL", None)
+        }
+    };
+    f.clause.push_str(condition);
+    f.params.push(path.as_str().into());
+    if let Some(bound) = bound {
+        f.params.push(path.into());
+        f.params.push(bound);
+    }
+}
+
+/// `$."key"` for SQLite's JSON functions, with the key quoted.
+fn json_path(key: &str) -> String {
+    format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn order_by(query: &ThreadSearch) -> String {
+    let column = match query.sort_by {
+        ThreadSortKey::UpdatedAt => "updated_at, ",
+        ThreadSortKey::CreatedAt => "created_at, ",
+        ThreadSortKey::ThreadId => "",
+    };
+    let direction = if query.ascending { "ASC" } else { "DESC" };
+    if column.is_empty() {
+        format!(" ORDER BY thread_id {direction}")
+    } else {
+        format!(
+            " ORDER BY {} {direction}, thread_id {direction}",
+            column.trim_end_matches(", ")
+        )
+    }
+}
+
+fn json_text(map: &Map<String, Value>) -> String {
+    Value::Object(map.clone()).to_string()
+}
+
+impl<E: SqlExec> ThreadIndex for SqlDirectory<E> {
+    async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec
+            .execute_batch(&[Statement::new(UPSERT, record_params(record))])
+    }
+
+    async fn index_remove(&self, thread_id: &ThreadId) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec
+            .execute_batch(&[Statement::new(REMOVE, vec![thread_id.as_str().into()])])
+    }
+
+    async fn search_threads(&self, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
+        self.ensure_schema()?;
+        search_table(&self.exec, TABLE, query)
+    }
+
+    async fn count_threads(&self, query: &ThreadSearch) -> Result<usize> {
+        self.ensure_schema()?;
+        count_table(&self.exec, TABLE, query)
+    }
+}
+
+/// A limit or offset as a SQL integer (`usize::MAX` means no limit).
+fn count_param(n: usize) -> SqlValue {
+    SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,308 @@
+//! The thread directory on Durable Objects: shard objects answer `/index/*`, and each
+//! thread object sends its own record to its shard off the response path (see
+//! [`crate::api::directory`] for the rules).
+
+use std::rc::Rc;
+
+use worker::Env;
+
+use super::{call_object, decode, ObjectInner};
+use crate::api::directory::{owner_of, Shard, SyncAction, DIRECTORY_RETRY_MS};
+use crate::api::{Body, HttpResponse, IndexUpdate};
+use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
+use crate::error::Error;
+use crate::runtime::{Clock, SystemClock};
+use crate::thread::ThreadId;
+
+/// The object-storage key that names the thread an armed alarm is for: an alarm may go
+/// off in a fresh instance that has not seen a request, and in KV mode the object's
+/// SQLite holds no thread record to find it by.
+const ALARM_THREAD_KEY: &str = "directory_thread";
+
+/// The thread an alarm sends the record of.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct AlarmThread {
+    thread_id: ThreadId,
+    owner: Option<String>,
+}
+
+/// Sends `update` to its directory shard.
+pub(super) async fn shard_apply(
+    env: &Env,
+    shard: &Shard,
+    update: &IndexUpdate,
+) -> Result<(), Error> {
+    let payload = serde_json::to_string(update).map_err(Error::backend)?;
+    let response = call_object(env, &shard.object_name(), "/index/apply", payload).await?;
+    match response.status {
+        200..=299 => Ok(()),
+        status => Err(Error::backend(format_args!(
+            "directory shard {} answered {status}",
+            shard.object_name()
+        ))),
+    }
+}
+
+/// Asks a shard object at `path` (`/index/search`, `/index/count`) and decodes its JSON.
+pub(super) async fn shard_query<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    shard: &Shard,
+    path: &str,
+    query: &ThreadSearch,
+) -> Result<T, Error> {
+    let payload = serde_json::to_string(query).map_err(Error::backend)?;
+    let response = call_object(env, &shard.object_name(), path, payload).await?;
+    match response.body {
+        Body::Json(value) if response.status == 200 => {
+            serde_json::from_value(value).map_err(Error::backend)
+        }
+        _ => Err(Error::backend(format_args!(
+            "directory shard {} answered {} to {path}",
+            shard.object_name(),
+            response.status
+        ))),
+    }
+}
+
+impl ObjectInner {
+    /// A directory shard object's routes.
+    pub(super) async fn directory_route(&self, path: &str, body: &str) -> HttpResponse {
+        let directory = &self.directory;
+        let result = match path {
+            "/index/apply" => match decode::<IndexUpdate>(body) {
+                Ok(IndexUpdate::Upsert { record }) => directory
+                    .index_upsert(&record)
+                    .await
+                    .map(|()| serde_json::Value::Null),
+                Ok(IndexUpdate::Remove { thread_id, .. }) => directory
+                    .index_remove(&thread_id)
+                    .await
+                    .map(|()| serde_json::Value::Null),
+                Err(err) => Err(err),
+            },
+            "/index/search" => match decode::<ThreadSearch>(body) {
+                Ok(query) => directory
+                    .search_threads(&query)
+                    .await
+                    .and_then(|records| serde_json::to_value(records).map_err(Error::backend)),
+                Err(err) => Err(err),
+            },
+            "/index/count" => match decode::<ThreadSearch>(body) {
+                Ok(query) => directory
+                    .count_threads(&query)
+                    .await
+                    .map(|count| serde_json::json!(count)),
+                Err(err) => Err(err),
+            },
+            other => Err(Error::backend(format_args!("no directory route {other}"))),
+        };
+        match result {
+            Ok(serde_json::Value::Null) => HttpResponse::no_content(),
+            Ok(value) => HttpResponse::ok(value),
+            Err(err) => HttpResponse::error(&err),
+        }
+    }
+
+    /// After a change by a thread call (create, patch, delete, copy; never a turn):
+    /// sends the record to its directory shard before the call is answered, so the
+    /// caller's next search sees it.
+    pub(super) async fn directory_changed_awaited(&self, update: IndexUpdate) {
+        let action = self
+            .directory_sync
+            .borrow_mut()
+            .on_change(&update, SystemClock.now_ms());
+        match action {
+            SyncAction::SendNow => self.directory_send(update).await,
+            SyncAction::ArmAlarm { in_ms } => self.arm_alarm(&update, in_ms).await,
+            SyncAction::Wait => {}
+        }
+    }
+
+    /// After a run: the record goes to its shard in the background (coalesced), never
+    /// awaited by the run's answer.
+    pub(super) fn directory_changed(self: &Rc<Self>, update: IndexUpdate) {
+        let action = self
+            .directory_sync
+            .borrow_mut()
+            .on_change(&update, SystemClock.now_ms());
+        self.directory_act(action, update);
+    }
+
+    /// A run starts on this thread: a new thread (or newly stamped metadata) goes to
+    /// the directory now, in the background; the rest waits for the run's end.
+    pub(super) fn directory_run_started(self: &Rc<Self>, update: IndexUpdate) {
+        let action = self
+            .directory_sync
+            .borrow_mut()
+            .on_run_start(&update, SystemClock.now_ms());
+        self.directory_act(action, update);
+    }
+
+    fn directory_act(self: &Rc<Self>, action: SyncAction, update: IndexUpdate) {
+        let inner = self.clone();
+        match action {
+            SyncAction::SendNow => self.state.wait_until(async move {
+                inner.directory_send(update).await;
+            }),
+            SyncAction::ArmAlarm { in_ms } => self.state.wait_until(async move {
+                inner.arm_alarm(&update, in_ms).await;
+            }),
+            SyncAction::Wait => {}
+        }
+    }
+
+    /// Sends `update`; a failure arms the alarm to send the newest record later.
+    async fn directory_send(&self, update: IndexUpdate) {
+        let shard = Shard::of_update(&update);
+        let delivered = faults::deliver(self, &shard, &update).await;
+        if let Err(err) = &delivered {
+            worker::console_warn!("edge-memory: directory update deferred: {err}");
+        }
+        let next = self.directory_sync.borrow_mut().on_sent(delivered.is_ok());
+        if let SyncAction::ArmAlarm { in_ms } = next {
+            self.arm_alarm(&update, in_ms).await;
+        }
+    }
+
+    /// Sets the alarm, remembering which thread it is for.
+    async fn arm_alarm(&self, update: &IndexUpdate, in_ms: i64) {
+        let thread = match update {
+            IndexUpdate::Upsert { record } => AlarmThread {
+                thread_id: record.thread_id.clone(),
+                owner: owner_of(&record.metadata).map(str::to_string),
+            },
+            IndexUpdate::Remove { thread_id, owner } => AlarmThread {
+                thread_id: thread_id.clone(),
+                owner: owner.clone(),
+            },
+        };
+        self.arm_alarm_for(&thread, in_ms).await;
+    }
+
+    async fn arm_alarm_for(&self, thread: &AlarmThread, in_ms: i64) {
+        let storage = self.state.storage();
+        let armed = match storage.put(ALARM_THREAD_KEY, thread).await {
+            Ok(()) => storage.set_alarm(in_ms.max(0)).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = armed {
+            worker::console_error!("edge-memory: directory alarm not set: {err}");
+        }
+    }
+
+    /// The alarm: sends the thread's record as it is now (or its removal).
+    pub(super) async fn directory_alarm(&self) {
+        let storage = self.state.storage();
+        let Ok(Some(thread)) = storage.get::<AlarmThread>(ALARM_THREAD_KEY).await else {
+            return;
+        };
+        let update = match self.edge_store().get_thread(&thread.thread_id).await {
+            Ok(record) => IndexUpdate::Upsert { record },
+            Err(Error::NotFound { .. }) => IndexUpdate::Remove {
+                thread_id: thread.thread_id,
+                owner: thread.owner,
+            },
+            Err(err) => {
+                worker::console_error!("edge-memory: directory alarm cannot read: {err}");
+                self.arm_alarm_for(&thread, DIRECTORY_RETRY_MS).await;
+                return;
+            }
+        };
+        self.directory_sync
+            .borrow_mut()
+            .on_alarm(&update, SystemClock.now_ms());
+        if matches!(update, IndexUpdate::Remove { .. }) {
+            // Nothing of the thread is left to send later.
+            let _ = storage.delete(ALARM_THREAD_KEY).await;
+        }
+        self.directory_send(update).await;
+    }
+}
+
+/// Delivery, with the dev-mode fault switch of the directory nemesis test.
+mod faults {
+    use super::*;
+
+    /// Delivers `update` to `shard`. With the `dev-routes` feature and `DEV_MODE`,
+    /// `DEV_DIRECTORY_FAULTS` (e.g. `drop=0.3,delay=400,stale=0.3`) drops updates (the
+    /// sender sees a failure and retries from its alarm), delays them by up to `delay`
+    /// ms (so they arrive out of order), and sends the previous copy again after the new
+    /// one (a stale duplicate, which versioning must ignore).
+    pub(super) async fn deliver(
+        inner: &ObjectInner,
+        shard: &Shard,
+        update: &IndexUpdate,
+    ) -> Result<(), Error> {
+        #[cfg(feature = "dev-routes")]
+        if let Some(faults) = dev::Faults::from_env(&inner.env) {
+            return dev::deliver_with_faults(inner, shard, update, &faults).await;
+        }
+        shard_apply(&inner.env, shard, update).await
+    }
+
+    #[cfg(feature = "dev-routes")]
+    mod dev {
+        use super::*;
+        use crate::runtime::{Entropy, SystemEntropy};
+
+        /// The fault switch's settings.
+        pub(super) struct Faults {
+            drop: f64,
+            delay_ms: u64,
+            stale: f64,
+        }
+
+        impl Faults {
+            pub(super) fn from_env(env: &Env) -> Option<Faults> {
+                let dev_mode = env.var("DEV_MODE").ok()?.to_string() == "true";
+                let spec = env.var("DEV_DIRECTORY_FAULTS").ok()?.to_string();
+                if !dev_mode || spec.is_empty() {
+                    return None;
+                }
+                let mut faults = Faults {
+                    drop: 0.0,
+                    delay_ms: 0,
+                    stale: 0.0,
+                };
+                for part in spec.split(',') {
+                    let (key, value) = part.split_once('=')?;
+                    match key.trim() {
+                        "drop" => faults.drop = value.trim().parse().ok()?,
+                        "delay" => faults.delay_ms = value.trim().parse().ok()?,
+                        "stale" => faults.stale = value.trim().parse().ok()?,
+                        _ => return None,
+                    }
+                }
+                Some(faults)
+            }
+        }
+
+        /// A uniform random number in [0, 1).
+        fn chance() -> f64 {
+            let mut bytes = [0u8; 4];
+            SystemEntropy.fill(&mut bytes);
+            f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+        }
+
+        pub(super) async fn deliver_with_faults(
+            inner: &ObjectInner,
+            shard: &Shard,
+            update: &IndexUpdate,
+            faults: &Faults,
+        ) -> Result<(), Error> {
+            if faults.delay_ms > 0 {
+                let wait = (chance() * faults.delay_ms as f64) as u64;
+                worker::Delay::from(std::time::Duration::from_millis(wait)).await;
+            }
+            if chance() < faults.drop {
+                return Err(Error::backend("dropped by DEV_DIRECTORY_FAULTS"));
+            }
+            shard_apply(&inner.env, shard, update).await?;
+            let previous = inner.directory_previous.replace(Some(update.clone()));
+            if let Some(previous) = previous.filter(|_| chance() < faults.stale) {
+                let _ = shard_apply(&inner.env, &Shard::of_update(&previous), &previous).await;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! A directory shard on real SQLite: filters decided in SQL mean exactly what JSON
+//! equality means, and late copies never replace newer ones.
+
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use edge_memory::checkpoint::directory::SqlDirectory;
+use edge_memory::checkpoint::{ThreadIndex, ThreadSearch, ThreadSortKey};
+use edge_memory::thread::{ThreadId, ThreadRecord, ThreadStatus};
+use serde_json::{json, Value};
+
+fn record(id: &str, metadata: Value, updated: i64) -> ThreadRecord {
+    let Value::Object(metadata) = metadata else {
+        panic!("metadata is an object")
+    };
+    let mut record = ThreadRecord::new(ThreadId::parse(id).unwrap(), metadata, 1);
+    record.updated_at_ms = updated;
+    record
+}
+
+fn filter(metadata: Value) -> ThreadSearch {
+    let Value::Object(metadata) = metadata else {
+        panic!("filter is an object")
+    };
+    ThreadSearch {
+        metadata,
+        limit: 100,
+        ..ThreadSearch::default()
+    }
+}
+
+fn ids(records: Vec<ThreadRecord>) -> Vec<String> {
+    records
+        .into_iter()
+        .map(|r| r.thread_id.as_str().to_string())
+        .collect()
+}
+
+fn shard() -> SqlDirectory<support::RusqliteExec> {
+    let directory = SqlDirectory::new(support::RusqliteExec::in_memory());
+    let copies = [
+        record("int", json!({"v": 1}), 10),
+        record("text", json!({"v": "1"}), 20),
+        record("yes", json!({"v": true}), 30),
+        record("float", json!({"v": 1.5}), 40),
+        record("obj", json!({"v": {"a": [1, 2]}}), 50),
+        record("null", json!({"v": null}), 60),
+        record("none", json!({}), 70),
+    ];
+    for copy in &copies {
+        pollster::block_on(directory.index_upsert(copy)).unwrap();
+    }
+    directory
+}
+
+#[test]
+fn filters_mean_json_equality() {
+    let directory = shard();
+    let find = |value: Value| {
+        let query = filter(json!({ "v": value }));
+        let found = ids(pollster::block_on(directory.search_threads(&query)).unwrap());
+        let count = pollster::block_on(directory.count_threads(&query)).unwrap();
+        assert_eq!(found.len(), count, "count agrees with search for {query:?}");
+        found
+    };
+    assert_eq!(find(json!(1)), ["int"]);
+    assert_eq!(find(json!("1")), ["text"]);
+    assert_eq!(find(json!(true)), ["yes"]);
+    assert_eq!(find(json!(false)), Vec::<String>::new());
+    assert_eq!(find(json!(1.5)), ["float"]);
+    assert_eq!(find(json!({"a": [1, 2]})), ["obj"]);
+    assert_eq!(find(json!(null)), ["null"]);
+}
+
+#[test]
+fn sorted_and_paged_in_sql() {
+    let directory = shard();
+    let mut query = filter(json!({}));
+    query.limit = 3;
+    query.offset = 1;
+    let page = ids(pollster::block_on(directory.search_threads(&query)).unwrap());
+    assert_eq!(page, ["null", "obj", "float"], "newest first, after one");
+    query.ascending = true;
+    query.sort_by = ThreadSortKey::ThreadId;
+    let page = ids(pollster::block_on(directory.search_threads(&query)).unwrap());
+    assert_eq!(page, ["int", "none", "null"]);
+}
+
+#[test]
+fn late_copies_never_replace_newer_ones() {
+    let directory = shard();
+    let mut newer = record("int", json!({"v": 2}), 100);
+    newer.status = ThreadStatus::Busy;
+    pollster::block_on(directory.index_upsert(&newer)).unwrap();
+    let late = record("int", json!({"v": 1}), 99);
+    pollster::block_on(directory.index_upsert(&late)).unwrap();
+    let found = pollster::block_on(directory.search_threads(&filter(json!({"v": 2})))).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].status, ThreadStatus::Busy);
+    assert_eq!(found[0].updated_at_ms, 100);
+    pollster::block_on(directory.index_remove(&newer.thread_id)).unwrap();
+    let all = pollster::block_on(directory.count_threads(&filter(json!({})))).unwrap();
+    assert_eq!(all, 6);
+}
