@@ -29,11 +29,16 @@
 //! This module holds the wire types and the [`SaverStore`] contract; `sql` implements
 //! it on [`SqlCheckpointer`](super::sql::SqlCheckpointer), with message lists in
 //! `message_list` and `copy_thread` (export and import) in `export`. The other backends
-//! keep the trait's defaults, which refuse every call.
+//! keep the trait's defaults, which refuse every call. [`conformance`] is the suite the
+//! SQL implementation passes on real SQLite (`tests/saver_conformance.rs`).
 
 mod export;
 mod message_list;
 pub(crate) mod sql;
+
+// The suite runs natively, and in the worker only where dev routes are built in.
+#[cfg(any(not(target_arch = "wasm32"), feature = "dev-routes"))]
+pub mod conformance;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -299,7 +304,7 @@ fn unsupported<T>() -> Result<T> {
 /// The checkpointer storage operations, per thread: what `EdgeMemorySaver` calls over
 /// `POST /threads/{id}/saver/*`.
 ///
-/// The contract:
+/// The contract (checked by [`conformance`] on real SQLite):
 /// - Checkpoints are keyed by `(thread, checkpoint_ns, checkpoint_id)`; namespaces and
 ///   threads never see each other's data. Ids sort in creation order (LangGraph's
 ///   checkpoint ids do), so "newest" means "greatest id".
