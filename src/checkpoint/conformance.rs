@@ -59,6 +59,9 @@ macro_rules! check_eq {
     }};
 }
 
+// The saver store's suite (`saver::conformance`) checks with the same macros.
+pub(crate) use {check, check_eq};
+
 /// The result of one case in a [`Report`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {

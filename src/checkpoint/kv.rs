@@ -288,6 +288,9 @@ impl<K: KvPort> KvCheckpointer<K> {
     }
 }
 
+/// No LangGraph checkpointer storage on KV: every call keeps the trait's `Unsupported`.
+impl<K: KvPort> super::saver::SaverStore for KvCheckpointer<K> {}
+
 fn json(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|e| Error::backend(format_args!("does not serialize: {e}")))

@@ -187,6 +187,9 @@ impl Checkpointer for MemoryCheckpointer {
     }
 }
 
+/// No LangGraph checkpointer storage here: every call keeps the trait's `Unsupported`.
+impl super::saver::SaverStore for MemoryCheckpointer {}
+
 impl ThreadIndex for MemoryCheckpointer {
     async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
         let mut threads = self.threads.borrow_mut();

@@ -1076,7 +1076,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
 
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()> {
         let tkey = self.thread_keys(thread_id)?.tkey;
-        self.exec.execute_batch(&[
+        let mut batch = vec![
             Statement::new(
                 "DELETE FROM em_message_parts WHERE seq IN (SELECT m.seq FROM em_messages m
                  JOIN em_checkpoints c ON c.ckey = m.ckey WHERE c.tkey = ?)",
@@ -1088,14 +1088,14 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             ),
             Statement::new("DELETE FROM em_live WHERE tkey = ?", vec![tkey.into()]),
             Statement::new("DELETE FROM em_checkpoints WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_checkpoints WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_blobs WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_writes WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_messages WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_list_versions WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_saver_list_rows WHERE tkey = ?", vec![tkey.into()]),
-            Statement::new("DELETE FROM em_threads WHERE tkey = ?", vec![tkey.into()]),
-        ])
+        ];
+        // The thread's LangGraph checkpointer storage goes with it.
+        batch.extend(super::saver::sql::delete_all(tkey));
+        batch.push(Statement::new(
+            "DELETE FROM em_threads WHERE tkey = ?",
+            vec![tkey.into()],
+        ));
+        self.exec.execute_batch(&batch)
     }
 
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
