@@ -18,7 +18,6 @@
 //!   per-thread Durable Object and the adapters to its SQL storage.
 
 pub mod api;
-pub mod auth;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
@@ -32,3 +31,7 @@ pub mod thread;
 mod edge;
 
 pub use error::{Error, Result};
+
+/// Who is calling (API keys, JWTs); it lives in [`api::auth`], this path stays for
+/// the crate's users.
+pub use api::auth;

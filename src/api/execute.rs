@@ -10,7 +10,7 @@ use super::{
     RunRequest, SaverCommand, SseEvent, StreamMode, ThreadCall, ThreadCommand, ASSISTANT_ID,
     ASSISTANT_UUID,
 };
-use crate::auth::OWNER_KEY;
+use crate::api::auth::OWNER_KEY;
 use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, Turn};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{CheckpointId, CheckpointRecord, Checkpointer, ListQuery};

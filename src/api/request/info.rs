@@ -49,7 +49,7 @@ fn search_assistants(body: &Map<String, Value>) -> Result<Value> {
 }
 
 /// How this server admits callers, as `/info` says it (never a secret).
-fn auth_json(auth: &crate::auth::AuthSettings) -> Value {
+fn auth_json(auth: &crate::api::auth::AuthSettings) -> Value {
     if let Some(reason) = &auth.not_configured {
         return json!({"mode": "not_configured", "detail": reason});
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
-use crate::auth::{Caller, OWNER_KEY};
+use crate::api::auth::{Caller, OWNER_KEY};
 use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
