@@ -11,9 +11,11 @@
 //! - `ALLOWED_ORIGINS=*` is refused when credentials are configured; in `DEV_MODE`, local
 //!   browser origins (`localhost`, `127.0.0.1`, `[::1]`, any port) are allowed.
 
+use crate::api::auth::KeySource;
+use crate::api::auth::{
+    AuthSettings, JwtSettings, JWT_HS256_MIN_KEY_BYTES, JWT_MAX_LIFETIME_S_DEFAULT,
+};
 use crate::api::cors::CorsPolicy;
-use crate::auth::KeySource;
-use crate::auth::{AuthSettings, JwtSettings, JWT_HS256_MIN_KEY_BYTES, JWT_MAX_LIFETIME_S_DEFAULT};
 use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
 use crate::chat::upstream::{MODEL_DEADLINE_MS_DEFAULT, MODEL_TIMEOUT_MS_DEFAULT};
 use crate::chat::workers_ai::WORKERS_AI_MODEL_DEFAULT;

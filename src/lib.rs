@@ -12,13 +12,13 @@
 //! - The storage-agnostic core, plain Rust, built and tested natively:
 //!   [`thread`], [`message`] (with the `add_messages` reducer), [`checkpoint`] (the
 //!   [`Checkpointer`](checkpoint::Checkpointer) trait, its backends and the conformance
-//!   suite), [`chat`] (the turn engine and models), [`api`] (HTTP as pure functions),
-//!   [`auth`] (API keys, JWTs), [`config`] (the environment's settings and their rules).
+//!   suite), [`chat`] (the turn engine and models), [`api`] (HTTP as pure functions,
+//!   with [`api::auth`]: API keys, JWTs), [`config`] (the environment's settings and
+//!   their rules).
 //! - `edge` (wasm32 only): the only code that names `worker::*` — the fetch entry, the
 //!   per-thread Durable Object and the adapters to its SQL storage.
 
 pub mod api;
-pub mod auth;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
@@ -32,3 +32,7 @@ pub mod thread;
 mod edge;
 
 pub use error::{Error, Result};
+
+/// Who is calling (API keys, JWTs); it lives in [`api::auth`], this path stays for
+/// the crate's users.
+pub use api::auth;

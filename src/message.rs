@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::limits::MESSAGE_MAX_BYTES;
-use crate::runtime::{uuid_v4, Entropy};
+mod parse;
+
+pub use parse::{parse_message, parse_messages};
 
 /// The id that, removed, clears the whole message list (LangGraph's `REMOVE_ALL_MESSAGES`).
 pub const REMOVE_ALL_MESSAGES: &str = "__remove_all__";
@@ -221,204 +222,6 @@ pub fn add_messages<'a>(
     Ok(slots.into_iter().flatten().collect())
 }
 
-/// Reads a list of input messages in any accepted dialect.
-///
-/// `field` names the list in error messages (e.g. `input.messages`). Messages without an
-/// id get a random one from `entropy`.
-pub fn parse_messages(value: &Value, field: &str, entropy: &dyn Entropy) -> Result<Vec<MessageOp>> {
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        // A single message dict or string is accepted as a list of one, as LangGraph does.
-        Value::Object(_) | Value::String(_) => vec![value],
-        other => {
-            return Err(Error::invalid(
-                field,
-                format!("expected a list of messages, got {}", json_type_name(other)),
-            ))
-        }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| parse_message(item, &format!("{field}[{i}]"), entropy))
-        .collect()
-}
-
-/// Reads one input message; see [`parse_messages`].
-pub fn parse_message(value: &Value, field: &str, entropy: &dyn Entropy) -> Result<MessageOp> {
-    let obj = match value {
-        Value::String(text) => {
-            let message = Message::new(MessageType::Human, uuid_v4(entropy), text.clone());
-            return Ok(MessageOp::Upsert { message });
-        }
-        Value::Object(obj) => obj,
-        other => {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "expected a message object like {{\"role\": \"user\", \"content\": \"...\"}}, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-    };
-    // LangChain's serialized form: {"lc": 1, "type": "constructor", "id": [..., "HumanMessage"], "kwargs": {...}}
-    if obj.get("lc").is_some() && obj.get("type").and_then(Value::as_str) == Some("constructor") {
-        let class = obj
-            .get("id")
-            .and_then(Value::as_array)
-            .and_then(|path| path.last())
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut kwargs = match obj.get("kwargs") {
-            Some(Value::Object(kwargs)) => kwargs.clone(),
-            _ => {
-                return Err(Error::invalid(
-                    format!("{field}.kwargs"),
-                    "is required for a serialized LangChain message",
-                ))
-            }
-        };
-        kwargs.insert("type".into(), Value::String(class.to_string()));
-        return parse_message(&Value::Object(kwargs), field, entropy);
-    }
-
-    let kind_raw = match (obj.get("type"), obj.get("role")) {
-        (Some(Value::String(t)), _) => t.as_str(),
-        (None, Some(Value::String(r))) => r.as_str(),
-        (Some(other), _) | (None, Some(other)) => {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "`type`/`role` must be a string, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-        (None, None) => return Err(Error::invalid(
-            field,
-            "needs a `role` (user, assistant, system, tool) or a `type` (human, ai, system, tool)",
-        )),
-    };
-    let id = match obj.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MESSAGE_ID_MAX_LEN => {
-            Some(id.clone())
-        }
-        Some(Value::String(_)) => {
-            return Err(Error::invalid(
-                format!("{field}.id"),
-                format!("must be 1 to {MESSAGE_ID_MAX_LEN} characters"),
-            ))
-        }
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{field}.id"),
-                format!("must be a string, got {}", json_type_name(other)),
-            ))
-        }
-    };
-    let kind = match kind_raw.to_ascii_lowercase().as_str() {
-        "human" | "user" | "humanmessage" | "humanmessagechunk" => MessageType::Human,
-        "ai" | "assistant" | "aimessage" | "aimessagechunk" => MessageType::Ai,
-        "system" | "developer" | "systemmessage" | "systemmessagechunk" => MessageType::System,
-        "tool" | "toolmessage" | "toolmessagechunk" => MessageType::Tool,
-        "remove" | "removemessage" => {
-            return match id {
-                Some(id) if id == REMOVE_ALL_MESSAGES => Ok(MessageOp::RemoveAll),
-                Some(id) => Ok(MessageOp::Remove { id }),
-                None => Err(Error::invalid(
-                    format!("{field}.id"),
-                    "is required to remove a message",
-                )),
-            }
-        }
-        _ => {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "unknown message type {kind_raw:?}; expected one of human/user, ai/assistant, system, tool, remove"
-                ),
-            ))
-        }
-    };
-    let content = match obj.get("content") {
-        Some(content @ (Value::String(_) | Value::Array(_))) => content.clone(),
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{field}.content"),
-                format!(
-                    "must be a string or a list of content parts, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-        None => {
-            return Err(Error::invalid(format!("{field}.content"), "is required"));
-        }
-    };
-    let name = optional_string(obj, "name", field)?;
-    let tool_call_id = optional_string(obj, "tool_call_id", field)?;
-    if kind == MessageType::Tool && tool_call_id.is_none() {
-        return Err(Error::invalid(
-            format!("{field}.tool_call_id"),
-            "is required for a tool message",
-        ));
-    }
-    let mut extra = Map::new();
-    for (key, value) in obj {
-        let known = matches!(
-            key.as_str(),
-            "type" | "role" | "id" | "content" | "name" | "tool_call_id"
-        );
-        // Defaults that `to_json` adds back anyway are not worth storing.
-        let empty_default = matches!(
-            (key.as_str(), value),
-            ("additional_kwargs" | "response_metadata", Value::Object(o)) if o.is_empty()
-        ) || matches!(
-            (key.as_str(), value),
-            ("tool_calls" | "invalid_tool_calls", Value::Array(a)) if a.is_empty()
-        ) || matches!(
-            (key.as_str(), value),
-            (
-                "usage_metadata" | "example",
-                Value::Null | Value::Bool(false)
-            )
-        );
-        if !known && !empty_default {
-            extra.insert(key.clone(), value.clone());
-        }
-    }
-    let message = Message {
-        id: id.unwrap_or_else(|| uuid_v4(entropy)),
-        kind,
-        content,
-        name,
-        tool_call_id,
-        extra,
-    };
-    let size = message.stored_size();
-    if size > MESSAGE_MAX_BYTES {
-        return Err(Error::TooLarge {
-            what: format!("`{field}` (bytes)"),
-            size,
-            limit: MESSAGE_MAX_BYTES,
-        });
-    }
-    Ok(MessageOp::Upsert { message })
-}
-
-fn optional_string(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::invalid(
-            format!("{field}.{key}"),
-            format!("must be a string, got {}", json_type_name(other)),
-        )),
-    }
-}
-
 /// The JSON type of `value`, for error messages ("got a number").
 pub fn json_type_name(value: &Value) -> &'static str {
     match value {
@@ -434,6 +237,7 @@ pub fn json_type_name(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MESSAGE_MAX_BYTES;
     use crate::runtime::SeededEntropy;
 
     fn ops(value: Value) -> Vec<MessageOp> {

@@ -21,8 +21,8 @@ use serde_json::{Map, Value};
 use futures_util::future::join_all;
 use serde_json::json;
 
+use super::auth::OWNER_KEY;
 use super::{Backend, Body, HttpResponse, IndexUpdate, ThreadCall, ThreadCommand};
-use crate::auth::OWNER_KEY;
 use crate::checkpoint::{ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
 use crate::thread::{ThreadId, ThreadRecord};

@@ -12,6 +12,7 @@
 //! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
 //! changes nothing.
 
+pub mod auth;
 pub mod cors;
 pub mod directory;
 mod execute;
@@ -22,13 +23,13 @@ mod wire;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::auth::{authenticate, AuthSettings, Caller};
 use crate::chat::{ChatModel, Engine};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
 use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
+use auth::{authenticate, AuthSettings, Caller};
 use directory::Shard;
 
 pub use execute::{

@@ -7,8 +7,8 @@ use serde_json::json;
 use worker::Env;
 
 use super::{call_object, DurableObjects, EdgeConfig, ObjectInner};
+use crate::api::auth::Caller;
 use crate::api::{self, HttpRequest, HttpResponse, ThreadCall, ThreadCommand};
-use crate::auth::Caller;
 use crate::checkpoint::conformance;
 use crate::error::Error;
 

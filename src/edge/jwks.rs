@@ -11,7 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
-use crate::auth::{parse_token, JwtSettings, KeySource};
+use crate::api::auth::{parse_token, JwtSettings, KeySource};
 use crate::config::parse_jwks;
 use crate::runtime::{Clock, SystemClock};
 

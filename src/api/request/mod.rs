@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
-use crate::auth::{Caller, OWNER_KEY};
+use crate::api::auth::{Caller, OWNER_KEY};
 use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
@@ -16,10 +16,20 @@ use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadStatus};
 
 mod fields;
+mod info;
+mod route;
 mod run;
+mod saver;
+mod state;
+mod threads;
 
-use fields::*;
-use run::*;
+use fields::read_object;
+use info::plan_info;
+use route::Route;
+use run::plan_run;
+use saver::plan_saver;
+use state::plan_state;
+use threads::plan_threads;
 
 /// What to do with unknown thread ids on a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,7 +351,23 @@ fn owner_is_reserved() -> Error {
     )
 }
 
-/// Routes a request and validates its body.
+/// What every handler may read of the request being planned.
+struct Incoming<'a> {
+    req: &'a HttpRequest,
+    info: &'a ServerInfo,
+    entropy: &'a dyn Entropy,
+}
+
+impl Incoming<'_> {
+    /// The body as a JSON object. Read by each handler where it always was, so a bad
+    /// body never hides a bad id before it (or the other way round).
+    fn body(&self) -> Result<Map<String, Value>> {
+        read_object(&self.req.body)
+    }
+}
+
+/// Routes a request and validates its body: the body's size, then the [`Route`], then
+/// the route's own handler.
 fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
     if req.body.len() > REQUEST_BODY_MAX_BYTES {
         return Err(Error::TooLarge {
@@ -350,383 +376,23 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
             limit: REQUEST_BODY_MAX_BYTES,
         });
     }
-    let trimmed = req.path.trim_end_matches('/');
-    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
-    let method = req.method.as_str();
-    let respond = |value: Value| Ok(Plan::Respond(HttpResponse::ok(value)));
-    let thread = |raw: &str, command: ThreadCommand| -> Result<Plan> {
-        Ok(Plan::Thread(ThreadCall {
-            thread_id: ThreadId::parse(raw)?,
-            command,
-            owner: None,
-        }))
-    };
-    let body = || read_object(&req.body);
-    match (method, segments.as_slice()) {
-        ("GET", ["ok"]) => respond(json!({"ok": true})),
-        ("GET", ["info"]) => respond(json!({
-            "name": "edge-memory",
-            "version": env!("CARGO_PKG_VERSION"),
-            "storage_backend": info.backend,
-            "model": info.model,
-            "assistant_id": ASSISTANT_ID,
-            "dev_mode": info.dev_mode,
-            "auth": auth_json(&info.auth),
-            "flags": {"assistants": true, "crons": false, "langsmith": false},
-        })),
-        ("GET", ["assistants", id]) => {
-            if is_our_assistant(id) {
-                respond(assistant_json())
-            } else {
-                Err(Error::NotFound {
-                    what: "assistant",
-                    id: (*id).to_string(),
-                })
-            }
-        }
-        ("POST", ["assistants", "search"]) => {
-            let body = body()?;
-            let graph_ok = opt_str(&body, "graph_id")?.is_none_or(|g| g == ASSISTANT_ID);
-            let (limit, offset) = paging(&body)?;
-            let found = graph_ok && offset == 0 && limit > 0;
-            respond(Value::Array(if found {
-                vec![assistant_json()]
-            } else {
-                vec![]
-            }))
-        }
-        ("POST", ["threads"]) => {
-            let body = body()?;
-            let thread_id = match body.get("thread_id") {
-                None | Some(Value::Null) => ThreadId::generate(entropy),
-                Some(Value::String(raw)) => ThreadId::parse(raw)?,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        "thread_id",
-                        format!("must be a string, got {}", json_type_name(other)),
-                    ))
-                }
-            };
-            let if_exists = match opt_str(&body, "if_exists")?.as_deref() {
-                None | Some("raise") => IfExists::Raise,
-                Some("do_nothing") => IfExists::DoNothing,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        "if_exists",
-                        format!("must be \"raise\" or \"do_nothing\", got {other:?}"),
-                    ))
-                }
-            };
-            Ok(Plan::Thread(ThreadCall {
-                thread_id,
-                command: ThreadCommand::Create {
-                    metadata: opt_metadata(&body, "metadata")?,
-                    if_exists,
-                },
-                owner: None,
-            }))
-        }
-        ("POST", ["threads", "search"]) => Ok(Plan::Search {
-            query: parse_search(&body()?)?,
-            count_only: false,
-        }),
-        ("POST", ["threads", "count"]) => Ok(Plan::Search {
-            query: parse_search(&body()?)?,
-            count_only: true,
-        }),
-        ("GET", ["threads", id]) => thread(id, ThreadCommand::Get),
-        ("PATCH", ["threads", id]) => {
-            let metadata = opt_metadata(&body()?, "metadata")?;
-            thread(id, ThreadCommand::Patch { metadata })
-        }
-        ("DELETE", ["threads", id]) => thread(id, ThreadCommand::Delete),
-        ("POST", ["threads", id, "copy"]) => Ok(Plan::Copy {
-            from: ThreadId::parse(id)?,
-            to: ThreadId::generate(entropy),
-            owner: None,
-        }),
-        ("GET", ["threads", id, "state"]) => thread(
-            id,
-            ThreadCommand::GetState {
-                checkpoint_id: None,
-            },
-        ),
-        ("GET", ["threads", id, "state", checkpoint]) => {
-            let checkpoint_id = Some(CheckpointId::parse(checkpoint)?);
-            thread(id, ThreadCommand::GetState { checkpoint_id })
-        }
-        ("POST", ["threads", id, "state", "checkpoint"]) => {
-            let body = body()?;
-            let checkpoint_id = checkpoint_in(&body, "checkpoint")?;
-            thread(id, ThreadCommand::GetState { checkpoint_id })
-        }
-        ("POST", ["threads", id, "state"]) => {
-            let thread_id = ThreadId::parse(id)?;
-            let command = parse_update_state(&body()?, entropy)?;
-            Ok(Plan::Thread(ThreadCall {
-                thread_id,
-                command,
-                owner: None,
-            }))
-        }
-        ("POST", ["threads", id, "history"]) => {
-            let thread_id = ThreadId::parse(id)?;
-            let body = body()?;
-            let limit = opt_count(&body, "limit")?.unwrap_or(10).min(LIST_LIMIT_MAX);
-            let before = checkpoint_in(&body, "before")?;
-            let checkpoint_id = checkpoint_in(&body, "checkpoint")?;
-            let metadata = opt_metadata(&body, "metadata")?;
-            Ok(Plan::Thread(ThreadCall {
-                thread_id,
-                command: ThreadCommand::History {
-                    limit,
-                    before,
-                    metadata,
-                    checkpoint_id,
-                },
-                owner: None,
-            }))
-        }
-        ("POST", ["threads", id, "runs", kind @ ("wait" | "stream")]) => {
-            let thread_id = ThreadId::parse(id)?;
-            let body = body()?;
-            let mut run = parse_run(&body, *kind == "stream", entropy)?;
-            run.guard = parse_guard(&body, req)?;
-            run.idempotency_key = match req.header("idempotency-key").map(str::trim) {
-                Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN => {
-                    return Err(Error::invalid(
-                        "Idempotency-Key",
-                        format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} characters"),
-                    ))
-                }
-                key => key.map(str::to_string),
-            };
-            run.idempotency_body = run.idempotency_key.as_ref().map(|_| body_digest(&body));
-            Ok(Plan::Thread(ThreadCall {
-                thread_id,
-                command: ThreadCommand::Run(run),
-                owner: None,
-            }))
-        }
-        ("POST", ["threads", id, "saver", op]) => {
-            let thread_id = ThreadId::parse(id)?;
-            let body = body()?;
-            Ok(match parse_saver(op, &body)? {
-                SaverCall::Copy(target) => Plan::SaverCopy {
-                    from: thread_id,
-                    to: target,
-                    owner: None,
-                },
-                SaverCall::Command(command) => Plan::Thread(ThreadCall {
-                    thread_id,
-                    command: ThreadCommand::Saver(*command),
-                    owner: None,
-                }),
-            })
-        }
-        ("POST", ["runs", kind @ ("wait" | "stream")]) => Ok(Plan::Stateless(parse_run(
-            &body()?,
-            *kind == "stream",
-            entropy,
-        )?)),
-        _ if is_known_path(&segments) => Err(Error::MethodNotAllowed {
-            method: req.method.clone(),
-        }),
-        _ => Err(Error::NotFound {
-            what: "route",
-            id: format!("{} {}", req.method, req.path),
-        }),
+    let incoming = Incoming { req, info, entropy };
+    match Route::parse(&req.method, &req.path)? {
+        Route::Info(route) => plan_info(route, &incoming),
+        Route::Threads(route) => plan_threads(route, &incoming),
+        Route::State(route) => plan_state(route, &incoming),
+        Route::Runs(route) => plan_run(route, &incoming),
+        Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
     }
 }
 
-/// How this server admits callers, as `/info` says it (never a secret).
-fn auth_json(auth: &crate::auth::AuthSettings) -> Value {
-    if let Some(reason) = &auth.not_configured {
-        return json!({"mode": "not_configured", "detail": reason});
-    }
-    let mode = match (auth.api_keys.is_empty(), auth.jwt.is_some()) {
-        (true, false) => "none",
-        (false, false) => "api_key",
-        (true, true) => "jwt",
-        (false, true) => "jwt+api_key",
-    };
-    json!({ "mode": mode })
-}
-
-fn is_our_assistant(id: &str) -> bool {
-    id == ASSISTANT_ID || id == ASSISTANT_UUID
-}
-
-fn is_known_path(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        ["ok" | "info"]
-            | ["assistants", _]
-            | ["threads"]
-            | ["threads", _]
-            | ["threads", _, "copy" | "state" | "history"]
-            | ["threads", _, "state", _]
-            | ["threads", _, "runs", "wait" | "stream"]
-            | ["threads", _, "saver", _]
-            | ["runs", "wait" | "stream"]
-    )
-}
-
-fn parse_search(body: &Map<String, Value>) -> Result<ThreadSearch> {
-    let (limit, offset) = paging(body)?;
-    let ids = match body.get("ids") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => ThreadId::parse(s),
-                    other => Err(Error::invalid(
-                        "ids",
-                        format!("must be a list of strings, got {}", json_type_name(other)),
-                    )),
-                })
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        Some(other) => {
-            return Err(Error::invalid(
-                "ids",
-                format!("must be a list, got {}", json_type_name(other)),
-            ))
-        }
-    };
-    let status = match opt_str(body, "status")?.as_deref() {
-        None => None,
-        Some("idle") => Some(ThreadStatus::Idle),
-        Some("busy") => Some(ThreadStatus::Busy),
-        Some("error") => Some(ThreadStatus::Error),
-        // No thread is ever interrupted here: a valid filter that matches nothing.
-        Some("interrupted") => Some(ThreadStatus::Interrupted),
-        Some(other) => {
-            return Err(Error::invalid(
-                "status",
-                format!("must be idle, busy, interrupted or error, got {other:?}"),
-            ))
-        }
-    };
-    let sort_by = match opt_str(body, "sort_by")?.as_deref() {
-        None | Some("updated_at") => ThreadSortKey::UpdatedAt,
-        Some("created_at") => ThreadSortKey::CreatedAt,
-        Some("thread_id") => ThreadSortKey::ThreadId,
-        Some(other) => {
-            return Err(Error::invalid(
-                "sort_by",
-                format!("must be updated_at, created_at or thread_id, got {other:?}"),
-            ))
-        }
-    };
-    let ascending = match opt_str(body, "sort_order")?.as_deref() {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(other) => {
-            return Err(Error::invalid(
-                "sort_order",
-                format!("must be asc or desc, got {other:?}"),
-            ))
-        }
-    };
-    Ok(ThreadSearch {
-        metadata: opt_metadata(body, "metadata")?,
-        ids,
-        status,
-        sort_by,
-        ascending,
-        limit,
-        offset,
+/// A command for one thread, not yet scoped to an owner (see [`scope`]).
+fn thread_call(thread_id: ThreadId, command: ThreadCommand) -> Plan {
+    Plan::Thread(ThreadCall {
+        thread_id,
+        command,
+        owner: None,
     })
-}
-
-fn parse_update_state(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<ThreadCommand> {
-    let ops = match body.get("values") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(values)) => {
-            if let Some(unknown) = values.keys().find(|k| k.as_str() != "messages") {
-                return Err(Error::invalid(
-                    format!("values.{unknown}"),
-                    "is not a key of this graph's state; the state has only `messages`",
-                ));
-            }
-            match values.get("messages") {
-                Some(messages) => bounded(parse_messages(messages, "values.messages", entropy)?)?,
-                None => Vec::new(),
-            }
-        }
-        // A list of values updates, LangGraph's batch form: only one is supported.
-        Some(other) => {
-            return Err(Error::invalid(
-                "values",
-                format!(
-                    "must be an object like {{\"messages\": [...]}}, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-    };
-    let checkpoint_id = match opt_str(body, "checkpoint_id")? {
-        Some(raw) => Some(CheckpointId::parse(&raw)?),
-        None => checkpoint_in(body, "checkpoint")?,
-    };
-    let as_node = opt_str(body, "as_node")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
-    Ok(ThreadCommand::UpdateState {
-        ops,
-        checkpoint_id,
-        as_node,
-        if_not_exists: parse_if_not_exists(body)?,
-    })
-}
-
-/// A checkpointer call: on this thread, or a copy to another.
-enum SaverCall {
-    Command(Box<SaverCommand>),
-    Copy(ThreadId),
-}
-
-fn parse_saver(op: &str, body: &Map<String, Value>) -> Result<SaverCall> {
-    let value = Value::Object(body.clone());
-    let decode = |what: &str| {
-        let field = format!("saver {what} body");
-        move |e: serde_json::Error| Error::invalid(field, e.to_string())
-    };
-    let command = match op {
-        "put" => SaverCommand::Put(serde_json::from_value(value).map_err(decode("put"))?),
-        "put_writes" => {
-            SaverCommand::PutWrites(serde_json::from_value(value).map_err(decode("put_writes"))?)
-        }
-        "get" => SaverCommand::Get {
-            checkpoint_ns: opt_str(body, "checkpoint_ns")?.unwrap_or_default(),
-            checkpoint_id: opt_str(body, "checkpoint_id")?,
-        },
-        "list" => SaverCommand::List(serde_json::from_value(value).map_err(decode("list"))?),
-        "prune" => SaverCommand::Prune {
-            keep_latest: match opt_str(body, "strategy")?.as_deref() {
-                None | Some("keep_latest") => true,
-                Some("delete") => false,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        "strategy",
-                        format!("must be \"keep_latest\" or \"delete\", got {other:?}"),
-                    ))
-                }
-            },
-        },
-        "copy" => {
-            let target = opt_str(body, "target_thread_id")?
-                .ok_or_else(|| Error::invalid("target_thread_id", "is required"))?;
-            return Ok(SaverCall::Copy(ThreadId::parse(&target)?));
-        }
-        other => {
-            return Err(Error::NotFound {
-                what: "route",
-                id: format!("POST /threads/{{id}}/saver/{other}"),
-            })
-        }
-    };
-    Ok(SaverCall::Command(Box::new(command)))
 }
 
 fn reject() -> IfNotExists {

@@ -1,8 +1,10 @@
-//! Decoding the body of a run (`runs/wait`, `runs/stream`): input, checkpoint, stream
-//! modes, multitask strategy, the amnesia guard and the digest an idempotency key is
-//! bound to.
+//! The run routes (`runs/wait`, `runs/stream`, on a thread or stateless) and their body
+//! decoding: input, checkpoint, stream modes, multitask strategy, the amnesia guard and
+//! the digest an idempotency key is bound to.
 
 use super::fields::*;
+use super::info::is_our_assistant;
+use super::route::RunsRoute;
 use super::*;
 
 /// Reads the guard from the body (`expected_head`, `expected_turns`) and the headers
@@ -73,87 +75,48 @@ pub(super) fn body_digest(body: &Map<String, Value>) -> String {
     hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Plans a run: on a thread (with its guard and idempotency key), or stateless.
+pub(super) fn plan_run(route: RunsRoute<'_>, incoming: &Incoming<'_>) -> Result<Plan> {
+    match route {
+        RunsRoute::OnThread { thread, stream } => {
+            let thread_id = ThreadId::parse(thread)?;
+            let body = incoming.body()?;
+            let mut run = parse_run(&body, stream, incoming.entropy)?;
+            run.guard = parse_guard(&body, incoming.req)?;
+            run.idempotency_key = idempotency_key(incoming.req)?;
+            run.idempotency_body = run.idempotency_key.as_ref().map(|_| body_digest(&body));
+            Ok(thread_call(thread_id, ThreadCommand::Run(run)))
+        }
+        RunsRoute::Stateless { stream } => Ok(Plan::Stateless(parse_run(
+            &incoming.body()?,
+            stream,
+            incoming.entropy,
+        )?)),
+    }
+}
+
+/// The `Idempotency-Key` header, trimmed; 1 to [`IDEMPOTENCY_KEY_MAX_LEN`] characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>> {
+    match req.header("idempotency-key").map(str::trim) {
+        Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN => Err(Error::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} characters"),
+        )),
+        key => Ok(key.map(str::to_string)),
+    }
+}
+
 /// Reads the body of a run request.
 pub(super) fn parse_run(
     body: &Map<String, Value>,
     stream: bool,
     entropy: &dyn Entropy,
 ) -> Result<RunRequest> {
-    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
-    if !is_our_assistant(&assistant_id) {
-        return Err(Error::NotFound {
-            what: "assistant",
-            id: assistant_id,
-        });
-    }
-    let input = match body.get("input") {
-        Some(Value::Object(input)) => input,
-        // No input: continue from the checkpoint (or head) as it is, e.g. a regenerate.
-        None | Some(Value::Null) => &Map::new(),
-        Some(other) => {
-            return Err(Error::invalid(
-                "input",
-                format!(
-                    "must be an object with a `messages` key, got {}",
-                    json_type_name(other)
-                ),
-            ))
-        }
-    };
-    let messages = match input.get("messages") {
-        Some(messages) => Some(messages),
-        None if body.get("input").is_none_or(Value::is_null) => None,
-        None => {
-            let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
-            return Err(Error::invalid(
-                "input.messages",
-                format!(
-                    "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
-                    if keys.is_empty() {
-                        "an empty object".to_string()
-                    } else {
-                        format!("keys {}", keys.join(", "))
-                    }
-                ),
-            ));
-        }
-    };
-    // Keys beside `messages` are ignored, as LangGraph ignores input keys its state does
-    // not have (agent-chat-ui sends `context`); an input without `messages` is refused
-    // above, so a mismatched input key never fails late and vaguely.
-    let input = match messages {
-        Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
-        None => Vec::new(),
-    };
-    if messages.is_some() && input.is_empty() {
-        return Err(Error::invalid(
-            "input.messages",
-            "must hold at least one message",
-        ));
-    }
+    check_assistant(body)?;
+    let input = parse_input(body, entropy)?;
     let if_not_exists = parse_if_not_exists(body)?;
-    let multitask = match opt_str(body, "multitask_strategy")?.as_deref() {
-        None | Some("reject") => Multitask::Reject,
-        Some("enqueue") => Multitask::Enqueue,
-        Some(other) => {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
-                ),
-            })
-        }
-    };
-    let configurable_checkpoint = match body.get("config") {
-        Some(Value::Object(config)) => match config.get("configurable") {
-            Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
-            _ => None,
-        },
-        _ => None,
-    };
-    let checkpoint_id = match opt_str(body, "checkpoint_id")?.or(configurable_checkpoint) {
-        Some(raw) => Some(CheckpointId::parse(&raw)?),
-        None => checkpoint_in(body, "checkpoint")?,
-    };
+    let multitask = parse_multitask(body)?;
+    let checkpoint_id = run_checkpoint(body)?;
     let stream = stream
         .then(|| stream_modes(body.get("stream_mode")))
         .transpose()?;
@@ -168,6 +131,99 @@ pub(super) fn parse_run(
         idempotency_body: None,
         multitask,
     })
+}
+
+/// `assistant_id` must name this server's assistant (the default does).
+fn check_assistant(body: &Map<String, Value>) -> Result<()> {
+    let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
+    if !is_our_assistant(&assistant_id) {
+        return Err(Error::NotFound {
+            what: "assistant",
+            id: assistant_id,
+        });
+    }
+    Ok(())
+}
+
+/// The run's input messages: none without an input (a run that continues the state).
+fn parse_input(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<Vec<MessageOp>> {
+    let messages = input_messages(body)?;
+    // Keys beside `messages` are ignored, as LangGraph ignores input keys its state does
+    // not have (agent-chat-ui sends `context`); an input without `messages` is refused
+    // by `input_messages`, so a mismatched input key never fails late and vaguely.
+    let input = match messages {
+        Some(messages) => bounded(parse_messages(messages, "input.messages", entropy)?)?,
+        None => Vec::new(),
+    };
+    if messages.is_some() && input.is_empty() {
+        return Err(Error::invalid(
+            "input.messages",
+            "must hold at least one message",
+        ));
+    }
+    Ok(input)
+}
+
+/// `input.messages`, unparsed; `None` when there is no input at all.
+fn input_messages(body: &Map<String, Value>) -> Result<Option<&Value>> {
+    let input = match body.get("input") {
+        Some(Value::Object(input)) => input,
+        // No input: continue from the checkpoint (or head) as it is, e.g. a regenerate.
+        None | Some(Value::Null) => return Ok(None),
+        Some(other) => {
+            return Err(Error::invalid(
+                "input",
+                format!(
+                    "must be an object with a `messages` key, got {}",
+                    json_type_name(other)
+                ),
+            ))
+        }
+    };
+    if let Some(messages) = input.get("messages") {
+        return Ok(Some(messages));
+    }
+    let keys: Vec<String> = input.keys().map(|k| format!("`{k}`")).collect();
+    Err(Error::invalid(
+        "input.messages",
+        format!(
+            "missing input key `messages`; expected {{\"messages\": [...]}}, got {}",
+            if keys.is_empty() {
+                "an empty object".to_string()
+            } else {
+                format!("keys {}", keys.join(", "))
+            }
+        ),
+    ))
+}
+
+/// `multitask_strategy`.
+fn parse_multitask(body: &Map<String, Value>) -> Result<Multitask> {
+    match opt_str(body, "multitask_strategy")?.as_deref() {
+        None | Some("reject") => Ok(Multitask::Reject),
+        Some("enqueue") => Ok(Multitask::Enqueue),
+        Some(other) => Err(Error::Unsupported {
+            what: format!(
+                "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
+            ),
+        }),
+    }
+}
+
+/// The checkpoint to continue from: `checkpoint_id`, the config's
+/// `configurable.checkpoint_id`, or `checkpoint`.
+fn run_checkpoint(body: &Map<String, Value>) -> Result<Option<CheckpointId>> {
+    let configurable_checkpoint = match body.get("config") {
+        Some(Value::Object(config)) => match config.get("configurable") {
+            Some(Value::Object(c)) => opt_str(c, "checkpoint_id")?,
+            _ => None,
+        },
+        _ => None,
+    };
+    match opt_str(body, "checkpoint_id")?.or(configurable_checkpoint) {
+        Some(raw) => CheckpointId::parse(&raw).map(Some),
+        None => checkpoint_in(body, "checkpoint"),
+    }
 }
 
 pub(super) fn parse_if_not_exists(body: &Map<String, Value>) -> Result<IfNotExists> {

@@ -1,0 +1,276 @@
+//! A run's events: the sinks they go to, the turn told as LangGraph's stream events
+//! (`metadata`, `values`, `messages`, `updates`), and the whole answer of a run that is
+//! not streamed over the network.
+
+use std::cell::RefCell;
+
+use serde_json::{json, Map, Value};
+
+use super::idempotency::{find_keyed_run, Keyed, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY};
+use super::{finish_run, prepare_run, PreparedRun};
+use crate::api::wire::{self, message_chunk_json, values_json};
+use crate::api::{
+    Body, HttpResponse, RunRequest, SseEvent, StreamMode, ASSISTANT_ID, ASSISTANT_UUID,
+};
+use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, StoredInput, Turn};
+use crate::checkpoint::{CheckpointRecord, Checkpointer};
+use crate::error::Result;
+use crate::message::Message;
+use crate::runtime::uuid_v7;
+use crate::thread::ThreadId;
+
+/// Receives a streamed run's events as they happen.
+pub trait RunSink {
+    /// The next event of the stream.
+    fn event(&self, event: SseEvent);
+}
+
+/// Collects a run's events; the pure stand-in for a network stream.
+#[derive(Debug, Default)]
+pub struct CollectedEvents(pub RefCell<Vec<SseEvent>>);
+
+impl RunSink for CollectedEvents {
+    fn event(&self, event: SseEvent) {
+        self.0.borrow_mut().push(event);
+    }
+}
+
+/// Whether a response may still be an error status after `event` was produced: a
+/// stream is answered with its status once the reply's first piece exists; errors after
+/// that arrive as an `error` event in the stream.
+pub fn opens_stream(event: &SseEvent) -> bool {
+    event.event == "messages"
+}
+
+/// The `error` event that ends a stream whose run failed after it opened (LangGraph's
+/// shape: `{"error": <kind>, "message": <detail>}`).
+pub fn error_event(response: &HttpResponse) -> SseEvent {
+    let message = response
+        .json()
+        .and_then(|body| body.get("detail"))
+        .and_then(Value::as_str)
+        .unwrap_or("run failed")
+        .to_string();
+    let kind = match response.status {
+        502..=504 => "UpstreamError",
+        400..=499 => "ValueError",
+        _ => "InternalServerError",
+    };
+    SseEvent {
+        event: "error".into(),
+        data: json!({"error": kind, "message": message, "status": response.status}),
+    }
+}
+
+/// Sends a streamed run's `messages` events as the reply grows.
+struct MessageEvents<'a> {
+    sink: &'a dyn RunSink,
+    reply_id: String,
+    meta: Value,
+}
+
+impl DeltaSink for MessageEvents<'_> {
+    fn delta(&self, text: &str) {
+        let chunk = message_chunk_json(&self.reply_id, text, None);
+        self.sink.event(SseEvent {
+            event: "messages".into(),
+            data: json!([chunk, self.meta]),
+        });
+    }
+}
+
+/// Runs the turn of a prepared run, telling it to `sink` in the modes asked; returns
+/// the final state (when a response carries it) and the reply's checkpoint.
+pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    prepared: PreparedRun,
+    sink: &dyn RunSink,
+) -> Result<(Vec<Message>, CheckpointRecord)> {
+    let PreparedRun {
+        thread_id, mut run, ..
+    } = prepared;
+    let streaming = run.stream.is_some();
+    let modes = run.stream.take().unwrap_or_default();
+    let emit = |name: &str, data: Value| {
+        sink.event(SseEvent {
+            event: name.to_string(),
+            data,
+        })
+    };
+    let mut stored = store_keyed_input(engine, &thread_id, run).await?;
+    let answered = stored.answered.is_some();
+    let run_id = name_run(engine, &mut stored);
+    if streaming {
+        emit("metadata", json!({"run_id": run_id, "attempt": 1}));
+    }
+    // The whole state only when the response carries it (runs/wait, `values`): the
+    // turn itself reads just its window.
+    let wants_values = !streaming || modes.contains(&StreamMode::Values);
+    let mut messages = match (&stored.base, wants_values) {
+        (Some(base), true) => {
+            engine
+                .store
+                .get(&thread_id, &base.checkpoint_id)
+                .await?
+                .messages
+        }
+        _ => Vec::new(),
+    };
+    if modes.contains(&StreamMode::Values) {
+        // An answered retry's state already ends with the reply.
+        let input_state = match answered {
+            true => &messages[..messages.len().saturating_sub(1)],
+            false => &messages[..],
+        };
+        emit("values", values_json(input_state));
+    }
+    let tuples = modes.contains(&StreamMode::MessagesTuple);
+    let deltas = MessageEvents {
+        sink,
+        reply_id: stored.reply_id.clone(),
+        meta: message_meta(&thread_id, stored.reply_step, &run_id),
+    };
+    let outcome = engine
+        .reply(stored, if tuples { &deltas } else { &NoSink })
+        .await?;
+    if tuples {
+        let last = message_chunk_json(&outcome.reply.id, "", Some(&outcome.end));
+        emit("messages", json!([last, deltas.meta]));
+    }
+    if modes.contains(&StreamMode::Updates) {
+        emit(
+            "updates",
+            json!({"agent": {"messages": [outcome.reply.to_json()]}}),
+        );
+    }
+    if wants_values && !answered {
+        messages.push(outcome.reply);
+    }
+    if modes.contains(&StreamMode::Values) {
+        emit("values", values_json(&messages));
+    }
+    Ok((messages, outcome.checkpoint))
+}
+
+/// Stores the run's input, unless its `Idempotency-Key` names a run already stored: then
+/// that run's input is answered (or its reply returned again), adding nothing.
+async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    thread_id: &ThreadId,
+    run: RunRequest,
+) -> Result<StoredInput> {
+    let mut metadata = run.metadata;
+    let keyed = match &run.idempotency_key {
+        Some(key) => {
+            metadata.insert(IDEMPOTENCY_KEY.into(), json!(key));
+            let body = run.idempotency_body.as_deref();
+            if let Some(body) = body {
+                metadata.insert(IDEMPOTENCY_BODY.into(), json!(body));
+            }
+            let now = engine.clock.now_ms();
+            find_keyed_run(engine.store, thread_id, (key, body), now).await?
+        }
+        None => Keyed::New,
+    };
+    let mut stored = match keyed {
+        Keyed::New => {
+            engine
+                .store_input(Turn {
+                    thread_id: thread_id.clone(),
+                    input: run.input,
+                    from_checkpoint: run.checkpoint_id,
+                    metadata,
+                })
+                .await?
+        }
+        Keyed::Answered(reply) => engine.answered_at(thread_id, &reply).await?,
+        // The keyed input is the head, unanswered: answer it, adding nothing.
+        Keyed::Unanswered => {
+            engine
+                .store_input(Turn {
+                    thread_id: thread_id.clone(),
+                    input: Vec::new(),
+                    from_checkpoint: None,
+                    metadata: Map::new(),
+                })
+                .await?
+        }
+    };
+    // The key belongs to the input's checkpoint only.
+    stored.metadata.remove(IDEMPOTENCY_KEY);
+    stored.metadata.remove(IDEMPOTENCY_BODY);
+    Ok(stored)
+}
+
+/// The run's id. A run is named by the checkpoint holding its input: its id is the run
+/// id, stored nowhere else (see `wire::run_id_of`). A run without input stores its own
+/// in the reply's metadata.
+fn name_run<C, M>(engine: &Engine<'_, C, M>, stored: &mut StoredInput) -> String {
+    let answered = stored.answered.is_some();
+    // The checkpoint that names the run: its input; for a retry, the input it resumes or
+    // the reply it returns again (`run_id_of` reads the reply's parent).
+    let named = stored
+        .input_checkpoint
+        .as_ref()
+        .or(stored.base.as_ref().filter(|b| {
+            answered || b.metadata.get("source").and_then(Value::as_str) == Some("input")
+        }));
+    match named.and_then(wire::run_id_of) {
+        Some(id) => id.to_string(),
+        None => {
+            let run_id = uuid_v7(engine.clock.now_ms(), engine.entropy);
+            stored.metadata.insert("run_id".into(), json!(run_id));
+            run_id
+        }
+    }
+}
+
+/// The metadata every `messages` event of the reply carries, as LangGraph's.
+fn message_meta(thread_id: &ThreadId, step: i64, run_id: &str) -> Value {
+    json!({
+        "langgraph_node": "agent",
+        "langgraph_step": step,
+        "langgraph_triggers": ["branch:to:agent"],
+        "langgraph_path": ["__pregel_pull", "agent"],
+        "graph_id": ASSISTANT_ID,
+        "assistant_id": ASSISTANT_UUID,
+        "thread_id": thread_id.as_str(),
+        "run_id": run_id,
+        "run_attempt": 1,
+    })
+}
+
+/// Runs `run` on the thread and answers the whole response at once: the pure form of
+/// what the worker streams. Errors before the reply's first piece are answered with
+/// their status; later ones end the stream with an `error` event.
+pub async fn run_collected<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    thread_id: ThreadId,
+    run: RunRequest,
+    owner: Option<String>,
+) -> HttpResponse {
+    let prepared = match prepare_run(engine, thread_id, run, owner.as_deref()).await {
+        Ok(prepared) => prepared,
+        Err(err) => return HttpResponse::error(&err),
+    };
+    let collected = CollectedEvents::default();
+    let response = finish_run(engine, prepared, &collected).await;
+    let mut events = collected.0.take();
+    if response.status != 200 && events.iter().any(opens_stream) {
+        events.push(error_event(&response));
+        return HttpResponse::events(events);
+    }
+    whole_answer(response, events)
+}
+
+/// The answer of a run whose stream never opened: a stream's events whole, or the run's
+/// own response (a wait's values, an error as JSON).
+pub fn whole_answer(response: HttpResponse, events: Vec<SseEvent>) -> HttpResponse {
+    match (response.status, &response.body) {
+        (200, Body::EventStream(_)) => HttpResponse {
+            body: Body::EventStream(events),
+            ..response
+        },
+        _ => response,
+    }
+}

@@ -1,0 +1,69 @@
+//! `POST /threads/{id}/saver/{op}`: the storage of LangGraph checkpointers
+//! (`EdgeMemorySaver`), one request a call.
+
+use super::fields::*;
+use super::*;
+
+/// Plans a checkpointer call: a command on the thread, or a copy to another thread.
+pub(super) fn plan_saver(thread: &str, op: &str, incoming: &Incoming<'_>) -> Result<Plan> {
+    let thread_id = ThreadId::parse(thread)?;
+    let body = incoming.body()?;
+    Ok(match parse_saver(op, &body)? {
+        SaverCall::Copy(target) => Plan::SaverCopy {
+            from: thread_id,
+            to: target,
+            owner: None,
+        },
+        SaverCall::Command(command) => thread_call(thread_id, ThreadCommand::Saver(*command)),
+    })
+}
+
+/// A checkpointer call: on this thread, or a copy to another.
+enum SaverCall {
+    Command(Box<SaverCommand>),
+    Copy(ThreadId),
+}
+
+fn parse_saver(op: &str, body: &Map<String, Value>) -> Result<SaverCall> {
+    let value = Value::Object(body.clone());
+    let decode = |what: &str| {
+        let field = format!("saver {what} body");
+        move |e: serde_json::Error| Error::invalid(field, e.to_string())
+    };
+    let command = match op {
+        "put" => SaverCommand::Put(serde_json::from_value(value).map_err(decode("put"))?),
+        "put_writes" => {
+            SaverCommand::PutWrites(serde_json::from_value(value).map_err(decode("put_writes"))?)
+        }
+        "get" => SaverCommand::Get {
+            checkpoint_ns: opt_str(body, "checkpoint_ns")?.unwrap_or_default(),
+            checkpoint_id: opt_str(body, "checkpoint_id")?,
+        },
+        "list" => SaverCommand::List(serde_json::from_value(value).map_err(decode("list"))?),
+        "prune" => SaverCommand::Prune {
+            keep_latest: match opt_str(body, "strategy")?.as_deref() {
+                None | Some("keep_latest") => true,
+                Some("delete") => false,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "strategy",
+                        format!("must be \"keep_latest\" or \"delete\", got {other:?}"),
+                    ))
+                }
+            },
+        },
+        "copy" => {
+            let target = opt_str(body, "target_thread_id")?
+                .ok_or_else(|| Error::invalid("target_thread_id", "is required"))?;
+            return Ok(SaverCall::Copy(ThreadId::parse(&target)?));
+        }
+        // The route table takes any op; an unknown one is an unknown route.
+        other => {
+            return Err(Error::NotFound {
+                what: "route",
+                id: format!("POST /threads/{{id}}/saver/{other}"),
+            })
+        }
+    };
+    Ok(SaverCall::Command(Box::new(command)))
+}
