@@ -8,6 +8,7 @@ use worker::Env;
 
 use super::{call_object, DurableObjects, EdgeConfig, ObjectInner};
 use crate::api::auth::Caller;
+use crate::api::directory::Shard;
 use crate::api::{self, HttpRequest, HttpResponse, ThreadCall, ThreadCommand};
 use crate::checkpoint::conformance;
 use crate::error::Error;
@@ -44,6 +45,9 @@ pub(super) async fn dev_route(
         ("GET", "/__dev/last-run/", "/dev/last-run"),
         ("GET", "/__dev/storage/", "/dev/storage"),
     ];
+    if let Some(shard) = http.path.strip_prefix("/__dev/directory/") {
+        return directory_stats(env, caller, shard).await.map(Some);
+    }
     for (method, prefix, object_path) in THREAD_ROUTES {
         let Some(thread) = http.path.strip_prefix(prefix) else {
             continue;
@@ -74,6 +78,35 @@ pub(super) async fn dev_route(
         return Ok(Some(response));
     }
     Ok(None)
+}
+
+/// `GET /__dev/directory/{s/N | u/OWNER}`: a directory shard object's storage stats and
+/// request count (the benchmark's hot-spot share). A JWT user sees only their own shard.
+async fn directory_stats(env: &Env, caller: &Caller, name: &str) -> Result<HttpResponse, Error> {
+    let shard = match name.split_once('/') {
+        Some(("s", index)) => index
+            .parse::<u32>()
+            .ok()
+            .filter(|i| *i < crate::api::directory::SHARED_DIRECTORY_SHARDS)
+            .map(Shard::Shared),
+        Some(("u", owner)) if !owner.is_empty() => Some(Shard::Owner(owner.to_string())),
+        _ => None,
+    };
+    let Some(shard) = shard else {
+        return Err(Error::NotFound {
+            what: "directory shard",
+            id: name.to_string(),
+        });
+    };
+    if let (Some(me), Shard::Owner(owner)) = (caller.owner(), &shard) {
+        if me != owner {
+            return Err(Error::NotFound {
+                what: "directory shard",
+                id: owner.clone(),
+            });
+        }
+    }
+    call_object(env, &shard.object_name(), "/dev/storage", String::new()).await
 }
 
 /// The thread object's dev routes (`/dev/*`).
@@ -122,6 +155,7 @@ impl ObjectInner {
         let result = self.store.table_stats().map(|tables| {
             json!({
                 "instance": self.instance,
+                "requests": self.requests.get(),
                 "rows_read": rows_read,
                 "rows_written": rows_written,
                 // Where the counters stand after this call's own scans, so a caller can

@@ -471,6 +471,9 @@ struct ObjectInner {
     instance: String,
     /// How long the last finished run took in this object, in ms.
     last_run_ms: std::cell::Cell<f64>,
+    /// Requests and alarms this instance served (the benchmark's hot-spot share).
+    #[cfg(feature = "dev-routes")]
+    requests: std::cell::Cell<u64>,
 }
 
 impl DurableObject for ThreadObject {
@@ -500,6 +503,8 @@ impl DurableObject for ThreadObject {
                 #[cfg(feature = "dev-routes")]
                 instance: crate::runtime::uuid_v4(&SystemEntropy),
                 last_run_ms: std::cell::Cell::new(f64::NAN),
+                #[cfg(feature = "dev-routes")]
+                requests: std::cell::Cell::new(0),
             }),
         }
     }
@@ -507,6 +512,8 @@ impl DurableObject for ThreadObject {
     /// The alarm sends this thread's record to its directory shard (coalesced turns,
     /// retries after a failed send).
     async fn alarm(&self) -> worker::Result<Response> {
+        #[cfg(feature = "dev-routes")]
+        self.inner.requests.set(self.inner.requests.get() + 1);
         self.inner.directory_alarm().await;
         Response::empty()
     }
@@ -515,6 +522,8 @@ impl DurableObject for ThreadObject {
         let path = req.path();
         let body = req.text().await.unwrap_or_default();
         let inner = &self.inner;
+        #[cfg(feature = "dev-routes")]
+        inner.requests.set(inner.requests.get() + 1);
         if !crate::runtime::secure_random_available() {
             let err = Error::backend("crypto.getRandomValues failed in the thread object");
             return object_response(&HttpResponse::error(&err));
