@@ -136,3 +136,60 @@ fn memory_backend_has_no_saver_store() {
 fn kv_backend_has_no_saver_store() {
     refuses_everything(&KvCheckpointer::new(MemoryKv::new()));
 }
+
+/// A saver `get` of the newest checkpoint and a `list` with a limit (and a metadata
+/// filter) cost the same SQLite work at 200 checkpoints as at 20: they read the rows they
+/// return, not the thread (VM steps, not time).
+#[test]
+fn get_and_list_work_is_flat_in_thread_length() {
+    let store = support::sqlite_store();
+    let t = ThreadId::parse("saver-flat").unwrap();
+    let typed = Typed {
+        kind: "json".into(),
+        data: "e30=".into(),
+    };
+    let steps = |f: &dyn Fn()| {
+        let before = store.exec().vm_steps.get();
+        f();
+        store.exec().vm_steps.get() - before
+    };
+    let mut measured = Vec::new();
+    for n in 1..=200u32 {
+        let put: SaverPut = serde_json::from_value(serde_json::json!({
+            "checkpoint_id": format!("cp-{n:05}"),
+            "parent_checkpoint_id": (n > 1).then(|| format!("cp-{:05}", n - 1)),
+            "checkpoint": typed,
+            "channel_versions": {},
+            "metadata": {"source": if n % 2 == 0 { "loop" } else { "input" }, "step": n},
+            "metadata_typed": typed,
+        }))
+        .unwrap();
+        store.saver_put(&t, &put, i64::from(n)).unwrap();
+        if n == 20 || n == 200 {
+            let get = steps(&|| {
+                let newest = store.saver_get(&t, "", None).unwrap().unwrap();
+                assert_eq!(newest.checkpoint_id, format!("cp-{n:05}"));
+            });
+            let list = steps(&|| {
+                let query: SaverList = serde_json::from_value(serde_json::json!({
+                    "checkpoint_ns": "", "filter": {"source": "loop"}, "limit": 3,
+                }))
+                .unwrap();
+                let page = store.saver_list(&t, &query).unwrap();
+                assert_eq!(page.len(), 3);
+                let ids: Vec<_> = page.iter().map(|c| c.checkpoint_id.clone()).collect();
+                let even = |k: u32| format!("cp-{:05}", n - k);
+                assert_eq!(ids, [even(0), even(2), even(4)], "the newest three of source loop");
+            });
+            measured.push((get, list));
+        }
+    }
+    let [(get_20, list_20), (get_200, list_200)] = measured[..] else {
+        panic!("measured twice")
+    };
+    assert_eq!(get_200, get_20, "get reads the newest checkpoint only");
+    assert!(
+        list_200 <= list_20 + list_20 / 10,
+        "list with a limit: {list_20} steps at 20 checkpoints, {list_200} at 200"
+    );
+}

@@ -166,9 +166,10 @@ fn filters(query: &ThreadSearch) -> Filters {
         params: Vec::new(),
         exact: true,
     };
-    for (key, value) in &query.metadata {
-        metadata_filter(&mut f, key, value);
-    }
+    let (clause, params, exact) = metadata_conditions(&query.metadata);
+    f.clause.push_str(&clause);
+    f.params.extend(params);
+    f.exact = exact;
     if let Some(status) = query.status {
         f.clause.push_str(" AND status = ?");
         f.params.push(status.as_str().into());
@@ -180,6 +181,20 @@ fn filters(query: &ThreadSearch) -> Filters {
             .extend(ids.iter().map(|id| SqlValue::from(id.as_str())));
     }
     f
+}
+
+/// A metadata filter (every key equal to its value) as SQL on a JSON `metadata` column:
+/// conditions to append to a `WHERE`, their parameters, and whether SQL alone decides.
+pub(crate) fn metadata_conditions(filter: &Map<String, Value>) -> (String, Vec<SqlValue>, bool) {
+    let mut f = Filters {
+        clause: String::new(),
+        params: Vec::new(),
+        exact: true,
+    };
+    for (key, value) in filter {
+        metadata_filter(&mut f, key, value);
+    }
+    (f.clause, f.params, f.exact)
 }
 
 /// One metadata filter: exact in SQL for strings, booleans, integers and null; for other

@@ -107,7 +107,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     /// Every checkpoint as a put, oldest first.
     fn export_puts(&self, tkey: i64) -> Result<Vec<SaverPut>> {
         let mut blobs_by_ns = self.export_blobs(tkey)?;
-        let mut rows = self.saver_rows(tkey, "", vec![])?;
+        let mut rows = self.saver_rows(tkey, "", vec![], None)?;
         rows.reverse();
         Ok(rows
             .into_iter()

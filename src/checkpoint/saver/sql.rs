@@ -12,6 +12,7 @@ use super::{
     version_key, BlobOut, SaverExport, SaverList, SaverPut, SaverPutWrites, SaverStore, SaverTuple,
     Typed, WriteOut, MESSAGE_LIST_TYPE,
 };
+use crate::checkpoint::directory::metadata_conditions;
 use crate::checkpoint::sql::{Columns, SqlCheckpointer, SqlExec, SqlValue, Statement};
 use crate::error::Result;
 use crate::thread::ThreadId;
@@ -92,35 +93,39 @@ pub(super) struct Row {
 
 impl<E: SqlExec> SqlCheckpointer<E> {
     /// Checkpoint rows of the thread matching `filter` (SQL after `WHERE tkey = ?`),
-    /// newest first.
+    /// newest first, at most `limit` of them: the primary key orders a namespace's
+    /// checkpoints, so SQLite reads only the rows it returns.
     pub(super) fn saver_rows(
         &self,
         tkey: i64,
         filter: &str,
         params: Vec<SqlValue>,
+        limit: Option<usize>,
     ) -> Result<Vec<Row>> {
         let mut all = vec![SqlValue::Integer(tkey)];
         all.extend(params);
-        self.query(
-            &format!(
-                "SELECT {TUPLE_COLUMNS} FROM em_saver_checkpoints WHERE tkey = ? {filter} ORDER BY checkpoint_id DESC"
-            ),
-            &all,
-        )?
-        .into_iter()
-        .map(|row| {
-            let mut cols = Columns::new(row, "em_saver_checkpoints");
-            Ok(Row {
-                ns: cols.text()?,
-                checkpoint_id: cols.text()?,
-                parent_id: cols.optional_text()?,
-                checkpoint: typed_columns(&mut cols)?,
-                channel_versions: cols.json_object()?,
-                metadata: cols.json_object()?,
-                metadata_typed: typed_columns(&mut cols)?,
+        let mut sql = format!(
+            "SELECT {TUPLE_COLUMNS} FROM em_saver_checkpoints WHERE tkey = ? {filter} ORDER BY checkpoint_id DESC"
+        );
+        if let Some(limit) = limit {
+            sql.push_str(" LIMIT ?");
+            all.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        }
+        self.query(&sql, &all)?
+            .into_iter()
+            .map(|row| {
+                let mut cols = Columns::new(row, "em_saver_checkpoints");
+                Ok(Row {
+                    ns: cols.text()?,
+                    checkpoint_id: cols.text()?,
+                    parent_id: cols.optional_text()?,
+                    checkpoint: typed_columns(&mut cols)?,
+                    channel_versions: cols.json_object()?,
+                    metadata: cols.json_object()?,
+                    metadata_typed: typed_columns(&mut cols)?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// The value of `channel` at `version`, if stored (with its messages for a list).
@@ -200,7 +205,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         let mut kept: HashMap<String, Row> = HashMap::new();
         let mut batch = Vec::new();
         // Rows come newest first: the first of each namespace is the one kept.
-        for row in self.saver_rows(tkey, "", vec![])? {
+        for row in self.saver_rows(tkey, "", vec![], None)? {
             if kept.contains_key(&row.ns) {
                 let key = || -> Vec<SqlValue> {
                     vec![
@@ -234,11 +239,11 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     }
 }
 
-/// The filter of a `list` query: SQL after `WHERE tkey = ?` and its parameters (the
-/// metadata filter is applied to the rows, as JSON).
-fn list_filter(query: &SaverList) -> (String, Vec<SqlValue>) {
-    let mut filter = String::new();
-    let mut params = Vec::new();
+/// The filter of a `list` query: SQL after `WHERE tkey = ?`, its parameters, and
+/// whether SQL alone decides (a metadata filter on floats, objects or arrays is applied
+/// again to the rows, as JSON equality).
+fn list_filter(query: &SaverList) -> (String, Vec<SqlValue>, bool) {
+    let (mut filter, mut params, exact) = metadata_conditions(&query.filter);
     if let Some(ns) = &query.checkpoint_ns {
         filter.push_str(" AND ns = ?");
         params.push(ns.as_str().into());
@@ -251,7 +256,7 @@ fn list_filter(query: &SaverList) -> (String, Vec<SqlValue>) {
         filter.push_str(" AND checkpoint_id < ?");
         params.push(before.as_str().into());
     }
-    (filter, params)
+    (filter, params, exact)
 }
 
 impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
@@ -361,8 +366,9 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
                 tkey,
                 "AND ns = ? AND checkpoint_id = ?",
                 vec![checkpoint_ns.into(), id.into()],
+                Some(1),
             )?,
-            None => self.saver_rows(tkey, "AND ns = ?", vec![checkpoint_ns.into()])?,
+            None => self.saver_rows(tkey, "AND ns = ?", vec![checkpoint_ns.into()], Some(1))?,
         };
         if rows.is_empty() {
             return Ok(None);
@@ -375,9 +381,10 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
         let Some(tkey) = self.thread_key(thread_id)? else {
             return Ok(Vec::new());
         };
-        let (filter, params) = list_filter(query);
+        let (filter, params, exact) = list_filter(query);
         let limit = query.limit.unwrap_or(usize::MAX);
-        self.saver_rows(tkey, &filter, params)?
+        let sql_limit = query.limit.filter(|_| exact);
+        self.saver_rows(tkey, &filter, params, sql_limit)?
             .into_iter()
             .filter(|row| {
                 query
