@@ -97,6 +97,12 @@ pub enum Error {
         /// What the provider said, with its `retry-after` when given.
         reason: String,
     },
+    /// A part of the service the request needs could not be reached; the request may be
+    /// retried as it was (it is idempotent where this is answered).
+    Unavailable {
+        /// What could not be reached.
+        reason: String,
+    },
     /// The model provider sent nothing (no headers, or no next chunk) for this long.
     UpstreamTimeout {
         /// How long the wait was, in milliseconds (`MODEL_TIMEOUT_MS`).
@@ -195,7 +201,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
             Error::Upstream { .. } => 502,
-            Error::UpstreamBusy { .. } => 503,
+            Error::UpstreamBusy { .. } | Error::Unavailable { .. } => 503,
             Error::UpstreamTimeout { .. } | Error::UpstreamDeadline { .. } => 504,
             Error::Backend { .. } => 500,
         }
@@ -225,6 +231,7 @@ impl Error {
             Error::MemoryMismatch { .. } => "memory_mismatch",
             Error::Upstream { .. } => "model_failed",
             Error::UpstreamBusy { .. } => "model_busy",
+            Error::Unavailable { .. } => "unavailable",
             Error::UpstreamTimeout { .. } => "model_timeout",
             Error::UpstreamDeadline { .. } => "model_deadline",
             Error::Backend { .. } => "internal_error",
@@ -269,6 +276,7 @@ impl fmt::Display for Error {
             Error::Unsupported { what } => write!(f, "Not supported: {what}"),
             Error::Upstream { reason } => write!(f, "Model provider failed: {reason}"),
             Error::UpstreamBusy { reason } => write!(f, "Model provider busy: {reason}"),
+            Error::Unavailable { reason } => write!(f, "Temporarily unavailable: {reason}"),
             Error::UpstreamTimeout { waited_ms } => write!(
                 f,
                 "Model provider timed out: nothing received for {waited_ms} ms (MODEL_TIMEOUT_MS)"

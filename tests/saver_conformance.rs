@@ -179,7 +179,11 @@ fn get_and_list_work_is_flat_in_thread_length() {
                 assert_eq!(page.len(), 3);
                 let ids: Vec<_> = page.iter().map(|c| c.checkpoint_id.clone()).collect();
                 let even = |k: u32| format!("cp-{:05}", n - k);
-                assert_eq!(ids, [even(0), even(2), even(4)], "the newest three of source loop");
+                assert_eq!(
+                    ids,
+                    [even(0), even(2), even(4)],
+                    "the newest three of source loop"
+                );
             });
             measured.push((get, list));
         }

@@ -84,7 +84,13 @@ impl Backend for SplitBackend<'_> {
         match update {
             IndexUpdate::Upsert { record } => directory.index_upsert(record).await,
             IndexUpdate::Remove { thread_id, .. } => directory.index_remove(thread_id).await,
+            IndexUpdate::Run {
+                run_id, thread_id, ..
+            } => directory.index_run(run_id, thread_id).await,
         }
+    }
+    async fn run_threads(&self, shard: &Shard, run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        self.shard(shard).threads_of_runs(run_ids).await
     }
     async fn index_search(&self, shard: &Shard, query: &ThreadSearch) -> Result<Vec<ThreadRecord>> {
         self.shard(shard).search_threads(query).await
@@ -286,4 +292,63 @@ fn unscoped_search_merges_the_shared_shards_and_repairs_lost_deletes() {
         json!({"offset": 9_990, "limit": 20}),
     );
     assert_eq!(too_far.status, 422);
+}
+
+/// `delete_for_runs` finds the threads through the runs' directory shards (the store's
+/// own tables are not scanned), deletes those runs' checkpoints on each, and keeps the
+/// rest; another user's runs are out of reach.
+#[test]
+fn delete_for_runs_reaches_every_thread_the_runs_wrote_to() {
+    let store = support::sqlite_store();
+    let backend = SplitBackend::on(&store);
+    let info = jwt_info();
+    let typed = json!({"type": "json", "data": "e30="});
+    let put = |sub: &str, thread: &str, id: &str, run: &str| {
+        let body = json!({
+            "checkpoint_id": id, "checkpoint": typed, "channel_versions": {},
+            "metadata": {"run_id": run}, "metadata_typed": typed,
+        });
+        let req = HttpRequest::json("POST", &format!("/threads/{thread}/saver/put"), &body);
+        assert_eq!(backend.serve(&info, as_user(req, sub)).status, 200);
+    };
+    for (sub, thread) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1")] {
+        let req = HttpRequest::json("POST", "/threads", &json!({"thread_id": thread}));
+        assert_eq!(backend.serve(&info, as_user(req, sub)).status, 200);
+    }
+    put("alice", "a1", "cp-1", "run-x");
+    put("alice", "a1", "cp-2", "run-keep");
+    put("alice", "a2", "cp-1", "run-x");
+    put("bob", "b1", "cp-1", "run-x");
+    let delete = |sub: &str, runs: Value| {
+        let req = HttpRequest::json("POST", "/saver/delete_for_runs", &json!({"run_ids": runs}));
+        backend.serve(&info, as_user(req, sub)).status
+    };
+    assert_eq!(delete("alice", json!(["run-x"])), 204);
+    let ids = |sub: &str, thread: &str| {
+        let req = HttpRequest::json("POST", &format!("/threads/{thread}/saver/list"), &json!({}));
+        let listed = backend.serve(&info, as_user(req, sub));
+        listed
+            .json()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["checkpoint_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("alice", "a1"), ["cp-2"], "run-x gone, run-keep kept");
+    assert!(ids("alice", "a2").is_empty());
+    assert_eq!(
+        ids("bob", "b1"),
+        ["cp-1"],
+        "bob's run of the same id is out of alice's reach"
+    );
+    assert_eq!(
+        delete("alice", json!(["run-x"])),
+        204,
+        "a retry finds nothing more"
+    );
+    assert_eq!(delete("alice", json!([])), 204);
+    assert_eq!(delete("alice", json!("run-x")), 422);
+    assert_eq!(delete("alice", json!([7])), 422);
 }

@@ -22,7 +22,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use super::auth::OWNER_KEY;
-use super::{Backend, Body, HttpResponse, IndexUpdate, ThreadCall, ThreadCommand};
+use super::{Backend, Body, HttpResponse, IndexUpdate, SaverCommand, ThreadCall, ThreadCommand};
 use crate::checkpoint::{ThreadSearch, ThreadSortKey};
 use crate::error::{Error, Result};
 use crate::thread::{ThreadId, ThreadRecord};
@@ -77,6 +77,16 @@ impl Shard {
         match update {
             IndexUpdate::Upsert { record } => Shard::of_record(record),
             IndexUpdate::Remove { thread_id, owner } => Shard::of(thread_id, owner.as_deref()),
+            IndexUpdate::Run { run_id, owner, .. } => Shard::of_run(run_id, owner.as_deref()),
+        }
+    }
+
+    /// The shard that knows which threads run `run_id` wrote to: the owner's, else a
+    /// shared one by a hash of the run id (found again from the run id alone).
+    pub fn of_run(run_id: &str, owner: Option<&str>) -> Shard {
+        match owner {
+            Some(owner) => Shard::Owner(owner.to_string()),
+            None => Shard::Shared(fnv1a(run_id) % SHARED_DIRECTORY_SHARDS),
         }
     }
 
@@ -255,6 +265,48 @@ fn matches_filter(thread: &Value, filter: &Map<String, Value>) -> bool {
         .all(|(key, value)| thread["metadata"].get(key) == Some(value))
 }
 
+/// `delete_for_runs`: finds the threads the runs wrote to in the directory (the shard
+/// of each run id), and deletes the runs' checkpoints and writes on each of them, one
+/// atomic batch per thread. Idempotent: a retried call finds nothing more to delete.
+pub async fn delete_for_runs<B: Backend>(
+    backend: &B,
+    run_ids: &[String],
+    owner: Option<String>,
+) -> Result<HttpResponse> {
+    let mut shards: Vec<Shard> = Vec::new();
+    for run_id in run_ids {
+        let shard = backend.run_shard(run_id, owner.as_deref());
+        if !shards.contains(&shard) {
+            shards.push(shard);
+        }
+    }
+    let mut threads: Vec<ThreadId> = Vec::new();
+    for shard in &shards {
+        for thread in backend.run_threads(shard, run_ids).await? {
+            if !threads.contains(&thread) {
+                threads.push(thread);
+            }
+        }
+    }
+    for thread_id in threads {
+        let command = ThreadCommand::Saver(SaverCommand::DeleteRuns {
+            run_ids: run_ids.to_vec(),
+        });
+        let response = backend
+            .call(ThreadCall {
+                thread_id,
+                command,
+                owner: owner.clone(),
+            })
+            .await;
+        // A thread deleted since (404) has nothing left to delete.
+        if response.status >= 400 && response.status != 404 {
+            return Ok(response);
+        }
+    }
+    Ok(HttpResponse::no_content())
+}
+
 /// What a thread object does with its directory copy after a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncAction {
@@ -295,6 +347,8 @@ impl DirectorySync {
                 self.last_sent = None;
                 return SyncAction::SendNow;
             }
+            // A run's first write: recorded before its checkpoint is acknowledged.
+            IndexUpdate::Run { .. } => return SyncAction::SendNow,
             IndexUpdate::Upsert { record } => record,
         };
         match &self.last_sent {
@@ -349,6 +403,7 @@ impl DirectorySync {
         match update {
             IndexUpdate::Upsert { record } => self.mark_sent(record, now_ms),
             IndexUpdate::Remove { .. } => self.last_sent = None,
+            IndexUpdate::Run { .. } => {}
         }
     }
 

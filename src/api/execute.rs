@@ -169,7 +169,9 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             checkpoint_id,
         } => state::history(store, &thread_id, (limit, before), metadata, checkpoint_id).await,
         ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run, call.owner).await),
-        ThreadCommand::Saver(command) => saver::saver(engine, &thread_id, command),
+        ThreadCommand::Saver(command) => {
+            saver::saver(engine, &thread_id, command, call.owner.as_deref())
+        }
         ThreadCommand::Export => export(store, &thread_id).await,
         ThreadCommand::Import {
             metadata,

@@ -165,6 +165,16 @@ pub enum IndexUpdate {
         #[serde(default)]
         owner: Option<String>,
     },
+    /// Remember that run `run_id` wrote to this thread (LangGraph's server deletes a
+    /// run's checkpoints by run id alone: `delete_for_runs`).
+    Run {
+        /// The run (`metadata.run_id` of a checkpointer put).
+        run_id: String,
+        /// The thread it wrote to.
+        thread_id: ThreadId,
+        /// The caller's scope, which names the shard (as for threads).
+        owner: Option<String>,
+    },
 }
 
 /// An HTTP response, as plain data.
@@ -308,6 +318,11 @@ pub trait Backend {
         Shard::for_search(query)
     }
 
+    /// The directory shard that knows which threads run `run_id` wrote to.
+    fn run_shard(&self, run_id: &str, owner: Option<&str>) -> Shard {
+        Shard::of_run(run_id, owner)
+    }
+
     /// Applies a change to a directory shard (search repairs stale copies with it).
     async fn index_apply(&self, shard: &Shard, update: &IndexUpdate) -> Result<()>;
 
@@ -316,6 +331,9 @@ pub trait Backend {
 
     /// Counts one directory shard's records that match `query`.
     async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize>;
+
+    /// The threads that runs `run_ids` wrote to, as one directory shard knows them.
+    async fn run_threads(&self, shard: &Shard, run_ids: &[String]) -> Result<Vec<ThreadId>>;
 }
 
 /// Plans `req` and carries the plan out through `backend`.
@@ -353,6 +371,11 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
                 .into()
         }
         Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::SaverDeleteRuns { run_ids, owner } => {
+            directory::delete_for_runs(backend, &run_ids, owner)
+                .await
+                .into()
+        }
         // `copy_thread`: the source's checkpointer storage, written into the target.
         Plan::SaverCopy { from, to, owner } => export_import(
             backend,
@@ -432,13 +455,24 @@ impl<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel> Backend for Local
         vec![Shard::Whole]
     }
 
+    fn run_shard(&self, _run_id: &str, _owner: Option<&str>) -> Shard {
+        Shard::Whole
+    }
+
     async fn index_apply(&self, _shard: &Shard, update: &IndexUpdate) -> Result<()> {
         match update {
             IndexUpdate::Upsert { record } => self.engine.store.index_upsert(record).await,
             IndexUpdate::Remove { thread_id, .. } => {
                 self.engine.store.index_remove(thread_id).await
             }
+            IndexUpdate::Run {
+                run_id, thread_id, ..
+            } => self.engine.store.index_run(run_id, thread_id).await,
         }
+    }
+
+    async fn run_threads(&self, _shard: &Shard, run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        self.engine.store.threads_of_runs(run_ids).await
     }
 
     async fn index_search(

@@ -25,6 +25,12 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS em_directory_by_updated ON em_directory (updated_at, thread_id)",
     "CREATE INDEX IF NOT EXISTS em_directory_by_created ON em_directory (created_at, thread_id)",
+    // Which threads each run wrote checkpointer storage on (`delete_for_runs`).
+    "CREATE TABLE IF NOT EXISTS em_directory_runs (
+        run_id TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, thread_id)
+    ) WITHOUT ROWID",
 ];
 
 /// Inserts or replaces a copy, unless the stored one is newer: copies may arrive late
@@ -275,6 +281,43 @@ impl<E: SqlExec> ThreadIndex for SqlDirectory<E> {
         self.ensure_schema()?;
         count_table(&self.exec, TABLE, query)
     }
+
+    async fn index_run(&self, run_id: &str, thread_id: &ThreadId) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec.execute_batch(&[Statement::new(
+            "INSERT OR IGNORE INTO em_directory_runs (run_id, thread_id) VALUES (?, ?)",
+            vec![run_id.into(), thread_id.as_str().into()],
+        )])
+    }
+
+    async fn threads_of_runs(&self, run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        self.ensure_schema()?;
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (marks, params) = in_list(run_ids);
+        let sql =
+            format!("SELECT DISTINCT thread_id FROM em_directory_runs WHERE run_id IN ({marks})");
+        thread_ids(&self.exec, &sql, &params)
+    }
+}
+
+/// `?, ?, …` for an `IN (…)` of `items`, and the items as parameters.
+pub(crate) fn in_list(items: &[String]) -> (String, Vec<SqlValue>) {
+    let marks = vec!["?"; items.len()].join(", ");
+    (marks, items.iter().map(|id| id.as_str().into()).collect())
+}
+
+/// The thread ids a one-column query returns.
+pub(crate) fn thread_ids<E: SqlExec>(
+    exec: &E,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<ThreadId>> {
+    exec.query(sql, params)?
+        .into_iter()
+        .map(|row| ThreadId::parse(&Columns::new(row, "thread ids").text()?))
+        .collect()
 }
 
 /// A limit or offset as a SQL integer (`usize::MAX` means no limit).

@@ -230,4 +230,13 @@ impl ThreadIndex for MemoryCheckpointer {
             .filter(|d| query.matches(&d.record))
             .count())
     }
+
+    // No checkpointer storage here (saver calls are refused): no run wrote any.
+    async fn index_run(&self, _run_id: &str, _thread_id: &ThreadId) -> Result<()> {
+        Ok(())
+    }
+
+    async fn threads_of_runs(&self, _run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        Ok(Vec::new())
+    }
 }

@@ -428,6 +428,12 @@ pub trait ThreadIndex {
 
     /// How many records match `query`'s filters (its paging ignored).
     async fn count_threads(&self, query: &ThreadSearch) -> Result<usize>;
+
+    /// Remembers that run `run_id` wrote checkpointer storage on `thread_id`.
+    async fn index_run(&self, run_id: &str, thread_id: &ThreadId) -> Result<()>;
+
+    /// The threads runs `run_ids` wrote checkpointer storage on.
+    async fn threads_of_runs(&self, run_ids: &[String]) -> Result<Vec<ThreadId>>;
 }
 
 /// Rebuilds the message list from operations given oldest first.

@@ -1204,4 +1204,22 @@ impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
         self.ensure_schema()?;
         directory::count_table(&self.exec, "em_threads", query)
     }
+
+    // The store holds the checkpoints themselves: their metadata names the runs.
+    async fn index_run(&self, _run_id: &str, _thread_id: &ThreadId) -> Result<()> {
+        Ok(())
+    }
+
+    async fn threads_of_runs(&self, run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        self.ensure_schema()?;
+        if run_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (marks, params) = directory::in_list(run_ids);
+        let sql = format!(
+            "SELECT DISTINCT t.thread_id FROM em_saver_checkpoints c JOIN em_threads t ON t.tkey = c.tkey
+             WHERE json_extract(c.metadata, '$.run_id') IN ({marks})"
+        );
+        directory::thread_ids(&self.exec, &sql, &params)
+    }
 }

@@ -19,6 +19,10 @@ use crate::thread::ThreadId;
 /// SQLite holds no thread record to find it by.
 const ALARM_THREAD_KEY: &str = "directory_thread";
 
+/// Runs an object remembers having recorded (a run writes several checkpoints; only
+/// its first needs the directory). Bounded: an older run recorded again is harmless.
+pub(super) const RECORDED_RUNS_MAX: usize = 64;
+
 /// The thread an alarm sends the record of.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct AlarmThread {
@@ -48,7 +52,7 @@ pub(super) async fn shard_query<T: serde::de::DeserializeOwned>(
     env: &Env,
     shard: &Shard,
     path: &str,
-    query: &ThreadSearch,
+    query: &impl serde::Serialize,
 ) -> Result<T, Error> {
     let payload = serde_json::to_string(query).map_err(Error::backend)?;
     let response = call_object(env, &shard.object_name(), path, payload).await?;
@@ -78,6 +82,12 @@ impl ObjectInner {
                     .index_remove(&thread_id)
                     .await
                     .map(|()| serde_json::Value::Null),
+                Ok(IndexUpdate::Run {
+                    run_id, thread_id, ..
+                }) => directory
+                    .index_run(&run_id, &thread_id)
+                    .await
+                    .map(|()| serde_json::Value::Null),
                 Err(err) => Err(err),
             },
             "/index/search" => match decode::<ThreadSearch>(body) {
@@ -85,6 +95,13 @@ impl ObjectInner {
                     .search_threads(&query)
                     .await
                     .and_then(|records| serde_json::to_value(records).map_err(Error::backend)),
+                Err(err) => Err(err),
+            },
+            "/index/runs" => match decode::<Vec<String>>(body) {
+                Ok(run_ids) => directory
+                    .threads_of_runs(&run_ids)
+                    .await
+                    .and_then(|ids| serde_json::to_value(ids).map_err(Error::backend)),
                 Err(err) => Err(err),
             },
             "/index/count" => match decode::<ThreadSearch>(body) {
@@ -116,6 +133,31 @@ impl ObjectInner {
             SyncAction::ArmAlarm { in_ms } => self.arm_alarm(&update, in_ms).await,
             SyncAction::Wait => {}
         }
+    }
+
+    /// A checkpointer put of run `run_id`: the run's shard learns which thread it wrote
+    /// to, once per run and object instance, before the put is acknowledged (so a
+    /// `delete_for_runs` right after finds it). A failure answers 503: the client retries
+    /// the put (idempotent), which records the run again.
+    pub(super) async fn record_run(&self, update: IndexUpdate) -> Result<(), Error> {
+        let IndexUpdate::Run { run_id, .. } = &update else {
+            return Ok(());
+        };
+        if self.recorded_runs.borrow().contains(run_id) {
+            return Ok(());
+        }
+        let shard = Shard::of_update(&update);
+        if let Err(err) = faults::deliver(self, &shard, &update).await {
+            return Err(Error::Unavailable {
+                reason: format!("the run directory could not record run {run_id}: {err}"),
+            });
+        }
+        let mut recorded = self.recorded_runs.borrow_mut();
+        if recorded.len() >= RECORDED_RUNS_MAX {
+            recorded.pop_front();
+        }
+        recorded.push_back(run_id.clone());
+        Ok(())
     }
 
     /// After a run: the record goes to its shard in the background (coalesced), never
@@ -175,6 +217,8 @@ impl ObjectInner {
                 thread_id: thread_id.clone(),
                 owner: owner.clone(),
             },
+            // Runs are recorded before their put is answered, never from the alarm.
+            IndexUpdate::Run { .. } => return,
         };
         self.arm_alarm_for(&thread, in_ms).await;
     }

@@ -295,6 +295,14 @@ impl api::Backend for DurableObjects<'_> {
     async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize, Error> {
         directory::shard_query(self.env, shard, "/index/count", query).await
     }
+
+    async fn run_threads(
+        &self,
+        shard: &Shard,
+        run_ids: &[String],
+    ) -> Result<Vec<crate::thread::ThreadId>, Error> {
+        directory::shard_query(self.env, shard, "/index/runs", &run_ids).await
+    }
 }
 
 /// Reads method, path and body, refusing bodies over the limit before buffering them.
@@ -458,6 +466,8 @@ struct ObjectInner {
     directory: SqlDirectory<DoSql>,
     /// When this thread's record goes to its directory shard.
     directory_sync: std::cell::RefCell<DirectorySync>,
+    /// Runs whose first checkpointer write this instance recorded in the directory.
+    recorded_runs: std::cell::RefCell<std::collections::VecDeque<String>>,
     /// The last copy sent, for the fault switch's stale duplicates.
     #[cfg(feature = "dev-routes")]
     directory_previous: std::cell::RefCell<Option<IndexUpdate>>,
@@ -494,6 +504,7 @@ impl DurableObject for ThreadObject {
                 store: SqlCheckpointer::new(DoSql::new(state.storage())),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
+                recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
                 directory_previous: std::cell::RefCell::new(None),
                 kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
@@ -703,8 +714,14 @@ impl ObjectInner {
             .runs
             .execute(call, &config.engine(&store, &model))
             .await;
-        if let Some(update) = response.index.take() {
-            self.directory_changed_awaited(update).await;
+        match response.index.take() {
+            Some(run @ IndexUpdate::Run { .. }) => {
+                if let Err(err) = self.record_run(run).await {
+                    response = HttpResponse::error(&err);
+                }
+            }
+            Some(update) => self.directory_changed_awaited(update).await,
+            None => {}
         }
         // The object's own time for the call (storage, model, response), for
         // clients and the benchmark: `server-timing: do;dur=<ms>`.

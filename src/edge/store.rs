@@ -116,6 +116,9 @@ impl SaverStore for EdgeStore<'_> {
     fn saver_import(&self, thread_id: &ThreadId, export: &SaverExport, now_ms: i64) -> Result<()> {
         each!(self, s => s.saver_import(thread_id, export, now_ms))
     }
+    fn saver_delete_runs(&self, thread_id: &ThreadId, run_ids: &[String]) -> Result<()> {
+        each!(self, s => s.saver_delete_runs(thread_id, run_ids))
+    }
 }
 
 impl ThreadIndex for EdgeStore<'_> {
@@ -144,6 +147,20 @@ impl ThreadIndex for EdgeStore<'_> {
         match self {
             EdgeStore::Sql(s) => s.count_threads(query).await,
             EdgeStore::Memory(s) => s.count_threads(query).await,
+            EdgeStore::Kv(_) => Err(no_kv_index()),
+        }
+    }
+    async fn index_run(&self, run_id: &str, thread_id: &ThreadId) -> Result<()> {
+        match self {
+            EdgeStore::Sql(s) => s.index_run(run_id, thread_id).await,
+            EdgeStore::Memory(s) => s.index_run(run_id, thread_id).await,
+            EdgeStore::Kv(_) => Err(no_kv_index()),
+        }
+    }
+    async fn threads_of_runs(&self, run_ids: &[String]) -> Result<Vec<ThreadId>> {
+        match self {
+            EdgeStore::Sql(s) => s.threads_of_runs(run_ids).await,
+            EdgeStore::Memory(s) => s.threads_of_runs(run_ids).await,
             EdgeStore::Kv(_) => Err(no_kv_index()),
         }
     }

@@ -27,6 +27,15 @@ for (const [method, path] of bodyEndpoints) {
   for (const body of notObjects) add({ name: `not an object ${body} → ${method} ${path}`, method, path, body, status: 400 });
 }
 
+// delete_for_runs: the run ids must be a list of short strings.
+for (const [label, body] of [
+  ['no run_ids', {}],
+  ['run_ids a string', { run_ids: 'run-1' }],
+  ['run_ids with a number', { run_ids: ['run-1', 7] }],
+  ['run_ids with an empty id', { run_ids: [''] }],
+  ['too many run_ids', { run_ids: Array.from({ length: 1001 }, (_, i) => `run-${i}`) }],
+]) add({ name: `delete_for_runs: ${label}`, method: 'POST', path: '/saver/delete_for_runs', body, status: 422 });
+
 // Runs: wrong types, missing keys, unknown fields, bad values.
 const runBodies = [
   // (No input, or `input: null`, is not a mistake: it continues the state as it is.)

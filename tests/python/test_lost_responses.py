@@ -120,6 +120,30 @@ def test_saver_put_once_and_copy_not_retried_when_responses_are_lost(lossy, work
         assert [t.checkpoint["channel_values"] for t in copied] == [{"messages": ["hello"]}]
 
 
+def test_delete_for_runs_once_when_its_response_is_lost(lossy, worker):
+    """A rollback's `delete_for_runs` whose answer is lost is retried (it is idempotent)
+    and ends as if it ran once: the run's checkpoints gone on both threads it wrote to,
+    the other run's kept."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    def put(saver: EdgeMemorySaver, thread: str, run_id: str) -> None:
+        checkpoint = empty_checkpoint()
+        config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        saver.put(config, checkpoint, {"source": "loop", "step": 1, "run_id": run_id}, {})
+
+    with EdgeMemorySaver.from_url(lossy.url) as saver:
+        put(saver, "rollback-a", "run-rolled-back")
+        put(saver, "rollback-a", "run-kept")
+        put(saver, "rollback-b", "run-rolled-back")
+        lossy.drops["/saver/delete_for_runs"] = 1
+        saver.delete_for_runs(["run-rolled-back"])
+        calls = [s for s in lossy.seen if s[1].endswith("/saver/delete_for_runs")]
+        assert [s[2] for s in calls] == ["dropped", "204"], calls
+        runs = lambda thread: [t.metadata.get("run_id") for t in saver.list({"configurable": {"thread_id": thread}})]
+        assert runs("rollback-a") == ["run-kept"]
+        assert runs("rollback-b") == []
+
+
 def _jwt(sub: str, secret: str) -> str:
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

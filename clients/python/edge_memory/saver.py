@@ -89,6 +89,16 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+# The worker takes at most this many run ids per `delete_for_runs` request.
+_DELETE_FOR_RUNS_MAX = 1000
+
+
+def _chunks(run_ids: Sequence[str]) -> list[list[str]]:
+    """Run ids in requests the worker accepts (none at all: no request)."""
+    ids = [str(run_id) for run_id in run_ids]
+    return [ids[i : i + _DELETE_FOR_RUNS_MAX] for i in range(0, len(ids), _DELETE_FOR_RUNS_MAX)]
+
+
 def _thread_id(config: RunnableConfig | None, what: str) -> str:
     configurable = (config or {}).get("configurable") or {}
     thread_id = configurable.get("thread_id")
@@ -370,6 +380,13 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         for thread_id in thread_ids:
             self._http.request("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
 
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their pending writes) made by these runs, on every
+        thread they wrote to (LangGraph's server calls it for `multitask_strategy="rollback"`).
+        The worker finds the threads in its run directory; one atomic batch per thread."""
+        for chunk in _chunks(run_ids):
+            self._http.request("POST", "/saver/delete_for_runs", {"run_ids": chunk}, idempotent=True)
+
     # -- async -----------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -426,6 +443,11 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         for thread_id in thread_ids:
             await self._http.arequest("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async `delete_for_runs`."""
+        for chunk in _chunks(run_ids):
+            await self._http.arequest("POST", "/saver/delete_for_runs", {"run_ids": chunk}, idempotent=True)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic, sortable string versions, as LangGraph's own savers make them."""

@@ -219,6 +219,11 @@ pub enum SaverCommand {
     Export,
     /// Part of `copy_thread`: write an export here.
     Import(SaverExport),
+    /// Part of `delete_for_runs`: the checkpoints of these runs, and their writes.
+    DeleteRuns {
+        /// The runs.
+        run_ids: Vec<String>,
+    },
 }
 
 /// A command addressed to one thread: what the worker sends to its Durable Object.
@@ -259,6 +264,13 @@ pub enum Plan {
     },
     /// A run on a throwaway thread.
     Stateless(RunRequest),
+    /// `delete_for_runs` of the checkpointer storage, on every thread the runs wrote to.
+    SaverDeleteRuns {
+        /// The runs (`metadata.run_id` of their checkpoints).
+        run_ids: Vec<String>,
+        /// The caller's scope, if any.
+        owner: Option<String>,
+    },
     /// `copy_thread` of the checkpointer storage.
     SaverCopy {
         /// The source thread.
@@ -340,6 +352,10 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
             to,
             owner: Some(owner.to_string()),
         },
+        Plan::SaverDeleteRuns { run_ids, .. } => Plan::SaverDeleteRuns {
+            run_ids,
+            owner: Some(owner.to_string()),
+        },
         plan @ (Plan::Respond(_) | Plan::Stateless(_)) => plan,
     })
 }
@@ -383,6 +399,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
         Route::State(route) => plan_state(route, &incoming),
         Route::Runs(route) => plan_run(route, &incoming),
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
+        Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),
     }
 }
 

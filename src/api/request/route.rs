@@ -24,6 +24,8 @@ pub(super) enum Route<'a> {
         /// The checkpointer operation (`put`, `list`, ...), checked by its handler.
         op: &'a str,
     },
+    /// `POST /saver/delete_for_runs`: a checkpointer call across threads.
+    SaverDeleteRuns,
 }
 
 /// The routes answered without storage.
@@ -151,6 +153,7 @@ impl<'a> Route<'a> {
                 })
             }
             ("POST", ["threads", thread, "saver", op]) => Route::Saver { thread, op },
+            ("POST", ["saver", "delete_for_runs"]) => Route::SaverDeleteRuns,
             ("POST", ["runs", kind @ ("wait" | "stream")]) => Route::Runs(R::Stateless {
                 stream: stream(kind),
             }),

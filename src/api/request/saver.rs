@@ -18,6 +18,41 @@ pub(super) fn plan_saver(thread: &str, op: &str, incoming: &Incoming<'_>) -> Res
     })
 }
 
+/// The most run ids one `delete_for_runs` takes: each is looked up in the directory and
+/// every thread they touched is visited, so the work is bounded by it.
+pub(super) const DELETE_FOR_RUNS_MAX: usize = 1_000;
+
+/// `POST /saver/delete_for_runs` `{run_ids: [..]}`.
+pub(super) fn plan_delete_for_runs(incoming: &Incoming<'_>) -> Result<Plan> {
+    let body = incoming.body()?;
+    let Some(Value::Array(items)) = body.get("run_ids") else {
+        return Err(Error::invalid("run_ids", "is required: a list of run ids"));
+    };
+    if items.len() > DELETE_FOR_RUNS_MAX {
+        return Err(Error::invalid(
+            "run_ids",
+            format!(
+                "at most {DELETE_FOR_RUNS_MAX} run ids at once, got {}",
+                items.len()
+            ),
+        ));
+    }
+    let run_ids = items
+        .iter()
+        .map(|item| match item.as_str() {
+            Some(id) if !id.is_empty() && id.len() <= 128 => Ok(id.to_string()),
+            _ => Err(Error::invalid(
+                "run_ids",
+                format!("each must be a non-empty string of at most 128 characters, got {item}"),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Plan::SaverDeleteRuns {
+        run_ids,
+        owner: None,
+    })
+}
+
 /// A checkpointer call: on this thread, or a copy to another.
 enum SaverCall {
     Command(Box<SaverCommand>),

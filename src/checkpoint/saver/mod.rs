@@ -389,4 +389,12 @@ pub trait SaverStore {
         let _ = (thread_id, export, now_ms);
         unsupported()
     }
+
+    /// Deletes the thread's checkpoints whose `metadata.run_id` is one of `run_ids`, and
+    /// their pending writes, in one atomic batch (part of `delete_for_runs`). Nothing to
+    /// delete is not an error.
+    fn saver_delete_runs(&self, thread_id: &ThreadId, run_ids: &[String]) -> Result<()> {
+        let _ = (thread_id, run_ids);
+        unsupported()
+    }
 }

@@ -415,4 +415,32 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
     fn saver_import(&self, thread_id: &ThreadId, export: &SaverExport, now_ms: i64) -> Result<()> {
         SqlCheckpointer::import_saver(self, thread_id, export, now_ms)
     }
+
+    fn saver_delete_runs(&self, thread_id: &ThreadId, run_ids: &[String]) -> Result<()> {
+        let Some(tkey) = self.thread_key(thread_id)? else {
+            return Ok(());
+        };
+        if run_ids.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; run_ids.len()].join(", ");
+        let runs = format!("json_extract(metadata, '$.run_id') IN ({marks})");
+        let mut params = vec![SqlValue::Integer(tkey), SqlValue::Integer(tkey)];
+        params.extend(run_ids.iter().map(|id| SqlValue::from(id.as_str())));
+        // Writes first: they are found through their checkpoints.
+        let writes = Statement::new(
+            format!(
+                "DELETE FROM em_saver_writes WHERE tkey = ? AND (ns, checkpoint_id) IN
+                 (SELECT ns, checkpoint_id FROM em_saver_checkpoints WHERE tkey = ? AND {runs})"
+            ),
+            params,
+        );
+        let mut params = vec![SqlValue::Integer(tkey)];
+        params.extend(run_ids.iter().map(|id| SqlValue::from(id.as_str())));
+        let checkpoints = Statement::new(
+            format!("DELETE FROM em_saver_checkpoints WHERE tkey = ? AND {runs}"),
+            params,
+        );
+        self.execute(&[writes, checkpoints])
+    }
 }
