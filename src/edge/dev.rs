@@ -6,7 +6,9 @@
 use serde_json::json;
 use worker::Env;
 
-use super::{call_object, DurableObjects, EdgeConfig, ObjectInner};
+use super::objects::{call_object, DurableObjects};
+use super::thread_object::ObjectInner;
+use super::EdgeConfig;
 use crate::api::auth::Caller;
 use crate::api::directory::Shard;
 use crate::api::{self, HttpRequest, HttpResponse, ThreadCall, ThreadCommand};
