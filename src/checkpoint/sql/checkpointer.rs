@@ -29,6 +29,7 @@ const SELECT_THREAD_OPS: &str =
     "SELECT m.ckey, m.seq, m.op, m.body FROM em_messages m JOIN em_checkpoints c ON c.ckey = m.ckey
              WHERE c.tkey = ? ORDER BY m.seq";
 
+/// Metadata as the JSON text its column holds.
 fn json_text(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
