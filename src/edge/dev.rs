@@ -1,16 +1,19 @@
 //! Dev-only routes (`DEV_MODE=true`, and only in a build with the `dev-routes`
 //! feature, which `make dev` and the tests use and `make deploy` does not): the
-//! conformance suite inside a Durable Object, storage statistics, the last run's time,
-//! and a cold start on demand.
+//! conformance suites (Checkpointer and saver) inside a Durable Object, storage
+//! statistics, the last run's time, and a cold start on demand.
 
 use serde_json::json;
 use worker::Env;
 
-use super::{call_object, DurableObjects, EdgeConfig, ObjectInner};
+use super::objects::{call_object, DurableObjects};
+use super::thread_object::ObjectInner;
+use super::EdgeConfig;
 use crate::api::auth::Caller;
 use crate::api::directory::Shard;
 use crate::api::{self, HttpRequest, HttpResponse, ThreadCall, ThreadCommand};
 use crate::checkpoint::conformance;
+use crate::checkpoint::saver::conformance as saver_conformance;
 use crate::error::Error;
 
 /// The object the dev-only conformance run uses, apart from every real thread.
@@ -171,22 +174,32 @@ impl ObjectInner {
         }
     }
 
+    /// Runs the Checkpointer suite on this object's store (its SQLite, or KV) and the
+    /// saver suite on its SQLite, where the saver store always lives.
     async fn conformance(&self) -> HttpResponse {
         let backend = match &self.kv {
             Some(_) => "workers_kv",
             None => "durable_object_sql",
         };
         let report = conformance::run_all(&self.edge_store()).await;
-        let cases: Vec<_> = report
-            .cases
-            .iter()
-            .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
-            .collect();
-        HttpResponse::ok(json!({
-            "backend": backend,
-            "passed": report.passed(),
-            "total": report.cases.len(),
-            "cases": cases,
-        }))
+        let saver = saver_conformance::run_all(&self.store);
+        let mut body = report_json(backend, &report);
+        body["saver"] = report_json("durable_object_sql", &saver);
+        HttpResponse::ok(body)
     }
+}
+
+/// A suite's report: `{backend, passed, total, cases: [{name, passed, failure}]}`.
+fn report_json(backend: &str, report: &conformance::Report) -> serde_json::Value {
+    let cases: Vec<_> = report
+        .cases
+        .iter()
+        .map(|c| json!({"name": c.name, "passed": c.failure.is_none(), "failure": c.failure}))
+        .collect();
+    json!({
+        "backend": backend,
+        "passed": report.passed(),
+        "total": report.cases.len(),
+        "cases": cases,
+    })
 }

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use super::{call_object, decode, ObjectInner};
+use super::objects::call_object;
+use super::thread_object::{decode, ObjectInner};
 use crate::api::directory::{owner_of, Shard, SyncAction, DIRECTORY_RETRY_MS};
 use crate::api::{Body, HttpResponse, IndexUpdate};
 use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};

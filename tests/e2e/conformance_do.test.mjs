@@ -14,6 +14,20 @@ test('conformance suite passes on Durable Object SQL storage', async () => {
     assert.equal(res.body.passed, res.body.total);
     assert.ok(res.body.total >= 14, `ran ${res.body.total} cases`);
     console.log(`conformance in workerd: ${res.body.passed}/${res.body.total} cases passed on ${res.body.backend}`);
+    // The saver store's suite (EdgeMemorySaver's contract), on the same object's SQLite.
+    const saver = res.body.saver;
+    assert.ok(saver, `no saver report: ${JSON.stringify(res.body)}`);
+    assert.equal(saver.backend, 'durable_object_sql');
+    assert.deepEqual(saver.cases.filter((c) => !c.passed), [], 'failing saver cases');
+    assert.equal(saver.passed, saver.total);
+    assert.ok(saver.total >= 17, `ran ${saver.total} saver cases`);
+    const ran = new Set(saver.cases.map((c) => c.name));
+    for (const name of ['put_then_get_round_trips', 'put_writes_retries_keep_regular_and_replace_special_writes',
+      'prune_delete_removes_everything', 'blobs_up_to_the_limit_round_trip', 'export_import_copies_exactly',
+      'forks_keep_separate_message_lists', 'long_message_lists_keep_their_order']) {
+      assert.ok(ran.has(name), `saver case ${name} ran`);
+    }
+    console.log(`saver conformance in workerd: ${saver.passed}/${saver.total} cases passed on ${saver.backend}`);
   } finally {
     await worker.kill();
     removeDir(persistDir);

@@ -11,27 +11,11 @@ use serde_json::Value;
 
 use super::sql::typed_columns;
 use super::{BlobIn, SaverExport, SaverPut, SaverPutWrites, SaverStore, WriteIn};
-use crate::checkpoint::sql::{Columns, SqlCheckpointer, SqlExec, SqlValue, Statement};
+use crate::checkpoint::sql::{
+    tables_of, Columns, Group, SqlCheckpointer, SqlExec, SqlValue, Statement,
+};
 use crate::error::{ConflictKind, Error, Result};
 use crate::thread::ThreadId;
-
-/// The message-list tables and their columns after `tkey`, for export and import.
-const LIST_TABLES: &[(&str, &[&str])] = &[
-    (
-        "em_saver_messages",
-        &["ns", "channel", "msg_id", "digest", "type", "data"],
-    ),
-    (
-        "em_saver_list_versions",
-        &["ns", "channel", "version", "branch", "seq"],
-    ),
-    (
-        "em_saver_list_rows",
-        &[
-            "ns", "channel", "branch", "pos", "from_seq", "to_seq", "msg_id", "digest",
-        ],
-    ),
-];
 
 const SELECT_ALL_BLOBS: &str =
     "SELECT ns, channel, version, type, data FROM em_saver_blobs WHERE tkey = ?";
@@ -165,16 +149,22 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     /// The message-list tables' rows, as JSON.
     fn export_list_tables(&self, tkey: i64) -> Result<Vec<(String, Vec<Vec<Value>>)>> {
         let mut list_tables = Vec::new();
-        for (table, columns) in LIST_TABLES {
+        // The message-list tables travel as their rows, each without its `tkey`.
+        for table in tables_of(&[Group::SaverList]) {
+            let columns: Vec<&str> = table.columns_after_tkey().collect();
             let rows = self.query(
-                &format!("SELECT {} FROM {table} WHERE tkey = ?", columns.join(", ")),
+                &format!(
+                    "SELECT {} FROM {} WHERE tkey = ?",
+                    columns.join(", "),
+                    table.name
+                ),
                 &[tkey.into()],
             )?;
             let rows = rows
                 .into_iter()
                 .map(|row| row.into_iter().map(sql_to_json).collect())
                 .collect();
-            list_tables.push(((*table).to_string(), rows));
+            list_tables.push((table.name.to_string(), rows));
         }
         Ok(list_tables)
     }
@@ -227,12 +217,14 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 fn import_list_tables(tkey: i64, export: &SaverExport) -> Result<Vec<Statement>> {
     let mut batch = Vec::new();
     for (table, rows) in &export.list_tables {
-        let Some((table, columns)) = LIST_TABLES.iter().find(|(t, _)| t == table) else {
+        let Some(table) = tables_of(&[Group::SaverList]).find(|t| t.name == table) else {
             return Err(Error::invalid(
                 "list_tables",
                 format!("unknown table {table:?}"),
             ));
         };
+        let columns: Vec<&str> = table.columns_after_tkey().collect();
+        let table = table.name;
         let sql = format!(
             "INSERT OR REPLACE INTO {table} (tkey, {}) VALUES ({})",
             columns.join(", "),

@@ -13,19 +13,11 @@ use super::{
     Typed, WriteOut, MESSAGE_LIST_TYPE,
 };
 use crate::checkpoint::directory::metadata_conditions;
-use crate::checkpoint::sql::{Columns, SqlCheckpointer, SqlExec, SqlValue, Statement};
+use crate::checkpoint::sql::{
+    delete_thread_rows, Columns, Group, SqlCheckpointer, SqlExec, SqlValue, Statement,
+};
 use crate::error::Result;
 use crate::thread::ThreadId;
-
-/// Every table of the checkpointer storage, each keyed by the thread's `tkey` first.
-pub(crate) const SAVER_TABLES: [&str; 6] = [
-    "em_saver_checkpoints",
-    "em_saver_blobs",
-    "em_saver_writes",
-    "em_saver_messages",
-    "em_saver_list_versions",
-    "em_saver_list_rows",
-];
 
 const INSERT_CHECKPOINT: &str = "INSERT OR REPLACE INTO em_saver_checkpoints
              (tkey, ns, checkpoint_id, parent_id, checkpoint_type, checkpoint, channel_versions, metadata, metadata_type, metadata_typed)
@@ -69,15 +61,7 @@ pub(super) fn typed_columns(cols: &mut Columns) -> Result<Typed> {
 
 /// Statements that remove every row of the thread's checkpointer storage.
 pub(crate) fn delete_all(tkey: i64) -> Vec<Statement> {
-    SAVER_TABLES
-        .iter()
-        .map(|table| {
-            Statement::new(
-                format!("DELETE FROM {table} WHERE tkey = ?"),
-                vec![tkey.into()],
-            )
-        })
-        .collect()
+    delete_thread_rows(tkey, &Group::SAVER)
 }
 
 /// A checkpoint row before its blobs and writes are joined.

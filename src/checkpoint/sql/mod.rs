@@ -1,0 +1,191 @@
+//! The SQL checkpointer: all the SQL, over a one-trait port.
+//!
+//! Production runs it on Durable Object SQLite (`ctx.storage.sql`); native tests run the
+//! very same statements on real SQLite (`rusqlite`). The port, [`SqlExec`], is designed
+//! for the weaker of the two: Durable Object SQL rejects `BEGIN`, so atomicity is asked
+//! for explicitly with [`SqlExec::execute_batch`] (`storage.transactionSync` there, a
+//! transaction in SQLite).
+//!
+//! # Layout (append-only history, plus the head's live list)
+//! - `em_threads`: one row per thread (metadata, status, timestamps, and `live_ckey`: the
+//!   checkpoint whose state `em_live` holds).
+//! - `em_checkpoints`: one row per checkpoint: id, parent (as a row key), time, metadata.
+//! - `em_messages`: one row per message operation, tagged with its checkpoint's row key,
+//!   in write order (`seq`). Never updated.
+//! - `em_live`: the head's state as a list: position → the `seq` of the message's current
+//!   body, with a 52-bit hash of its id for look-ups (checked against the body's id, so a
+//!   collision costs a comparison, never a wrong answer). A turn inserts one small row
+//!   per new message; replacing or removing a message touches its one row.
+//!
+//! A turn inserts one checkpoint row and one `em_messages` + `em_live` row per new
+//! message; it never rewrites earlier history, so the bytes written per turn do not grow
+//! with the thread. A turn reads only the tail of `em_live` (its context window) and the
+//! ids it needs to check, so its cost does not grow either. The state at an older
+//! checkpoint is rebuilt by replaying the message rows of its parent chain (one recursive
+//! query); continuing from an older checkpoint (a fork) rebuilds `em_live` once.
+//!
+//! # Schema evolution
+//! [`MIGRATIONS`] is append-only; its index is the schema version, stored in
+//! `em_schema`. Setup is lazy and idempotent: the first call on a store applies what is
+//! missing, each migration atomically with its version bump.
+//!
+//! # Files
+//! `port` (the [`SqlExec`] port), `schema` (migrations and the table registry),
+//! `checkpointer` (the [`Checkpointer`](crate::checkpoint::Checkpointer) impl), `rows`
+//! (reading rows and states), `live` (the live list), `parts` (message rows, and the
+//! parts of large ones), `stats` (table statistics), `index` (the store as its own
+//! thread directory).
+
+mod checkpointer;
+mod index;
+mod live;
+mod parts;
+mod port;
+mod rows;
+mod schema;
+mod stats;
+
+use std::cell::Cell;
+
+use serde_json::{Map, Value};
+
+pub use parts::MESSAGE_PART_BYTES;
+pub use port::{SqlExec, SqlValue, Statement};
+pub use schema::MIGRATIONS;
+pub(crate) use schema::{delete_thread_rows, tables_of, Group};
+
+use crate::error::{Error, Result};
+use crate::thread::ThreadId;
+
+const INSERT_IMPLICIT_THREAD: &str = "INSERT INTO em_threads (thread_id, created_at, updated_at, metadata, status) VALUES (?, ?, ?, '{}', 'idle')";
+
+/// A [`Checkpointer`](crate::checkpoint::Checkpointer) over any [`SqlExec`].
+#[derive(Debug)]
+pub struct SqlCheckpointer<E> {
+    exec: E,
+    schema_ready: Cell<bool>,
+}
+
+impl<E: SqlExec> SqlCheckpointer<E> {
+    /// A checkpointer over `exec`. The schema is set up on first use.
+    pub fn new(exec: E) -> Self {
+        SqlCheckpointer {
+            exec,
+            schema_ready: Cell::new(false),
+        }
+    }
+
+    /// The port this checkpointer runs on.
+    pub fn exec(&self) -> &E {
+        &self.exec
+    }
+
+    /// Runs one query, after setting up the schema.
+    pub(crate) fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>> {
+        self.ensure_schema()?;
+        self.exec.query(sql, params)
+    }
+
+    /// Runs statements atomically, after setting up the schema.
+    pub(crate) fn execute(&self, statements: &[Statement]) -> Result<()> {
+        self.ensure_schema()?;
+        self.exec.execute_batch(statements)
+    }
+
+    /// The thread's row key, creating the thread record if it does not exist (a
+    /// LangGraph checkpointer creates threads implicitly on first write).
+    pub(crate) fn ensure_thread_key(&self, thread_id: &ThreadId, now_ms: i64) -> Result<i64> {
+        match self.thread_keys(thread_id) {
+            Ok(keys) => Ok(keys.tkey),
+            Err(Error::NotFound { .. }) => {
+                self.execute(&[Statement::new(
+                    INSERT_IMPLICIT_THREAD,
+                    vec![thread_id.as_str().into(), now_ms.into(), now_ms.into()],
+                )])?;
+                Ok(self.thread_keys(thread_id)?.tkey)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The thread's row key, if the thread exists.
+    pub(crate) fn thread_key(&self, thread_id: &ThreadId) -> Result<Option<i64>> {
+        match self.thread_keys(thread_id) {
+            Ok(keys) => Ok(Some(keys.tkey)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Reads the columns of one row in order, with errors that name the table.
+pub(crate) struct Columns {
+    values: std::vec::IntoIter<SqlValue>,
+    table: &'static str,
+}
+
+impl Columns {
+    pub(crate) fn new(row: Vec<SqlValue>, table: &'static str) -> Self {
+        Columns {
+            values: row.into_iter(),
+            table,
+        }
+    }
+
+    pub(crate) fn next(&mut self) -> Result<SqlValue> {
+        self.values
+            .next()
+            .ok_or_else(|| Error::backend(format_args!("{}: row has too few columns", self.table)))
+    }
+
+    pub(crate) fn integer(&mut self) -> Result<i64> {
+        match self.next()? {
+            SqlValue::Integer(i) => Ok(i),
+            // JavaScript hands numbers back as doubles.
+            SqlValue::Real(f) if f.fract() == 0.0 => Ok(f as i64),
+            other => Err(self.unexpected("an integer", &other)),
+        }
+    }
+
+    pub(crate) fn text(&mut self) -> Result<String> {
+        match self.next()? {
+            SqlValue::Text(s) => Ok(s),
+            other => Err(self.unexpected("text", &other)),
+        }
+    }
+
+    pub(crate) fn optional_integer(&mut self) -> Result<Option<i64>> {
+        match self.next()? {
+            SqlValue::Null => Ok(None),
+            SqlValue::Integer(i) => Ok(Some(i)),
+            SqlValue::Real(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
+            other => Err(self.unexpected("an integer or NULL", &other)),
+        }
+    }
+
+    pub(crate) fn optional_text(&mut self) -> Result<Option<String>> {
+        match self.next()? {
+            SqlValue::Null => Ok(None),
+            SqlValue::Text(s) => Ok(Some(s)),
+            other => Err(self.unexpected("text or NULL", &other)),
+        }
+    }
+
+    pub(crate) fn json_object(&mut self) -> Result<Map<String, Value>> {
+        let text = self.text()?;
+        match serde_json::from_str(&text)? {
+            Value::Object(map) => Ok(map),
+            _ => Err(Error::backend(format_args!(
+                "{}: metadata is not a JSON object",
+                self.table
+            ))),
+        }
+    }
+
+    fn unexpected(&self, wanted: &str, got: &SqlValue) -> Error {
+        Error::backend(format_args!(
+            "{}: expected {wanted}, found {got:?}",
+            self.table
+        ))
+    }
+}

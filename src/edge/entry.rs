@@ -1,0 +1,225 @@
+//! The worker's fetch entry: reads the request (credentials before the body, the body
+//! as it streams, up to its limit), serves it, and writes the response.
+
+use futures_util::StreamExt;
+use worker::{event, Context, Env, Method, Request, Response};
+
+use super::objects::{DurableObjects, Served};
+use super::store::EdgeStore;
+use super::{jwks, Backend, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
+use crate::api::{
+    self, Body, HttpRequest, HttpResponse, LocalBackend, Plan, RunGate, SseEvent, ThreadCommand,
+};
+use crate::checkpoint::memory::MemoryCheckpointer;
+use crate::error::Error;
+use crate::limits::REQUEST_BODY_MAX_BYTES;
+use crate::runtime::{Clock, SystemClock, SystemEntropy};
+
+thread_local! {
+    /// The `MEMORY_BACKEND=memory` store: lives exactly as long as this isolate.
+    static ISOLATE_MEMORY: &'static MemoryCheckpointer = Box::leak(Box::new(MemoryCheckpointer::new()));
+    /// Runs in progress in this isolate (memory mode).
+    static ISOLATE_RUNS: &'static RunGate = Box::leak(Box::new(RunGate::new()));
+}
+
+/// The worker's fetch handler.
+#[event(fetch)]
+pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let mut cors = Vec::new();
+    let served = match EdgeConfig::from_env(&env) {
+        // Fail closed: without a secure random source, ids would be guessable.
+        Ok(_) if !crate::runtime::secure_random_available() => Err(Error::backend(
+            "crypto.getRandomValues failed: no secure random source, refusing to serve",
+        )),
+        Ok(config) => match read_request(&mut req, &config).await {
+            Ok(http) => {
+                cors = api::cors::headers(&http, &config.settings.cors);
+                if config.settings.auth.is_open() {
+                    cors.push((api::OPEN_HEADER.into(), "none".into()));
+                }
+                warn_if_open(&config);
+                serve(http, &env, &config).await
+            }
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    let response = match served {
+        Ok(Served::Stream(response)) => {
+            let headers = response.headers();
+            for (name, value) in &cors {
+                headers.set(name, value)?;
+            }
+            return Ok(response);
+        }
+        Ok(Served::Http(response)) => response,
+        Err(err) => HttpResponse::error(&err),
+    };
+    if let Some(reason) = &response.internal_error {
+        worker::console_error!("edge-memory: {reason}");
+    }
+    let out = to_worker_response(&response)?;
+    let headers = out.headers();
+    for (name, value) in &cors {
+        headers.set(name, value)?;
+    }
+    Ok(out)
+}
+
+thread_local! {
+    static WARNED_OPEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `AUTH_MODE=none` is for local development and the demo: said loudly, once per isolate.
+fn warn_if_open(config: &EdgeConfig) {
+    if config.settings.auth.is_open() && !WARNED_OPEN.with(|w| w.replace(true)) {
+        worker::console_warn!(
+            "edge-memory: AUTH_MODE=none — no API key or token is required; anyone who knows a thread id can read and write it. Set API_KEYS and/or JWT_SECRET before exposing this worker."
+        );
+    }
+}
+
+async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
+    // Dev routes are answered before planning: check credentials here for them too. A
+    // build without the `dev-routes` feature has none: `/__dev/*` is then an unknown route.
+    #[cfg(feature = "dev-routes")]
+    if http.path.starts_with("/__dev/") {
+        let caller = api::authorize(&http, &config.settings.auth, SystemClock.now_ms())?;
+        if let Some(response) = super::dev::dev_route(config, &http, env, &caller).await? {
+            return Ok(Served::Http(response));
+        }
+    }
+    let info = config.info();
+    let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
+    Ok(Served::Http(match config.settings.backend {
+        // KV mode still sends each thread's calls to its Durable Object: the object
+        // serializes turns on a thread; KV is where they are stored.
+        Backend::DurableObject | Backend::Kv => {
+            let backend = DurableObjects { env, config };
+            match plan {
+                Plan::Thread(call) if matches!(call.command, ThreadCommand::Run(_)) => {
+                    return backend.run(call).await;
+                }
+                plan => api::carry_out(plan, &backend).await,
+            }
+        }
+        Backend::Memory => {
+            let model = config.model(env)?;
+            let store = EdgeStore::Memory(ISOLATE_MEMORY.with(|store| *store));
+            let backend = LocalBackend {
+                gate: ISOLATE_RUNS.with(|gate| *gate),
+                engine: config.engine(&store, &model),
+            };
+            api::carry_out(plan, &backend).await
+        }
+    }))
+}
+
+/// Reads method, path and body, refusing bodies over the limit before buffering them.
+async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequest, Error> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|size| *size > REQUEST_BODY_MAX_BYTES) {
+        return Err(Error::TooLarge {
+            what: "request body (bytes)".into(),
+            size,
+            limit: REQUEST_BODY_MAX_BYTES,
+        });
+    }
+    let headers = api::READ_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = req.headers().get(name).ok().flatten()?;
+            Some((name.to_string(), value))
+        })
+        .collect();
+    let mut http = HttpRequest {
+        method: req.method().to_string(),
+        path: req.path(),
+        body: Vec::new(),
+        headers,
+        verified_token: None,
+    };
+    if let Some(jwt) = &config.settings.auth.jwt {
+        http.verified_token = jwks::verify_bearer(http.header("authorization"), jwt).await;
+    }
+    if matches!(
+        req.method(),
+        Method::Get | Method::Head | Method::Delete | Method::Options
+    ) {
+        return Ok(http);
+    }
+    // Credentials before the body: an unauthenticated request costs no body reading.
+    // Its body is cancelled, so the runtime answers at once instead of draining it.
+    if let Err(err) = api::authorize(&http, &config.settings.auth, SystemClock.now_ms()) {
+        cancel_body(req);
+        return Err(err);
+    }
+    http.body = read_body(req).await?;
+    Ok(http)
+}
+
+/// Cancels the rest of a request body that will not be read, so the runtime answers at
+/// once instead of draining it first.
+fn cancel_body(req: &Request) {
+    if let Some(body) = req.inner().body() {
+        // A failure (the stream is locked or done) leaves nothing to cancel.
+        let _ = body.cancel();
+    }
+}
+
+/// Reads the body as it streams in, refusing it as soon as it passes the limit: a
+/// chunked or HTTP/2 body has no `content-length` to check first, and buffering it whole
+/// could exhaust the isolate's memory (128 MB) shared with other requests.
+async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
+    let unreadable = |e: worker::Error| Error::BadRequest {
+        reason: format!("body could not be read ({e})"),
+    };
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new()); // no body at all
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        if body.len() + chunk.len() > REQUEST_BODY_MAX_BYTES {
+            drop(stream);
+            cancel_body(req);
+            return Err(Error::TooLarge {
+                what: "request body (bytes)".into(),
+                size: body.len() + chunk.len(),
+                limit: REQUEST_BODY_MAX_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
+    let out = match &response.body {
+        Body::Json(body) => Response::from_json(body)?,
+        Body::Empty => Response::empty()?,
+        Body::EventStream(events) => {
+            let text: String = events.iter().map(SseEvent::to_text).collect();
+            let out = Response::ok(text)?;
+            let headers = out.headers();
+            headers.set("content-type", "text/event-stream; charset=utf-8")?;
+            headers.set("x-accel-buffering", "no")?;
+            out
+        }
+    };
+    let out = out.with_status(response.status);
+    let headers = out.headers();
+    headers.set("cache-control", API_CACHE_CONTROL)?;
+    if response.body != Body::Empty {
+        headers.set("content-encoding", API_CONTENT_ENCODING)?;
+    }
+    for (name, value) in &response.headers {
+        headers.set(name, value)?;
+    }
+    Ok(out)
+}
