@@ -51,9 +51,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 requirements=(tests/python/requirements.txt bench/requirements.txt)
-if ! cat "${requirements[@]}" | cmp -s - .venv/.installed-requirements.txt; then
+# Reinstalled when these change, the client's own metadata (name, packages) included.
+installed_from=("${requirements[@]}" clients/python/pyproject.toml)
+if ! cat "${installed_from[@]}" | cmp -s - .venv/.installed-requirements.txt; then
+  # The client was distributed as `edge-memory` before it took the family's name
+  # (langgraph-checkpoint-edge-memory): the old editable install goes.
+  .venv/bin/pip uninstall --quiet --yes --disable-pip-version-check edge-memory 2>/dev/null || true
   .venv/bin/pip install --quiet --disable-pip-version-check "${requirements[@]/#/-r}"
-  cat "${requirements[@]}" > .venv/.installed-requirements.txt
+  cat "${installed_from[@]}" > .venv/.installed-requirements.txt
 fi
 
 echo "setup: toolchain ready (worker-build $WORKER_BUILD_VERSION, wasm-bindgen $WASM_BINDGEN_VERSION, wrangler $("$NODE22" "$WRANGLER_JS" --version 2>/dev/null | tail -1))"

@@ -68,6 +68,16 @@ class EdgeMemoryChatMessageHistory(BaseChatMessageHistory):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def aclose(self) -> None:
+        """Closes both connection pools (call it on the event loop that used the history)."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "EdgeMemoryChatMessageHistory":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     @staticmethod
     def _from_state(state: Any) -> list[BaseMessage]:
         if not state:
@@ -83,10 +93,12 @@ class EdgeMemoryChatMessageHistory(BaseChatMessageHistory):
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The conversation, oldest first (empty for a session never written)."""
         state = self._http.request("GET", thread_path(self.session_id, "/state"), allow_404=True, idempotent=True)
         return self._from_state(state)
 
     async def aget_messages(self) -> list[BaseMessage]:
+        """Async ``messages``."""
         state = await self._http.arequest("GET", thread_path(self.session_id, "/state"), allow_404=True, idempotent=True)
         return self._from_state(state)
 
@@ -96,6 +108,7 @@ class EdgeMemoryChatMessageHistory(BaseChatMessageHistory):
         self._http.request("POST", path, body, idempotent=True)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Async ``add_messages``: all the messages in one request."""
         path, body = self._update([_to_wire(m) for m in messages])
         await self._http.arequest("POST", path, body, idempotent=True)
 
@@ -105,5 +118,6 @@ class EdgeMemoryChatMessageHistory(BaseChatMessageHistory):
         self._http.request("POST", path, body, idempotent=True)
 
     async def aclear(self) -> None:
+        """Async ``clear``."""
         path, body = self._update([{"type": "remove", "id": _REMOVE_ALL}])
         await self._http.arequest("POST", path, body, idempotent=True)

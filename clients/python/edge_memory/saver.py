@@ -168,6 +168,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         self._http.close()
 
     async def aclose(self) -> None:
+        """Closes both connection pools (call it on the event loop that used the saver)."""
         await self._http.aclose()
 
     # -- request bodies and responses ------------------------------------------------
@@ -325,6 +326,8 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     # -- sync ------------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint named by ``config`` (its ``checkpoint_id``, else the newest in its
+        ``checkpoint_ns``) with its pending writes; ``None`` for an unknown thread."""
         thread_id, body = self._get_body(config)
         raw = self._http.request("POST", thread_path(thread_id, "/saver/get"), body, allow_404=True, idempotent=True)
         # The newest checkpoint's lists are what the next put will most likely extend.
@@ -338,6 +341,8 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
+        """The thread's checkpoints, newest first: every namespace unless ``config`` names
+        one; ``filter`` matches metadata keys, ``before`` and ``limit`` page (in one request)."""
         thread_id, body = self._list_body(config, filter, before, limit)
         for raw in self._http.request("POST", thread_path(thread_id, "/saver/list"), body, allow_404=True, idempotent=True) or []:
             yield self._tuple(thread_id, raw)
@@ -349,6 +354,8 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        """Stores a checkpoint with the channel values in ``new_versions`` (message lists as
+        their changes since the last version this saver saw); returns its config."""
         thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
         path = thread_path(thread_id, "/saver/put")
         try:
@@ -364,19 +371,27 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        """Stores a task's pending writes for the checkpoint in ``config`` (a retried call
+        stores them once)."""
         thread_id, body = self._writes_body(config, writes, task_id, task_path)
         self._http.request("POST", thread_path(thread_id, "/saver/put_writes"), body, idempotent=True)
 
     def delete_thread(self, thread_id: str) -> None:
+        """Deletes the thread (``DELETE /threads/{id}``) with its checkpoints and writes;
+        a no-op for an unknown thread."""
         self._http.request("DELETE", thread_path(thread_id), allow_404=True, idempotent=True)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copies every checkpoint and write of a thread into a thread without checkpoints
+        (``EdgeMemoryError`` 409 otherwise). One atomic request; not retried."""
         self._http.request(
             "POST", thread_path(source_thread_id, "/saver/copy"), {"target_thread_id": target_thread_id},
             allow_404=True,
         )
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prunes each thread's history as LangGraph defines it: ``keep_latest`` keeps each
+        namespace's newest checkpoint, ``delete`` deletes them all. One request per thread."""
         for thread_id in thread_ids:
             self._http.request("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
 
@@ -390,6 +405,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     # -- async -----------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async ``get_tuple``."""
         thread_id, body = self._get_body(config)
         raw = await self._http.arequest("POST", thread_path(thread_id, "/saver/get"), body, allow_404=True, idempotent=True)
         return self._tuple(thread_id, raw, remember=body["checkpoint_id"] is None) if raw else None
@@ -402,6 +418,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        """Async ``list`` (one request; the tuples are then yielded)."""
         thread_id, body = self._list_body(config, filter, before, limit)
         for raw in await self._http.arequest("POST", thread_path(thread_id, "/saver/list"), body, allow_404=True, idempotent=True) or []:
             yield self._tuple(thread_id, raw)
@@ -413,6 +430,7 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        """Async ``put``."""
         thread_id, ns, body, lists = self._put_body(config, checkpoint, metadata, new_versions)
         path = thread_path(thread_id, "/saver/put")
         try:
@@ -428,19 +446,23 @@ class EdgeMemorySaver(BaseCheckpointSaver[str]):
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
+        """Async ``put_writes``."""
         thread_id, body = self._writes_body(config, writes, task_id, task_path)
         await self._http.arequest("POST", thread_path(thread_id, "/saver/put_writes"), body, idempotent=True)
 
     async def adelete_thread(self, thread_id: str) -> None:
+        """Async ``delete_thread``."""
         await self._http.arequest("DELETE", thread_path(thread_id), allow_404=True, idempotent=True)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async ``copy_thread``."""
         await self._http.arequest(
             "POST", thread_path(source_thread_id, "/saver/copy"), {"target_thread_id": target_thread_id},
             allow_404=True,
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async ``prune``."""
         for thread_id in thread_ids:
             await self._http.arequest("POST", thread_path(thread_id, "/saver/prune"), {"strategy": strategy}, idempotent=True)
 
