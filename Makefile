@@ -15,7 +15,8 @@ check:
 	cargo clippy --all-targets --locked -- -D warnings
 	cargo test --locked
 
-## Benchmarks: turn cost and storage vs thread length, beside LangGraph's SqliteSaver.
+## Benchmarks: turn cost and storage vs thread length, beside LangGraph's SqliteSaver; runtime CPU
+## beside the floor, cold start, cost per million turns, hot-spot share (ARGS=--peer, --scale).
 bench:
 	bash scripts/bench.sh $(ARGS)
 

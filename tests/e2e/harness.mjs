@@ -52,22 +52,29 @@ export function withExplicitAuth(vars) {
 
 /**
  * Starts `wrangler dev` on the built worker: build-dev/index.js (dev routes built in), or
- * build/index.js with `release: true`.
- * Returns { url, pid, port, kill(), logText() }. `anyStatusIsUp`: up once `/ok` answers
- * at all (for a worker configured to refuse everything).
+ * build/index.js with `release: true`, or the worker of another wrangler `config` (its
+ * own `main`; the benchmark's floor).
+ * Returns { url, pid, port, kill(), logText() }; `pid` is also the process group of
+ * wrangler and its workerd. `anyStatusIsUp`: up once `/ok` answers at all (for a worker
+ * configured to refuse everything). `readyFromLog`: up once wrangler prints "Ready on",
+ * without a request, so the worker's first request is still the caller's (a cold start).
+ * `env`: more environment variables for wrangler.
  */
-export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp = false, release = false } = {}) {
+export async function startWorker({
+  persistDir, port, vars = {}, anyStatusIsUp = false, release = false, config, env = {}, readyFromLog = false,
+} = {}) {
   port ??= await freePort();
   const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
   const out = openSync(logFile, 'a');
   // The tests run the build with dev routes (build-dev/); `release` runs what deploys.
-  const script = release ? 'build/index.js' : 'build-dev/index.js';
+  const script = config ? ['--config', config] : [release ? 'build/index.js' : 'build-dev/index.js'];
   const args = [
-    WRANGLER, 'dev', script, '--local', '--ip', '127.0.0.1', '--port', String(port),
+    WRANGLER, 'dev', ...script, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
     '--inspector-port', String(await freePortOtherThan(port)),
   ];
-  for (const [key, value] of Object.entries(withExplicitAuth(vars))) args.push('--var', `${key}:${value}`);
+  const allVars = config ? vars : withExplicitAuth(vars);
+  for (const [key, value] of Object.entries(allVars)) args.push('--var', `${key}:${value}`);
   // detached: its own process group, so a kill reaches workerd too (it otherwise
   // outlives wrangler and keeps the port).
   const child = spawn(process.execPath, args, {
@@ -79,6 +86,7 @@ export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp =
       WRANGLER_SEND_METRICS: 'false',
       CLOUDFLARE_CF_FETCH_ENABLED: 'false',
       WRANGLER_LOG_PATH: join(persistDir, 'wrangler-logs'),
+      ...env,
     },
   });
   const url = `http://127.0.0.1:${port}`;
@@ -93,13 +101,14 @@ export async function startWorker({ persistDir, port, vars = {}, anyStatusIsUp =
     },
   };
   const started = Date.now();
-  while (!(await isUp(url, anyStatusIsUp))) {
+  const up = readyFromLog ? async () => /Ready on http/.test(worker.logText()) : () => isUp(url, anyStatusIsUp);
+  while (!(await up())) {
     if (child.exitCode !== null) throw new Error(`wrangler exited (${child.exitCode}):\n${worker.logText()}`);
     if (Date.now() - started > STARTUP_TIMEOUT_MS) {
       await worker.kill();
       throw new Error(`worker did not start in ${STARTUP_TIMEOUT_MS} ms:\n${worker.logText()}`);
     }
-    await sleep(200);
+    await sleep(readyFromLog ? 5 : 200);
   }
   return worker;
 }
