@@ -15,20 +15,33 @@ import { signHs256, sleep } from '../tests/e2e/harness.mjs';
 import { createThread, turn } from './runtime.mjs';
 
 /**
- * `mode`: 'ownerless' (threads created with the API key: 16 hashed shared shards) or
+ * `mode`: 'ownerless' (threads created with the API key: the hashed shared shards) or
  * 'jwt' (`users` JWT users, each thread owned by one: a shard per user).
  */
+/** The shared directory shards (`s/0` … `s/N-1`): the dev route answers 404 past the
+ * last, so the bench follows the worker's constant instead of repeating it. */
+async function sharedShards(url, headers) {
+  const names = [];
+  for (let i = 0; i < 1024; i += 1) {
+    const res = await fetch(`${url}/__dev/directory/s/${i}`, { headers });
+    await res.arrayBuffer();
+    if (res.status === 404) break;
+    if (!res.ok) throw new Error(`/__dev/directory/s/${i} → ${res.status}`);
+    names.push(`s/${i}`);
+  }
+  return names;
+}
+
 export async function scaleSim(url, { mode, threads, turns, clients, users = 0, apiKey, jwtSecret, searchEvery = 50, statsDelayMs = 3000, pollMs = 3000 }) {
   const admin = apiKey ? { 'x-api-key': apiKey } : {};
   const tokens = mode !== 'jwt' ? [] : [...Array(users).keys()].map((u) => signHs256({ sub: `user-${u}`, exp: Math.floor(Date.now() / 1000) + 3600 }, jwtSecret));
   const callerOf = (i) => (mode === 'jwt' ? { authorization: `Bearer ${tokens[i % users]}` } : admin);
-  const shardNames = mode === 'jwt' ? [...Array(users).keys()].map((u) => `u/user-${u}`) : [...Array(16).keys()].map((s) => `s/${s}`);
-
   const getJson = async (path) => {
     const res = await fetch(`${url}${path}`, { headers: admin });
     if (!res.ok) throw new Error(`${path} → ${res.status}: ${(await res.text()).slice(0, 200)}`);
     return res.json();
   };
+  const shardNames = mode === 'jwt' ? [...Array(users).keys()].map((u) => `u/user-${u}`) : await sharedShards(url, admin);
 
   // Directory shards: read every pollMs. The first reading is the baseline (a shard may
   // have served earlier work); a new instance banks its predecessor's count.

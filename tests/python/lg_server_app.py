@@ -6,6 +6,8 @@ Two graphs over `MessagesState`, offline and deterministic:
   `apps.py`'s graph does.
 - `slow`: the same answer, then a node that waits `SLOW_SECONDS` before adding "done"
   (asynchronously, so a cancelled run stops at once): a run in progress to double-text.
+- `brief`: the same with a `BRIEF_SECONDS` wait, for double texts that let it finish
+  (`reject`, `enqueue`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from apps import answer  # copied beside it: the deterministic replies the other
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 SLOW_SECONDS = 30
+BRIEF_SECONDS = 3
 
 
 def chat(state: MessagesState) -> dict[str, Any]:
@@ -28,12 +31,27 @@ async def pause(state: MessagesState) -> dict[str, Any]:
     return {"messages": [{"role": "assistant", "content": "done"}]}
 
 
+async def brief_pause(state: MessagesState) -> dict[str, Any]:
+    await asyncio.sleep(BRIEF_SECONDS)
+    return {"messages": [{"role": "assistant", "content": "done"}]}
+
+
 graph = StateGraph(MessagesState).add_node("chat", chat).add_edge(START, "chat").add_edge("chat", END).compile()
 
 slow_graph = (
     StateGraph(MessagesState)
     .add_node("chat", chat)
     .add_node("pause", pause)
+    .add_edge(START, "chat")
+    .add_edge("chat", "pause")
+    .add_edge("pause", END)
+    .compile()
+)
+
+brief_graph = (
+    StateGraph(MessagesState)
+    .add_node("chat", chat)
+    .add_node("pause", brief_pause)
     .add_edge(START, "chat")
     .add_edge("chat", "pause")
     .add_edge("pause", END)

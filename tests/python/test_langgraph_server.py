@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from conftest import free_port, port_is_free
 from langgraph_sdk import get_sync_client
-from langgraph_sdk.errors import NotFoundError
+from langgraph_sdk.errors import ConflictError, NotFoundError
 
 from edge_memory import EdgeMemorySaver
 
@@ -63,7 +63,7 @@ def write_app(app_dir: Path, *, edge_memory: bool) -> Path:
     shutil.copy(HERE / "apps.py", app_dir / "apps.py")
     config: dict[str, Any] = {
         "dependencies": ["."],
-        "graphs": {"agent": "./agent.py:graph", "slow": "./agent.py:slow_graph"},
+        "graphs": {"agent": "./agent.py:graph", "slow": "./agent.py:slow_graph", "brief": "./agent.py:brief_graph"},
     }
     if edge_memory:
         (app_dir / "checkpointer.py").write_text("from edge_memory.langgraph_server import make_checkpointer\n")
@@ -152,9 +152,11 @@ def checkpoints(saver: EdgeMemorySaver, thread_id: str, **filter: Any) -> list:
     return list(saver.list({"configurable": {"thread_id": thread_id}}, filter=filter or None))
 
 
-def start_slow_run(client, saver: EdgeMemorySaver, thread_id: str, text: str) -> dict[str, Any]:
-    """A `slow` run that has stored its first reply and is now in its 30 s pause."""
-    run = client.runs.create(thread_id, "slow", input=human(text))
+def start_slow_run(
+    client, saver: EdgeMemorySaver, thread_id: str, text: str, graph: str = "slow"
+) -> dict[str, Any]:
+    """A `slow` (or `brief`) run that has stored its first reply and is now in its pause."""
+    run = client.runs.create(thread_id, graph, input=human(text))
     # Its input checkpoint and the one after `chat`: the run is now inside `pause`.
     wait_until("the slow run's checkpoints in edge-memory",
                lambda: len(checkpoints(saver, thread_id, run_id=run["run_id"])) >= 2)
@@ -236,6 +238,26 @@ def test_langgraph_server_on_edge_memory(worker, tmp_path):
         assert contents[-4:] == ["Take your time", "You said: Take your time", "What's my name?", "Your name is Ada."]
         assert "done" not in contents
         wait_until("the thread to be idle", lambda: client.threads.get(ada)["status"] == "idle")
+
+        # Reject: the double text is refused, the run in progress finishes as it would.
+        brief = start_slow_run(client, saver, ada, "Once more", graph="brief")
+        with pytest.raises(ConflictError):
+            client.runs.create(ada, "agent", input=human("Are you there?"), multitask_strategy="reject")
+        client.runs.join(ada, brief["run_id"])
+        assert client.runs.get(ada, brief["run_id"])["status"] == "success"
+        # Enqueue: the double text waits its turn, then answers from the finished run.
+        brief = start_slow_run(client, saver, ada, "And again", graph="brief")
+        queued = client.runs.create(ada, "agent", input=human("What's my name?"), multitask_strategy="enqueue")
+        client.runs.join(ada, queued["run_id"])
+        assert [client.runs.get(ada, r["run_id"])["status"] for r in (brief, queued)] == ["success", "success"]
+        contents = [m["content"] for m in client.threads.get_state(ada)["values"]["messages"]]
+        assert contents[-8:] == [
+            "Once more", "You said: Once more", "done",
+            "And again", "You said: And again", "done",
+            "What's my name?", "Your name is Ada.",
+        ]
+        assert "Are you there?" not in contents
+        assert {len(checkpoints(saver, ada, run_id=r["run_id"])) > 0 for r in (brief, queued)} == {True}
 
         # A fresh container: the server's own files are gone, the memory is not.
         server.fresh_container()

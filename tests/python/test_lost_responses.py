@@ -109,6 +109,14 @@ def test_saver_put_once_and_copy_not_retried_when_responses_are_lost(lossy, work
         listed = list(saver.list({"configurable": {"thread_id": "lost-put"}}))
         assert len(listed) == 1 and listed[0].checkpoint["channel_values"] == {"messages": ["hello"]}
 
+        # put_writes whose answer is lost: retried, stored once.
+        lossy.drops["/saver/put_writes"] = 1
+        saver.put_writes(listed[0].config, [("messages", "pending"), ("extra", 1)], "task-1")
+        assert [s[2] for s in lossy.seen if s[1].endswith("/saver/put_writes")] == ["dropped", "204"]
+        pending = saver.get_tuple(listed[0].config).pending_writes
+        assert [(task, channel, value) for task, channel, value in pending] == \
+            [("task-1", "messages", "pending"), ("task-1", "extra", 1)]
+
         # Copy is not idempotent (a second copy onto the now non-empty target is 409):
         # not retried, its error raised, and it happened once.
         lossy.drops["/saver/copy"] = 1
