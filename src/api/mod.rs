@@ -138,7 +138,7 @@ impl SseEvent {
 
 /// A response body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Body {
     /// No body (204).
     Empty,
@@ -150,7 +150,7 @@ pub enum Body {
 
 /// A change to the thread index that a thread command asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum IndexUpdate {
     /// Insert or replace this record.
     Upsert {

@@ -131,7 +131,7 @@ impl RunGuard {
 
 /// A command for one thread's storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ThreadCommand {
     /// `POST /threads`.
     Create {
@@ -195,7 +195,7 @@ pub enum ThreadCommand {
 
 /// A LangGraph checkpointer call (`EdgeMemorySaver`), one request each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SaverCommand {
     /// `put`.
     Put(SaverPut),
