@@ -7,7 +7,7 @@ mod support;
 
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::{Engine, Turn, CONTEXT_MAX_MESSAGES};
-use edge_memory::checkpoint::Checkpointer;
+use edge_memory::checkpoint::{Checkpointer, NewCheckpoint};
 use edge_memory::message::{parse_messages, MessageOp};
 use edge_memory::runtime::{SystemClock, SystemEntropy};
 use edge_memory::thread::{ThreadId, ThreadRecord};
@@ -116,4 +116,75 @@ fn a_message_larger_than_a_row_is_stored_in_parts() {
     assert_eq!(state.messages[0].text(), text, "read back byte-identical");
     pollster::block_on(store.delete_thread(&t)).unwrap();
     assert_eq!(store.table_stats().unwrap()["em_message_parts"]["rows"], 0);
+}
+
+/// A history page builds its entries' states in one replay of the newest one's chain:
+/// 10 entries cost about what one costs (SQLite VM steps, not time), and each entry
+/// equals its own `get`, on a fork too.
+#[test]
+fn a_history_page_is_built_in_one_pass() {
+    use edge_memory::checkpoint::{CheckpointId, CheckpointRecord, ListQuery};
+    let store = support::sqlite_store();
+    let engine_store = &store;
+    let t = ThreadId::parse("history-pass").unwrap();
+    pollster::block_on(engine_store.create_thread(&ThreadRecord::new(
+        t.clone(),
+        Default::default(),
+        1,
+    )))
+    .unwrap();
+    let mut parent: Option<CheckpointId> = None;
+    let mut ids = Vec::new();
+    for turn in 0..120 {
+        let id = CheckpointId::next(parent.as_ref(), 1_000 + turn as i64, &SystemEntropy);
+        let checkpoint = NewCheckpoint {
+            record: CheckpointRecord {
+                thread_id: t.clone(),
+                checkpoint_id: id.clone(),
+                parent_id: parent.clone(),
+                created_at_ms: 1_000 + turn as i64,
+                metadata: Default::default(),
+            },
+            ops: input(turn),
+        };
+        pollster::block_on(engine_store.put(&checkpoint)).unwrap();
+        ids.push(id.clone());
+        parent = Some(id);
+    }
+    let newest_first: Vec<CheckpointId> = ids.iter().rev().take(10).cloned().collect();
+    let steps = |f: &dyn Fn()| {
+        let before = store.exec().vm_steps.get();
+        f();
+        store.exec().vm_steps.get() - before
+    };
+    let one = steps(&|| {
+        pollster::block_on(engine_store.get(&t, &newest_first[9])).unwrap();
+    });
+    let page = steps(&|| {
+        let states = pollster::block_on(engine_store.states(&t, &newest_first)).unwrap();
+        for (state, id) in states.iter().zip(&newest_first) {
+            let alone = pollster::block_on(engine_store.get(&t, id)).unwrap();
+            assert_eq!(state, &alone, "entry {id} equals its own get");
+        }
+    });
+    let gets: u64 = newest_first.len() as u64 * one;
+    let check_cost = steps(&|| {
+        for id in &newest_first {
+            pollster::block_on(engine_store.get(&t, id)).unwrap();
+        }
+    });
+    let page_alone = page - check_cost;
+    assert!(
+        page_alone < 2 * one,
+        "a page of 10 cost {page_alone} steps, one state {one} (10 gets: {gets})"
+    );
+    let listed = pollster::block_on(engine_store.list(
+        &t,
+        &ListQuery {
+            before: None,
+            limit: 3,
+        },
+    ))
+    .unwrap();
+    assert_eq!(listed.len(), 3);
 }

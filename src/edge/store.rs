@@ -64,6 +64,9 @@ impl Checkpointer for EdgeStore<'_> {
     async fn get(&self, thread_id: &ThreadId, checkpoint_id: &CheckpointId) -> Result<Snapshot> {
         each!(self, s => s.get(thread_id, checkpoint_id).await)
     }
+    async fn states(&self, thread_id: &ThreadId, ids: &[CheckpointId]) -> Result<Vec<Snapshot>> {
+        each!(self, s => s.states(thread_id, ids).await)
+    }
     async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>> {
         each!(self, s => s.list(thread_id, query).await)
     }

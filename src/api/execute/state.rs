@@ -76,9 +76,9 @@ pub(super) async fn history<C: Checkpointer>(
             LIST_LIMIT_MAX
         },
     };
-    let records = store.list(thread_id, &query).await?;
-    let mut states = Vec::new();
-    for record in records
+    let ids: Vec<CheckpointId> = store
+        .list(thread_id, &query)
+        .await?
         .into_iter()
         .filter(|r| {
             checkpoint_id
@@ -87,13 +87,17 @@ pub(super) async fn history<C: Checkpointer>(
         })
         .filter(|r| metadata.iter().all(|(k, v)| r.metadata.get(k) == Some(v)))
         .take(limit)
-    {
-        let snapshot = store.get(thread_id, &record.checkpoint_id).await?;
-        states.push(state_json(
-            thread_id,
-            Some(&snapshot),
-            record.parent_id.as_ref(),
-        ));
-    }
+        .map(|r| r.checkpoint_id)
+        .collect();
+    // Every entry's state, built in one pass where the store can.
+    let states = store
+        .states(thread_id, &ids)
+        .await?
+        .iter()
+        .map(|snapshot| {
+            let parent = snapshot.checkpoint.parent_id.as_ref();
+            state_json(thread_id, Some(snapshot), parent)
+        })
+        .collect();
     Ok(HttpResponse::ok(Value::Array(states)))
 }

@@ -199,7 +199,11 @@ pub async fn forks_keep_both_branches<C: Checkpointer>(store: &C) -> Outcome {
     store.put(&fork).await?;
     let forked = store.get(&t, &fork.record.checkpoint_id).await?;
     check_eq!(texts(&forked.messages), ["one", "branch"], "fork state");
-    check_eq!(forked.checkpoint.parent_id, Some(root), "fork parent");
+    check_eq!(
+        forked.checkpoint.parent_id,
+        Some(root.clone()),
+        "fork parent"
+    );
     let main_state = store.get(&t, &main).await?;
     check_eq!(
         texts(&main_state.messages),
@@ -214,6 +218,21 @@ pub async fn forks_keep_both_branches<C: Checkpointer>(store: &C) -> Outcome {
         head.checkpoint.checkpoint_id,
         fork.record.checkpoint_id,
         "newest is the fork"
+    );
+    // A history page across both branches: each state as its own `get` has it.
+    let page = [
+        fork.record.checkpoint_id.clone(),
+        main.clone(),
+        root.clone(),
+    ];
+    let states = store.states(&t, &page).await?;
+    check_eq!(
+        states
+            .iter()
+            .map(|s| texts(&s.messages))
+            .collect::<Vec<_>>(),
+        [vec!["one", "branch"], vec!["one", "two"], vec!["one"]],
+        "states of a page across a fork"
     );
     Ok(())
 }

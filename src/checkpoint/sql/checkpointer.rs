@@ -168,6 +168,23 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         })
     }
 
+    async fn states(&self, thread_id: &ThreadId, ids: &[CheckpointId]) -> Result<Vec<Snapshot>> {
+        let keys = self.thread_keys(thread_id)?;
+        let rows = ids
+            .iter()
+            .map(|id| self.checkpoint_by_id(thread_id, keys.tkey, id))
+            .collect::<Result<Vec<_>>>()?;
+        let states = self.states_at(keys, &rows)?;
+        Ok(rows
+            .into_iter()
+            .zip(states)
+            .map(|(row, messages)| Snapshot {
+                checkpoint: row.record,
+                messages,
+            })
+            .collect())
+    }
+
     async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>> {
         let keys = self.thread_keys(thread_id)?;
         let rows = match &query.before {

@@ -19,7 +19,7 @@ const SELECT_CHAIN_OPS: &str = "WITH RECURSIVE chain(ckey) AS (
                 SELECT c.parent FROM em_checkpoints c JOIN chain ON c.ckey = chain.ckey
                 WHERE c.parent IS NOT NULL
             )
-            SELECT seq, op, body FROM em_messages
+            SELECT seq, op, body, ckey FROM em_messages
             WHERE ckey IN (SELECT ckey FROM chain)
             ORDER BY seq";
 
@@ -141,13 +141,69 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 
     /// The operations of a checkpoint's parent chain, oldest first, with their `seq`.
     pub(super) fn chain_ops(&self, ckey: i64) -> Result<Vec<(i64, MessageOp)>> {
+        Ok(self
+            .chain_ops_by_checkpoint(ckey)?
+            .into_iter()
+            .map(|(seq, op, _)| (seq, op))
+            .collect())
+    }
+
+    /// The operations of a checkpoint's chain, oldest first, each with its sequence
+    /// number and the checkpoint (`ckey`) that stored it.
+    pub(super) fn chain_ops_by_checkpoint(&self, ckey: i64) -> Result<Vec<(i64, MessageOp, i64)>> {
         let rows = self.query(SELECT_CHAIN_OPS, &[ckey.into()])?;
         rows.into_iter()
             .map(|row| {
                 let mut cols = Columns::new(row, "em_messages");
                 let seq = cols.integer()?;
                 let op = cols.integer()?;
-                Ok((seq, decode_op(op, self.whole_body(seq, cols.text()?)?)?))
+                let op = decode_op(op, self.whole_body(seq, cols.text()?)?)?;
+                Ok((seq, op, cols.integer()?))
+            })
+            .collect()
+    }
+
+    /// The states at `rows` (checkpoints of one thread) in one replay of the newest
+    /// one's chain: a checkpoint's state is the chain's operations up to its own (a
+    /// parent's `ckey` is always below its children's). Checkpoints off that chain (other
+    /// branches) are rebuilt on their own.
+    pub(super) fn states_at(
+        &self,
+        keys: ThreadKeys,
+        rows: &[CheckpointRow],
+    ) -> Result<Vec<Vec<Message>>> {
+        let Some(newest) = rows.iter().max_by_key(|r| r.ckey) else {
+            return Ok(Vec::new());
+        };
+        let ops = self.chain_ops_by_checkpoint(newest.ckey)?;
+        let on_chain: std::collections::HashSet<i64> = ops.iter().map(|(_, _, c)| *c).collect();
+        let mut wanted: Vec<i64> = rows
+            .iter()
+            .map(|r| r.ckey)
+            .filter(|c| on_chain.contains(c) || *c == newest.ckey)
+            .collect();
+        wanted.sort_unstable();
+        let mut built: std::collections::HashMap<i64, Vec<Message>> =
+            std::collections::HashMap::new();
+        let mut state = Vec::new();
+        let mut next = 0;
+        for target in wanted {
+            let upto = ops[next..]
+                .iter()
+                .take_while(|(_, _, c)| *c <= target)
+                .count();
+            state = crate::message::add_messages(
+                state,
+                ops[next..next + upto].iter().map(|(_, op, _)| op),
+            )
+            .map_err(|e| Error::backend(format_args!("stored history does not replay: {e}")))?;
+            next += upto;
+            built.insert(target, state.clone());
+        }
+        rows.iter()
+            .map(|row| match built.remove(&row.ckey) {
+                Some(messages) => Ok(messages),
+                None => self.state_at(keys, row),
             })
             .collect()
     }
