@@ -201,6 +201,15 @@ fn agent_chat_ui_run_options_are_accepted() {
         Some("text/plain"),
     );
     assert_eq!(resp.status, 200, "{resp:?}");
+    let ignored = resp
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-edge-memory-ignored-input-keys");
+    assert_eq!(
+        ignored.map(|(_, v)| v.as_str()),
+        Some("context"),
+        "the ignored key is named"
+    );
     let Body::EventStream(events) = resp.body else {
         panic!("not a stream: {resp:?}")
     };

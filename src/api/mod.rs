@@ -40,7 +40,7 @@ pub use execute::{
 pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{
     plan, IfExists, IfNotExists, Multitask, Plan, RunGuard, RunRequest, SaverCommand, StreamMode,
-    ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN,
+    ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN, IGNORED_INPUT_KEYS_HEADER,
 };
 pub use wire::{assistant_json, state_json, thread_json};
 
@@ -344,12 +344,32 @@ pub async fn serve<B: Backend>(
     entropy: &dyn Entropy,
     backend: &B,
 ) -> HttpResponse {
-    let mut response = carry_out(plan(req, info, clock.now_ms(), entropy), backend).await;
+    let plan = plan(req, info, clock.now_ms(), entropy);
+    let ignored = ignored_input_keys(&plan);
+    let mut response = carry_out(plan, backend).await;
+    if let Some(keys) = ignored {
+        response
+            .headers
+            .push((IGNORED_INPUT_KEYS_HEADER.into(), keys));
+    }
     response.headers.extend(cors::headers(req, &info.cors));
     if info.auth.is_open() {
         response.headers.push((OPEN_HEADER.into(), "none".into()));
     }
     response
+}
+
+/// The value of [`IGNORED_INPUT_KEYS_HEADER`] for a run that ignores input keys.
+pub fn ignored_input_keys(plan: &Plan) -> Option<String> {
+    let run = match plan {
+        Plan::Thread(ThreadCall {
+            command: ThreadCommand::Run(run),
+            ..
+        })
+        | Plan::Stateless(run) => run,
+        _ => return None,
+    };
+    (!run.ignored_input_keys.is_empty()).then(|| run.ignored_input_keys.join(", "))
 }
 
 /// A response header on every answer of a server that admits anyone

@@ -91,6 +91,25 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
     }
     let info = config.info();
     let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
+    let ignored = api::ignored_input_keys(&plan);
+    let served = carry_out(plan, env, config).await?;
+    Ok(match (served, ignored) {
+        (served, None) => served,
+        (Served::Http(response), Some(keys)) => {
+            Served::Http(response.with_header(api::IGNORED_INPUT_KEYS_HEADER, keys))
+        }
+        (Served::Stream(response), Some(keys)) => {
+            response
+                .headers()
+                .set(api::IGNORED_INPUT_KEYS_HEADER, &keys)
+                .map_err(Error::backend)?;
+            Served::Stream(response)
+        }
+    })
+}
+
+/// Carries out a plan on the configured backend.
+async fn carry_out(plan: Plan, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
     Ok(Served::Http(match config.settings.backend {
         // KV mode still sends each thread's calls to its Durable Object: the object
         // serializes turns on a thread; KV is where they are stored.

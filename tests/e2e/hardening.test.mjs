@@ -134,3 +134,22 @@ test('crash: 16 clients on 8 threads, SIGKILL mid-load, restart, go on: every ac
     assert.equal(next.status, 200, `${thread}: ${JSON.stringify(next.body)}`);
   }
 });
+
+test('input keys beside messages are ignored and named in a header, on wait and stream', async () => {
+  const thread = await newThread();
+  const input = { messages: [{ role: 'user', content: 'My name is Sam' }], history: [], user_id: 'u1' };
+  for (const kind of ['wait', 'stream']) {
+    const res = await fetch(`${worker.url}/threads/${thread}/runs/${kind}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ assistant_id: 'agent', input }),
+    });
+    await res.text();
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-edge-memory-ignored-input-keys'), 'history, user_id', kind);
+  }
+  const plain = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('What is my name?'));
+  assert.equal(plain.status, 200);
+  assert.equal(plain.headers.get('x-edge-memory-ignored-input-keys'), null, 'nothing ignored, no header');
+  assert.match(JSON.stringify(plain.body), /Sam/);
+});

@@ -89,7 +89,16 @@ pub struct RunRequest {
     /// `multitask_strategy`: what to do when the thread is busy with another run.
     #[serde(default)]
     pub multitask: Multitask,
+    /// Keys of `input` beside `messages`, which the run ignores (as LangGraph ignores
+    /// keys its state lacks): named in [`IGNORED_INPUT_KEYS_HEADER`] on the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_input_keys: Vec<String>,
 }
+
+/// The response header that names the input keys a run ignored, so a client whose
+/// state key does not match (`input.history` instead of `input.messages` beside it)
+/// sees it at once instead of wondering why memory is missing.
+pub const IGNORED_INPUT_KEYS_HEADER: &str = "x-edge-memory-ignored-input-keys";
 
 /// `multitask_strategy`: a run on a thread that is busy with another.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

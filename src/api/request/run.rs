@@ -130,7 +130,18 @@ pub(super) fn parse_run(
         idempotency_key: None,
         idempotency_body: None,
         multitask,
+        ignored_input_keys: ignored_input_keys(body),
     })
+}
+
+/// The keys of `input` other than `messages`, sorted.
+fn ignored_input_keys(body: &Map<String, Value>) -> Vec<String> {
+    let Some(Value::Object(input)) = body.get("input") else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = input.keys().filter(|k| *k != "messages").cloned().collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// `assistant_id` must name this server's assistant (the default does).
