@@ -104,3 +104,46 @@ fn late_copies_never_replace_newer_ones() {
     let all = pollster::block_on(directory.count_threads(&filter(json!({})))).unwrap();
     assert_eq!(all, 6);
 }
+
+/// A search page and a count read what they return, not the shard: the newest 10 of
+/// 2,000 copies cost the same SQLite work as of 100 (VM steps), ordered by the index.
+#[test]
+fn a_search_page_is_flat_in_the_number_of_threads() {
+    let directory = SqlDirectory::new(support::RusqliteExec::in_memory());
+    let exec_steps = |directory: &SqlDirectory<support::RusqliteExec>, query: &ThreadSearch| {
+        let before = directory.exec().vm_steps.get();
+        let found = pollster::block_on(directory.search_threads(query)).unwrap();
+        (found.len(), directory.exec().vm_steps.get() - before)
+    };
+    let page = ThreadSearch {
+        limit: 10,
+        ..ThreadSearch::default()
+    };
+    let mut by_owner = filter(json!({"owner": "alice"}));
+    by_owner.limit = 10;
+    let mut measured = Vec::new();
+    for n in 0..2_000 {
+        let owner = if n % 2 == 0 { "alice" } else { "bob" };
+        let copy = record(&format!("t{n:05}"), json!({ "owner": owner }), 1_000 + n);
+        pollster::block_on(directory.index_upsert(&copy)).unwrap();
+        if n + 1 == 100 || n + 1 == 2_000 {
+            measured.push((
+                exec_steps(&directory, &page),
+                exec_steps(&directory, &by_owner),
+            ));
+        }
+    }
+    let [((n_small, small), (_, owner_small)), ((n_large, large), (_, owner_large))] = measured[..]
+    else {
+        panic!("measured twice")
+    };
+    assert_eq!((n_small, n_large), (10, 10));
+    assert!(
+        large <= small + small / 10,
+        "newest 10: {small} steps at 100 threads, {large} at 2,000"
+    );
+    assert!(
+        owner_large <= 2 * owner_small,
+        "one owner's newest 10: {owner_small} steps at 100 threads, {owner_large} at 2,000"
+    );
+}

@@ -64,6 +64,11 @@ impl<E: SqlExec> SqlDirectory<E> {
         }
     }
 
+    /// The SQL port (tests and dev statistics read its counters).
+    pub fn exec(&self) -> &E {
+        &self.exec
+    }
+
     fn ensure_schema(&self) -> Result<()> {
         if !self.ready.get() {
             let statements: Vec<Statement> = SCHEMA
