@@ -45,19 +45,23 @@ export async function scaleSim(url, { mode, threads, turns, clients, users = 0, 
 
   // Directory shards: read every pollMs. The first reading is the baseline (a shard may
   // have served earlier work); a new instance banks its predecessor's count.
-  const shards = Object.fromEntries(shardNames.map((n) => [n, { banked: 0, instance: null, base: 0, requests: 0, reads: 0, restarts: 0 }]));
+  const shards = Object.fromEntries(shardNames.map((n) => [n, { banked: 0, instance: null, base: 0, requests: 0, reads: 0, restarts: 0, rowsBanked: 0, rowsBase: 0, rows: 0 }]));
   const served = (acc) => acc.requests - acc.base - acc.reads;
   const pollShards = () => Promise.all(shardNames.map(async (name) => {
     const s = await getJson(`/__dev/directory/${name}`);
     const acc = shards[name];
+    const rows = s.directory_rows_written ?? 0;
     if (acc.instance === null) {
       acc.base = s.requests - 1;
+      acc.rowsBase = rows;
     } else if (acc.instance !== s.instance) {
       acc.banked += served(acc);
-      Object.assign(acc, { base: 0, reads: 0, restarts: acc.restarts + 1 });
+      acc.rowsBanked += acc.rows - acc.rowsBase;
+      Object.assign(acc, { base: 0, reads: 0, restarts: acc.restarts + 1, rowsBase: 0 });
     }
     acc.instance = s.instance;
     acc.requests = s.requests;
+    acc.rows = rows;
     acc.reads += 1;
   }));
   let loading = true;
@@ -114,6 +118,7 @@ export async function scaleSim(url, { mode, threads, turns, clients, users = 0, 
   const busiestThread = threadCounts.reduce((a, b) => (b.requests > a.requests ? b : a));
   const busiestShard = shardCounts.reduce((a, b) => (b.requests > a.requests ? b : a));
   const shardTotal = shardCounts.reduce((sum, s) => sum + s.requests, 0);
+  const shardRows = Object.values(shards).reduce((sum, a) => sum + a.rowsBanked + a.rows - a.rowsBase, 0);
   return {
     mode,
     threads,
@@ -126,6 +131,8 @@ export async function scaleSim(url, { mode, threads, turns, clients, users = 0, 
     totalRequests: total,
     objectRequestsPerTurn: total / (threads * turns),
     directoryRequestsPerTurn: shardTotal / (threads * turns),
+    // Rows the directory shards wrote (copies and their two indexes), per turn.
+    directoryRowsWrittenPerTurn: shardRows / (threads * turns),
     // A thread read with fewer requests than its creation and turns was evicted between
     // them (its first instance's count is lost; the share is then overstated, not hidden).
     threadsUndercounted: threadCounts.filter((t) => t.requests < 1 + turns).length,

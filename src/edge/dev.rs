@@ -159,6 +159,8 @@ impl ObjectInner {
             json!({
                 "instance": self.instance,
                 "requests": self.requests.get(),
+                // A directory shard's own table (its writes are not the store's).
+                "directory_rows_written": self.directory.exec().counters().rows_written.get(),
                 "rows_read": rows_read,
                 "rows_written": rows_written,
                 // Where the counters stand after this call's own scans, so a caller can
