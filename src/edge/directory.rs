@@ -121,16 +121,29 @@ impl ObjectInner {
         }
     }
 
-    /// After a change by a thread call (create, patch, delete, copy; never a turn):
-    /// sends the record to its directory shard before the call is answered, so the
-    /// caller's next search sees it.
-    pub(super) async fn directory_changed_awaited(&self, update: IndexUpdate) {
+    /// After a change: sends the record to its directory shard now (a thread call awaits
+    /// this, so the caller's next search sees it; a run's task does it after answering),
+    /// or leaves it to the alarm (coalesced turns, retries). `reread`: the update carries
+    /// the record as a run began, so the one sent now is read back (status and time as
+    /// the run left them) — only when it goes now: an alarm reads it when it fires.
+    pub(super) async fn directory_update(&self, update: IndexUpdate, reread: bool) {
         let action = self
             .directory_sync
             .borrow_mut()
             .on_change(&update, SystemClock.now_ms());
         match action {
-            SyncAction::SendNow => self.directory_send(update).await,
+            SyncAction::SendNow => {
+                let update = match update {
+                    IndexUpdate::Upsert { record } if reread => {
+                        match self.edge_store().get_thread(&record.thread_id).await {
+                            Ok(fresh) => IndexUpdate::Upsert { record: fresh },
+                            Err(_) => IndexUpdate::Upsert { record },
+                        }
+                    }
+                    update => update,
+                };
+                self.directory_send(update).await;
+            }
             SyncAction::ArmAlarm { in_ms } => self.arm_alarm(&update, in_ms).await,
             SyncAction::Wait => {}
         }
@@ -159,16 +172,6 @@ impl ObjectInner {
         }
         recorded.push_back(run_id.clone());
         Ok(())
-    }
-
-    /// After a run: the record goes to its shard in the background (coalesced), never
-    /// awaited by the run's answer.
-    pub(super) fn directory_changed(self: &Rc<Self>, update: IndexUpdate) {
-        let action = self
-            .directory_sync
-            .borrow_mut()
-            .on_change(&update, SystemClock.now_ms());
-        self.directory_act(action, update);
     }
 
     /// A run starts on this thread: a new thread (or newly stamped metadata) goes to

@@ -11,10 +11,7 @@ use super::model::EdgeModel;
 use super::objects::STREAM_HEADER;
 use super::thread_object::{object_response, precise_now_ms, server_timing, ObjectInner};
 use super::EdgeConfig;
-use crate::api::{
-    self, HttpResponse, IndexUpdate, PreparedRun, RunTicket, SseEvent, ThreadCall, ThreadCommand,
-};
-use crate::checkpoint::Checkpointer;
+use crate::api::{self, HttpResponse, PreparedRun, RunTicket, SseEvent, ThreadCall, ThreadCommand};
 use crate::error::Error;
 
 /// What a run sends from its task to the response.
@@ -105,21 +102,15 @@ impl ObjectInner {
             let Admitted {
                 config,
                 model,
-                ticket: _ticket,
+                ticket,
                 prepared,
             } = admitted;
-            let thread_id = prepared.thread_id.clone();
             let sink = ChannelSink(sender);
             let started = precise_now_ms();
             let store = task_inner.edge_store();
             let mut response =
                 api::finish_run(&config.engine(&store, &model), prepared, &sink).await;
-            if response.index.take().is_some() {
-                // The record as the run left it (status, time), not as it began.
-                if let Ok(record) = store.get_thread(&thread_id).await {
-                    task_inner.directory_changed(IndexUpdate::Upsert { record });
-                }
-            }
+            let directory_update = response.index.take();
             if let Some(reason) = &response.internal_error {
                 worker::console_error!("edge-memory run: {reason}");
             }
@@ -127,6 +118,11 @@ impl ObjectInner {
             task_inner.last_run_ms.set(took);
             let response = response.with_header("server-timing", server_timing(took));
             let _ = sink.0.unbounded_send(RunItem::Done(response));
+            // Answered and out of the thread's line first: the directory waits for neither.
+            drop(ticket);
+            if let Some(update) = directory_update {
+                task_inner.directory_update(update, true).await;
+            }
         });
         items
     }

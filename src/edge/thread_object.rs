@@ -172,7 +172,7 @@ impl ObjectInner {
                     response = HttpResponse::error(&err);
                 }
             }
-            Some(update) => self.directory_changed_awaited(update).await,
+            Some(update) => self.directory_update(update, false).await,
             None => {}
         }
         // The object's own time for the call (storage, model, response), for

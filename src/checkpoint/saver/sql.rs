@@ -12,7 +12,7 @@ use super::{
     version_key, BlobOut, SaverExport, SaverList, SaverPut, SaverPutWrites, SaverStore, SaverTuple,
     Typed, WriteOut, MESSAGE_LIST_TYPE,
 };
-use crate::checkpoint::directory::metadata_conditions;
+use crate::checkpoint::directory::{in_list, metadata_conditions};
 use crate::checkpoint::sql::{
     delete_thread_rows, Columns, Group, SqlCheckpointer, SqlExec, SqlValue, Statement,
 };
@@ -407,11 +407,11 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
         if run_ids.is_empty() {
             return Ok(());
         }
-        let marks = vec!["?"; run_ids.len()].join(", ");
+        let (marks, ids) = in_list(run_ids);
         let runs = format!("json_extract(metadata, '$.run_id') IN ({marks})");
-        let mut params = vec![SqlValue::Integer(tkey), SqlValue::Integer(tkey)];
-        params.extend(run_ids.iter().map(|id| SqlValue::from(id.as_str())));
         // Writes first: they are found through their checkpoints.
+        let mut params = vec![SqlValue::Integer(tkey), SqlValue::Integer(tkey)];
+        params.extend(ids.iter().cloned());
         let writes = Statement::new(
             format!(
                 "DELETE FROM em_saver_writes WHERE tkey = ? AND (ns, checkpoint_id) IN
@@ -420,7 +420,7 @@ impl<E: SqlExec> SaverStore for SqlCheckpointer<E> {
             params,
         );
         let mut params = vec![SqlValue::Integer(tkey)];
-        params.extend(run_ids.iter().map(|id| SqlValue::from(id.as_str())));
+        params.extend(ids);
         let checkpoints = Statement::new(
             format!("DELETE FROM em_saver_checkpoints WHERE tkey = ? AND {runs}"),
             params,
