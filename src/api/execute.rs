@@ -9,7 +9,7 @@ use super::{
     ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
 };
 use crate::api::auth::OWNER_KEY;
-use crate::chat::{ChatModel, Engine};
+use crate::chat::{ChatModel, Engine, NeverStop, StopSignal};
 use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{CheckpointRecord, Checkpointer, NewCheckpoint};
 use crate::error::{Error, Result};
@@ -25,7 +25,9 @@ mod state;
 use guard::check_guard;
 pub use idempotency::{IDEMPOTENCY_BODY, IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_MS, IDEMPOTENCY_WINDOW};
 use run::run_turn_events;
-pub use run::{error_event, opens_stream, run_collected, whole_answer, CollectedEvents, RunSink};
+pub use run::{
+    error_event, opens_stream, run_collected, whole_answer, CollectedEvents, RunEnd, RunSink,
+};
 
 /// Executes a planned command on one thread's storage.
 pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
@@ -173,6 +175,10 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             saver::saver(engine, &thread_id, command, call.owner.as_deref())
         }
         ThreadCommand::Export => export(store, &thread_id).await,
+        // Run records live in the worker's thread objects, beside the runs under way.
+        ThreadCommand::RunOp(_) => Err(Error::Unsupported {
+            what: "run records on this backend (the worker's thread objects keep them)".into(),
+        }),
         ThreadCommand::Import {
             metadata,
             checkpoints,
@@ -359,16 +365,29 @@ pub async fn finish_run<C: Checkpointer, M: ChatModel>(
     prepared: PreparedRun,
     sink: &dyn RunSink,
 ) -> HttpResponse {
+    finish_run_until(engine, prepared, sink, &NeverStop).await.0
+}
+
+/// [`finish_run`] that stops when `stop` fires (a cancel, a newer run), and says how
+/// the run ended.
+pub async fn finish_run_until<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    prepared: PreparedRun,
+    sink: &dyn RunSink,
+    stop: &dyn StopSignal,
+) -> (HttpResponse, RunEnd) {
     let index = prepared.index_update();
     let stream = prepared.is_stream();
-    match run_turn_events(engine, prepared, sink).await {
-        Ok((_, head)) if stream => {
-            with_head(HttpResponse::events(Vec::new()), &head).with_index(index)
-        }
-        Ok((messages, head)) => {
-            with_head(HttpResponse::ok(values_json(&messages)), &head).with_index(index)
-        }
-        Err(err) => HttpResponse::error(&err),
+    match run_turn_events(engine, prepared, sink, stop).await {
+        Ok((_, head, end)) if stream => (
+            with_head(HttpResponse::events(Vec::new()), &head).with_index(index),
+            end,
+        ),
+        Ok((messages, head, end)) => (
+            with_head(HttpResponse::ok(values_json(&messages)), &head).with_index(index),
+            end,
+        ),
+        Err(err) => (HttpResponse::error(&err), RunEnd::failed()),
     }
 }
 

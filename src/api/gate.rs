@@ -179,7 +179,11 @@ impl RunGate {
         strategy: Multitask,
     ) -> Result<RunTicket, Error> {
         match strategy {
-            Multitask::Enqueue => self.wait_for(thread_id).await,
+            // The run under way was asked to stop (by the object that holds it): wait
+            // for it to end, first in line.
+            Multitask::Enqueue | Multitask::Interrupt | Multitask::Rollback => {
+                self.wait_for(thread_id).await
+            }
             Multitask::Reject => self
                 .enter(thread_id)
                 .ok_or_else(|| Self::busy_error(thread_id)),

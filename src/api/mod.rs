@@ -18,6 +18,7 @@ pub mod directory;
 mod execute;
 mod gate;
 mod request;
+pub mod runs;
 mod wire;
 
 use serde::{Deserialize, Serialize};
@@ -33,16 +34,17 @@ use auth::{authenticate, AuthSettings, Caller};
 use directory::Shard;
 
 pub use execute::{
-    check_caller, error_event, execute, execute_stateless, finish_run, opens_stream, prepare_run,
-    run_collected, whole_answer, CollectedEvents, PreparedRun, RunSink, IDEMPOTENCY_BODY,
-    IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_MS, IDEMPOTENCY_WINDOW,
+    check_caller, error_event, execute, execute_stateless, finish_run, finish_run_until,
+    opens_stream, prepare_run, run_collected, whole_answer, CollectedEvents, PreparedRun, RunEnd,
+    RunSink, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY, IDEMPOTENCY_TTL_MS, IDEMPOTENCY_WINDOW,
 };
 pub use gate::{RunGate, RunTicket, ENQUEUE_MAX_WAITING};
 pub use request::{
-    plan, IfExists, IfNotExists, Multitask, Plan, RunGuard, RunRequest, SaverCommand, StreamMode,
-    ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN, IGNORED_INPUT_KEYS_HEADER,
+    plan, Delivery, IfExists, IfNotExists, Multitask, Plan, RunGuard, RunOp, RunRequest,
+    SaverCommand, StreamMode, ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN,
+    IGNORED_INPUT_KEYS_HEADER,
 };
-pub use wire::{assistant_json, state_json, thread_json};
+pub use wire::{assistant_json, state_json, thread_json, values_json};
 
 /// The single assistant this server runs (LangGraph's default for graph `agent`).
 pub const ASSISTANT_ID: &str = "agent";
@@ -57,6 +59,8 @@ pub struct HttpRequest {
     pub method: String,
     /// The path, without query string (`/threads/abc/state`).
     pub path: String,
+    /// The query string, without `?` (`status=running&limit=10`); empty when none.
+    pub query: String,
     /// The raw body.
     pub body: Vec<u8>,
     /// The headers this API reads (see [`READ_HEADERS`]), names lowercased.
@@ -68,7 +72,7 @@ pub struct HttpRequest {
 }
 
 /// The request headers the API reads; the edge copies only these.
-pub const READ_HEADERS: [&str; 10] = [
+pub const READ_HEADERS: [&str; 11] = [
     "x-api-key",
     "content-type",
     "authorization",
@@ -79,14 +83,17 @@ pub const READ_HEADERS: [&str; 10] = [
     "if-match",
     "x-expected-head",
     "x-expected-turns",
+    "last-event-id",
 ];
 
 impl HttpRequest {
     /// A request with a JSON body.
     pub fn json(method: &str, path: &str, body: &Value) -> Self {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: query.to_string(),
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
             verified_token: None,
@@ -95,9 +102,11 @@ impl HttpRequest {
 
     /// A request without a body.
     pub fn empty(method: &str, path: &str) -> Self {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: query.to_string(),
             body: Vec::new(),
             headers: Vec::new(),
             verified_token: None,
@@ -111,6 +120,15 @@ impl HttpRequest {
         self
     }
 
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(key, _)| percent_decode(key) == name)
+            .map(|(_, value)| percent_decode(value))
+    }
+
     /// The first value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -120,6 +138,30 @@ impl HttpRequest {
     }
 }
 
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; invalid
+/// escapes stay as they are.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One server-sent event: `event: NAME` and a JSON `data` line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SseEvent {
@@ -127,12 +169,19 @@ pub struct SseEvent {
     pub event: String,
     /// The payload; always JSON, as the LangGraph SDKs `JSON.parse` every `data`.
     pub data: Value,
+    /// The event's id (`id:`), when its run keeps its events for a client that
+    /// reconnects with `Last-Event-ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl SseEvent {
     /// The event as `text/event-stream` text.
     pub fn to_text(&self) -> String {
-        format!("event: {}\ndata: {}\n\n", self.event, self.data)
+        match &self.id {
+            Some(id) => format!("event: {}\ndata: {}\nid: {id}\n\n", self.event, self.data),
+            None => format!("event: {}\ndata: {}\n\n", self.event, self.data),
+        }
     }
 }
 
@@ -391,6 +440,17 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
                 .into()
         }
         Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::Batch(calls) => {
+            let mut runs = Vec::with_capacity(calls.len());
+            for call in calls {
+                let response = backend.call(call).await;
+                match response.json() {
+                    Some(run) if response.status == 200 => runs.push(run.clone()),
+                    _ => return response,
+                }
+            }
+            HttpResponse::ok(Value::Array(runs))
+        }
         Plan::SaverDeleteRuns { run_ids, owner } => {
             directory::delete_for_runs(backend, &run_ids, owner)
                 .await

@@ -10,7 +10,7 @@ use crate::runtime::iso8601;
 use crate::thread::{ThreadId, ThreadRecord};
 
 /// State values: `{"messages": [...]}`.
-pub(crate) fn values_json(messages: &[Message]) -> Value {
+pub fn values_json(messages: &[Message]) -> Value {
     json!({ "messages": messages.iter().map(Message::to_json).collect::<Vec<_>>() })
 }
 
@@ -44,6 +44,10 @@ pub(crate) fn checkpoint_ref(thread_id: &ThreadId, checkpoint_id: &CheckpointId)
 /// (source `input`, or `fork` on a branch), and its reply follows that checkpoint; so the
 /// id is not stored twice per turn (storage per turn is a budget, see README).
 pub(crate) fn run_id_of(checkpoint: &CheckpointRecord) -> Option<CheckpointId> {
+    let named = checkpoint.metadata.get("run_id").and_then(Value::as_str);
+    if let Some(id) = named.and_then(|id| CheckpointId::parse(id).ok()) {
+        return Some(id);
+    }
     match checkpoint.metadata.get("source").and_then(Value::as_str) {
         Some("input") | Some("fork") => Some(checkpoint.checkpoint_id.clone()),
         Some("loop") => checkpoint.parent_id.clone(),

@@ -1,13 +1,11 @@
 //! The engine: one turn as two halves, the input stored before the model is asked and
 //! the reply stored after it answered; and state updates without a model.
 
-use std::cell::RefCell;
-
 use serde_json::{json, Map, Value};
 
 use super::context::{self, CONTEXT_READ_MAX};
 use super::input::{apply_to_view, forked, retried, Retried};
-use super::{ChatModel, ContextSettings, DeltaSink, NoSink, ReplyEnd};
+use super::{ChatModel, ContextSettings, NoSink, ReplyEnd};
 use crate::checkpoint::{
     CheckpointId, CheckpointRecord, CheckpointSource, Checkpointer, NewCheckpoint, Window,
 };
@@ -107,24 +105,8 @@ pub struct StoredInput {
     /// A retry of a turn that was already answered: this reply, stored at `base`.
     /// Nothing is stored and no model is asked.
     pub answered: Option<Message>,
-    newest: Option<CheckpointId>,
-    fork: bool,
-}
-
-/// Collects the reply and passes each delta on.
-struct ReplyCollector<'a> {
-    text: RefCell<String>,
-    sink: &'a dyn DeltaSink,
-}
-
-impl DeltaSink for ReplyCollector<'_> {
-    fn delta(&self, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        self.text.borrow_mut().push_str(text);
-        self.sink.delta(text);
-    }
+    pub(super) newest: Option<CheckpointId>,
+    pub(super) fork: bool,
 }
 
 impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
@@ -247,64 +229,6 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
         })
     }
 
-    /// The second half of a turn: stream the model's reply to `sink` and store it, whole,
-    /// as the checkpoint after the input's. A model failure stores nothing more (the
-    /// input stays) and is returned.
-    pub async fn reply(&self, input: StoredInput, sink: &dyn DeltaSink) -> Result<TurnOutcome> {
-        if let (Some(reply), Some(base)) = (&input.answered, &input.base) {
-            // A retry of an answered turn: the original reply, once more.
-            sink.delta(&reply.text());
-            return Ok(TurnOutcome {
-                input_checkpoint: None,
-                checkpoint: base.clone(),
-                reply: reply.clone(),
-                context: input.context,
-                end: ReplyEnd {
-                    usage: None,
-                    finish_reason: Some("stop".into()),
-                },
-            });
-        }
-        let collector = ReplyCollector {
-            text: RefCell::new(String::new()),
-            sink,
-        };
-        let end = self.model.stream(&input.context, &collector).await?;
-        let reply = Message::new(MessageType::Ai, input.reply_id, collector.text.take());
-        let mut metadata = input.metadata;
-        if let Some(usage) = end.usage {
-            metadata.insert(
-                "usage".into(),
-                json!({"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}),
-            );
-        }
-        // A fork without input: the reply itself is the branch's first checkpoint.
-        let source = if input.fork && input.input_checkpoint.is_none() {
-            CheckpointSource::Fork
-        } else {
-            CheckpointSource::Loop
-        };
-        let checkpoint = self
-            .commit(
-                &input.thread_id,
-                input.base.as_ref(),
-                input.newest.as_ref(),
-                vec![MessageOp::Upsert {
-                    message: reply.clone(),
-                }],
-                source,
-                metadata,
-            )
-            .await?;
-        Ok(TurnOutcome {
-            input_checkpoint: input.input_checkpoint,
-            checkpoint,
-            reply,
-            context: input.context,
-            end,
-        })
-    }
-
     /// Applies `ops` to the state (head, or `from_checkpoint`) without running the model,
     /// and stores them as one checkpoint with `source: "update"`, as LangGraph's
     /// `update_state` does.
@@ -365,7 +289,7 @@ impl<C: Checkpointer, M: ChatModel> Engine<'_, C, M> {
 
     /// Stores `ops` as the checkpoint after `parent`; its id must exceed `newest`. Its
     /// metadata is LangGraph's (`source`, `step`; no `writes`, as since LangGraph 1.0).
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         thread_id: &ThreadId,
         parent: Option<&CheckpointRecord>,

@@ -9,6 +9,7 @@ pub mod demo;
 mod engine;
 mod input;
 pub mod openai;
+mod reply;
 pub mod sse;
 pub mod upstream;
 pub mod workers_ai;
@@ -18,6 +19,7 @@ use crate::message::Message;
 
 pub use context::{ContextBudget, CONTEXT_MAX_CHARS, CONTEXT_MAX_MESSAGES, CONTEXT_READ_MAX};
 pub use engine::{Engine, StoredInput, Turn, TurnOutcome};
+pub use reply::Replied;
 
 /// Token counts a provider reported for one reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +70,32 @@ pub struct ContextSettings {
     pub system_prompt: Option<String>,
     /// How much of the conversation the model sees.
     pub budget: ContextBudget,
+}
+
+/// What stopping a run under way asks of it (a `cancel`, or a newer run's
+/// `multitask_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopAction {
+    /// Stop; keep what it wrote (its input, and the reply so far).
+    Interrupt,
+    /// Stop and remove everything it wrote.
+    Rollback,
+}
+
+/// Tells a turn under way that it must stop: the engine races the model against it.
+pub trait StopSignal {
+    /// Resolves when the turn must stop, with how.
+    fn stopped(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = StopAction> + '_>>;
+}
+
+/// A [`StopSignal`] that never fires.
+pub struct NeverStop;
+
+impl StopSignal for NeverStop {
+    fn stopped(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = StopAction> + '_>> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// A [`DeltaSink`] that drops everything.

@@ -70,15 +70,7 @@ impl<E: SqlExec> SqlDirectory<E> {
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.ready.get() {
-            let statements: Vec<Statement> = SCHEMA
-                .iter()
-                .map(|sql| Statement::new(*sql, vec![]))
-                .collect();
-            self.exec.execute_batch(&statements)?;
-            self.ready.set(true);
-        }
-        Ok(())
+        super::sql::create_once(&self.exec, &self.ready, SCHEMA)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod directory;
 pub mod kv;
 pub mod memory;
+pub mod runs;
 pub mod saver;
 pub mod sql;
 
@@ -249,6 +250,16 @@ pub trait Checkpointer {
     /// Removes the thread, its checkpoints and its messages. The id may be created again
     /// afterwards and then starts empty.
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()>;
+
+    /// Removes the newest checkpoints of the thread, `ids`, with their messages: what a
+    /// run that is rolled back wrote. Refused (a conflict) when a checkpoint outside
+    /// `ids` follows one of them. Backends that cannot answer `Unsupported`.
+    async fn remove_newest(&self, thread_id: &ThreadId, ids: &[CheckpointId]) -> Result<()> {
+        let _ = (thread_id, ids);
+        Err(Error::Unsupported {
+            what: "removing checkpoints (a run's rollback) on this storage backend".into(),
+        })
+    }
 
     /// Whether reads see every completed write at once. An eventually consistent store
     /// (KV) answers an unknown checkpoint id newer than its visible head with

@@ -229,12 +229,9 @@ impl ObjectInner {
 
     async fn arm_alarm_for(&self, thread: &AlarmThread, in_ms: i64) {
         let storage = self.state.storage();
-        let armed = match storage.put(ALARM_THREAD_KEY, thread).await {
-            Ok(()) => storage.set_alarm(in_ms.max(0)).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = armed {
-            worker::console_error!("edge-memory: directory alarm not set: {err}");
+        match storage.put(ALARM_THREAD_KEY, thread).await {
+            Ok(()) => self.arm_alarm_within(in_ms).await,
+            Err(err) => worker::console_error!("edge-memory: directory alarm not set: {err}"),
         }
     }
 

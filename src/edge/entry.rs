@@ -116,7 +116,12 @@ async fn carry_out(plan: Plan, env: &Env, config: &EdgeConfig) -> Result<Served,
         Backend::DurableObject | Backend::Kv => {
             let backend = DurableObjects { env, config };
             match plan {
-                Plan::Thread(call) if matches!(call.command, ThreadCommand::Run(_)) => {
+                Plan::Thread(call)
+                    if matches!(
+                        call.command,
+                        ThreadCommand::Run(_) | ThreadCommand::RunOp(_)
+                    ) =>
+                {
                     return backend.run(call).await;
                 }
                 plan => api::carry_out(plan, &backend).await,
@@ -159,6 +164,10 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
     let mut http = HttpRequest {
         method: req.method().to_string(),
         path: req.path(),
+        query: req
+            .url()
+            .map(|url| url.query().unwrap_or_default().to_string())
+            .unwrap_or_default(),
         body: Vec::new(),
         headers,
         verified_token: None,

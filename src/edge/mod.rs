@@ -23,6 +23,7 @@ mod jwks;
 mod model;
 mod objects;
 mod run;
+mod runs;
 mod store;
 mod thread_object;
 mod worker_kv;

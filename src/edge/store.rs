@@ -76,6 +76,9 @@ impl Checkpointer for EdgeStore<'_> {
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
         each!(self, s => s.export_thread(thread_id).await)
     }
+    async fn remove_newest(&self, thread_id: &ThreadId, ids: &[CheckpointId]) -> Result<()> {
+        each!(self, s => s.remove_newest(thread_id, ids).await)
+    }
     async fn window(
         &self,
         thread_id: &ThreadId,

@@ -12,6 +12,7 @@ use super::store::EdgeStore;
 use super::worker_kv::{WorkerKv, KV_BINDING};
 use super::{Backend, EdgeConfig};
 use crate::api::directory::DirectorySync;
+use crate::api::runs::{LiveRuns, SqlRuns};
 use crate::api::{HttpResponse, IndexUpdate, RunGate, ThreadCall, ThreadCommand};
 use crate::checkpoint::directory::SqlDirectory;
 use crate::checkpoint::kv::KvCheckpointer;
@@ -42,6 +43,12 @@ pub(super) struct ObjectInner {
     /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
     pub(super) kv: Option<KvCheckpointer<WorkerKv>>,
     pub(super) runs: RunGate,
+    /// The runs under way in this object (their events, followers, stops).
+    pub(super) live: LiveRuns,
+    /// The thread's run records and kept events.
+    pub(super) run_records: SqlRuns<DoSql>,
+    /// Whether this instance has looked for runs a restart left behind.
+    pub(super) runs_reconciled: std::cell::Cell<bool>,
     pub(super) state: State,
     pub(super) env: Env,
     /// A random id of this instance: it changes when the object starts cold.
@@ -77,6 +84,9 @@ impl DurableObject for ThreadObject {
                 directory_previous: std::cell::RefCell::new(None),
                 kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
                 runs: RunGate::new(),
+                live: LiveRuns::new(),
+                run_records: SqlRuns::new(DoSql::new(state.storage())),
+                runs_reconciled: std::cell::Cell::new(false),
                 state,
                 env,
                 #[cfg(feature = "dev-routes")]
@@ -88,11 +98,13 @@ impl DurableObject for ThreadObject {
         }
     }
 
-    /// The alarm sends this thread's record to its directory shard (coalesced turns,
-    /// retries after a failed send).
+    /// The alarm starts and watches the thread's runs (pending runs, runs a restart cut
+    /// off, expired kept events) and sends this thread's record to its directory shard
+    /// (coalesced turns, retries after a failed send).
     async fn alarm(&self) -> worker::Result<Response> {
         #[cfg(feature = "dev-routes")]
         self.inner.requests.set(self.inner.requests.get() + 1);
+        self.inner.runs_alarm().await;
         self.inner.directory_alarm().await;
         Response::empty()
     }
@@ -115,6 +127,12 @@ impl DurableObject for ThreadObject {
                         ..
                     },
                 ) => return ObjectInner::run(inner.clone(), call).await,
+                Ok(
+                    call @ ThreadCall {
+                        command: ThreadCommand::RunOp(_),
+                        ..
+                    },
+                ) => return ObjectInner::run_op(inner.clone(), call).await,
                 Ok(call) => inner.thread_call(call).await,
                 Err(err) => HttpResponse::error(&err),
             },
@@ -153,7 +171,28 @@ impl ObjectInner {
     }
 
     /// Carries out a thread call other than a run on this thread.
-    async fn thread_call(&self, call: ThreadCall) -> HttpResponse {
+    async fn thread_call(self: &Rc<Self>, call: ThreadCall) -> HttpResponse {
+        self.reconcile_runs();
+        let thread_id = call.thread_id.clone();
+        let deleting = matches!(call.command, ThreadCommand::Delete);
+        let mut response = self.thread_call_inner(call).await;
+        if deleting && response.status == 204 {
+            if let Err(err) = self.run_records.delete_thread(&thread_id) {
+                worker::console_error!("edge-memory: runs of a deleted thread kept: {err}");
+            }
+        }
+        // A thread with a run under way (or waiting) is `busy`, as LangGraph says.
+        if self.live.busy(thread_id.as_str()) {
+            if let crate::api::Body::Json(serde_json::Value::Object(thread)) = &mut response.body {
+                if thread.get("thread_id").is_some() && thread.contains_key("status") {
+                    thread.insert("status".into(), "busy".into());
+                }
+            }
+        }
+        response
+    }
+
+    async fn thread_call_inner(&self, call: ThreadCall) -> HttpResponse {
         let started = precise_now_ms();
         let config = match EdgeConfig::from_env(&self.env) {
             Ok(config) => config,

@@ -58,8 +58,7 @@ const runBodies = [
   ['remove an unknown id', say([{ type: 'remove', id: 'no-such-message' }])],
   ['assistant_id a number', { assistant_id: 42, input: { messages: hi } }],
   ['unknown assistant', { assistant_id: 'other-graph', input: { messages: hi } }],
-  ['multitask interrupt', say(hi, { multitask_strategy: 'interrupt' })],
-  ['multitask rollback', say(hi, { multitask_strategy: 'rollback' })],
+  ['multitask bogus', say(hi, { multitask_strategy: 'shout' })],
   ['multitask a number', say(hi, { multitask_strategy: 3 })],
   ['if_not_exists maybe', say(hi, { if_not_exists: 'maybe' })],
   ['checkpoint_id not an id', say(hi, { checkpoint_id: 'yesterday' })],
@@ -85,6 +84,36 @@ add({ name: 'If-Match not the head', method: 'POST', path: '/threads/T/runs/wait
 add({ name: 'If-Match not an id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'not/an id' }, status: 422 });
 add({ name: 'If-Match another id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'abc' }, status: 409 });
 add({ name: 'Idempotency-Key too long', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'k'.repeat(300) }, status: 422 });
+
+// Background runs and run records.
+for (const [name, body] of runBodies.slice(0, 12)) {
+  add({ name: `background run: ${name}`, method: 'POST', path: '/threads/T/runs', body });
+}
+for (const [name, method, path, body, status] of [
+  ['after_seconds negative', 'POST', '/threads/T/runs', say(hi, { after_seconds: -1 }), 422],
+  ['after_seconds a string', 'POST', '/threads/T/runs', say(hi, { after_seconds: 'soon' }), 422],
+  ['after_seconds beyond a day', 'POST', '/threads/T/runs', say(hi, { after_seconds: 90000 }), 422],
+  ['stream_resumable a string', 'POST', '/threads/T/runs', say(hi, { stream_resumable: 'yes' }), 422],
+  ['stateless: on_completion bogus', 'POST', '/runs', say(hi, { on_completion: 'shred' }), 422],
+  ['stateless: input without messages', 'POST', '/runs', { assistant_id: 'agent', input: { q: 1 } }, 422],
+  ['batch: empty', 'POST', '/runs/batch', [], 422],
+  ['batch: an object', 'POST', '/runs/batch', say(hi), 422],
+  ['batch: an item not an object', 'POST', '/runs/batch', [say(hi), 7], 422],
+  ['batch: a bad item', 'POST', '/runs/batch', [say(hi), say([])], 422],
+  ['batch: unknown assistant', 'POST', '/runs/batch', [say(hi, { assistant_id: 'other-graph' })], 404],
+  ['list: limit a word', 'GET', '/threads/T/runs?limit=ten', undefined, 422],
+  ['list: limit too large', 'GET', '/threads/T/runs?limit=5000', undefined, 422],
+  ['list: offset negative', 'GET', '/threads/T/runs?offset=-1', undefined, 422],
+  ['get: unknown run', 'GET', '/threads/T/runs/01a20b00-0000-7000-8000-000000000000', undefined, 404],
+  ['delete: unknown run', 'DELETE', '/threads/T/runs/01a20b00-0000-7000-8000-000000000000', undefined, 404],
+  ['cancel: unknown run', 'POST', '/threads/T/runs/01a20b00-0000-7000-8000-000000000000/cancel', undefined, 404],
+  ['cancel: action bogus', 'POST', '/threads/T/runs/R/cancel?action=explode', undefined, 422],
+  ['cancel: wait bogus', 'POST', '/threads/T/runs/R/cancel?wait=maybe', undefined, 422],
+  ['join: unknown run', 'GET', '/threads/T/runs/01a20b00-0000-7000-8000-000000000000/join', undefined, 404],
+  ['join a run of an unknown thread', 'GET', '/threads/no-such-thread/runs/R/join', undefined, 404],
+  ['run id overlong', 'GET', `/threads/T/runs/${'r'.repeat(80)}`, undefined, 422],
+]) add({ name: `runs: ${name}`, method, path, body, status });
+add({ name: 'runs: stream with a Last-Event-ID not ours', method: 'GET', path: '/threads/T/runs/R/stream', headers: { ...JSON_TYPE, 'last-event-id': '1795940838186-0' }, status: 422 });
 
 // State updates.
 for (const [name, body] of [
@@ -153,6 +182,7 @@ for (const [name, method, path, status] of [
   ['unknown checkpoint', 'GET', '/threads/T/state/01a20b00-0000-7000-8000-000000000000', 404],
   ['PUT a thread', 'PUT', '/threads/T', 405],
   ['DELETE state', 'DELETE', '/threads/T/state', 405],
-  ['GET runs/wait', 'GET', '/threads/T/runs/wait', 405],
+  ['PUT runs/wait', 'PUT', '/threads/T/runs/wait', 405],
+  ['GET runs/wait (no such run)', 'GET', '/threads/T/runs/wait', 404],
   ['dev routes are off', 'POST', '/__dev/conformance', 404],
 ]) add({ name: `path: ${name}`, method, path, status });

@@ -8,13 +8,16 @@ use serde_json::{json, Map, Value};
 
 use super::idempotency::{find_keyed_run, Keyed, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY};
 use super::{finish_run, prepare_run, PreparedRun};
+use crate::api::runs::RunStatus;
 use crate::api::wire::{self, message_chunk_json, values_json};
 use crate::api::{
     Body, HttpResponse, RunRequest, SseEvent, StreamMode, ASSISTANT_ID, ASSISTANT_UUID,
 };
-use crate::chat::{ChatModel, DeltaSink, Engine, NoSink, StoredInput, Turn};
-use crate::checkpoint::{CheckpointRecord, Checkpointer};
-use crate::error::Result;
+use crate::chat::{
+    ChatModel, DeltaSink, Engine, NoSink, Replied, StopAction, StopSignal, StoredInput, Turn,
+};
+use crate::checkpoint::{CheckpointId, CheckpointRecord, Checkpointer};
+use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::runtime::uuid_v7;
 use crate::thread::ThreadId;
@@ -59,6 +62,7 @@ pub fn error_event(response: &HttpResponse) -> SseEvent {
     SseEvent {
         event: "error".into(),
         data: json!({"error": kind, "message": message, "status": response.status}),
+        id: None,
     }
 }
 
@@ -75,17 +79,50 @@ impl DeltaSink for MessageEvents<'_> {
         self.sink.event(SseEvent {
             event: "messages".into(),
             data: json!([chunk, self.meta]),
+            id: None,
         });
     }
 }
 
-/// Runs the turn of a prepared run, telling it to `sink` in the modes asked; returns
-/// the final state (when a response carries it) and the reply's checkpoint.
+/// How a run ended, for its record: its status, and the checkpoints it wrote (what a
+/// rollback removes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    /// `success`, `interrupted` or `error`.
+    pub status: RunStatus,
+    /// Asked to stop: how.
+    pub stopped: Option<StopAction>,
+    /// The checkpoints the run stored, oldest first.
+    pub written: Vec<CheckpointId>,
+    /// The run's id, as its events and checkpoints name it.
+    pub run_id: Option<String>,
+}
+
+impl RunEnd {
+    /// A run that failed before it stored anything.
+    pub fn failed() -> Self {
+        RunEnd {
+            status: RunStatus::Error,
+            stopped: None,
+            written: Vec::new(),
+            run_id: None,
+        }
+    }
+}
+
+/// What a turn's events end with: the final state (when a response carries it), the
+/// head, and how the run ended.
+pub(super) type TurnEvents = (Vec<Message>, CheckpointRecord, RunEnd);
+
+/// Runs the turn of a prepared run, telling it to `sink` in the modes asked, until the
+/// model is done or `stop` fires; returns the final state (when a response carries it),
+/// the head and how it ended.
 pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     engine: &Engine<'_, C, M>,
     prepared: PreparedRun,
     sink: &dyn RunSink,
-) -> Result<(Vec<Message>, CheckpointRecord)> {
+    stop: &dyn StopSignal,
+) -> Result<TurnEvents> {
     let PreparedRun {
         thread_id, mut run, ..
     } = prepared;
@@ -95,6 +132,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         sink.event(SseEvent {
             event: name.to_string(),
             data,
+            id: None,
         })
     };
     let mut stored = store_keyed_input(engine, &thread_id, run).await?;
@@ -130,9 +168,33 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         reply_id: stored.reply_id.clone(),
         meta: message_meta(&thread_id, stored.reply_step, &run_id),
     };
-    let outcome = engine
-        .reply(stored, if tuples { &deltas } else { &NoSink })
-        .await?;
+    let mut end = RunEnd {
+        status: RunStatus::Success,
+        stopped: None,
+        written: stored
+            .input_checkpoint
+            .iter()
+            .map(|c| c.checkpoint_id.clone())
+            .collect(),
+        run_id: Some(run_id),
+    };
+    let base = stored.base.clone();
+    let sink_for_model: &dyn crate::chat::DeltaSink = if tuples { &deltas } else { &NoSink };
+    let outcome = match engine.reply_until(stored, sink_for_model, stop).await? {
+        Replied::Complete(outcome) => outcome,
+        Replied::Stopped { action, partial } => {
+            end.status = RunStatus::Interrupted;
+            end.stopped = Some(action);
+            let Some(partial) = partial else {
+                let head = base.ok_or_else(|| Error::backend("a stopped run with no state"))?;
+                return Ok((messages, head, end));
+            };
+            partial
+        }
+    };
+    if !answered {
+        end.written.push(outcome.checkpoint.checkpoint_id.clone());
+    }
     if tuples {
         let last = message_chunk_json(&outcome.reply.id, "", Some(&outcome.end));
         emit("messages", json!([last, deltas.meta]));
@@ -149,7 +211,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     if modes.contains(&StreamMode::Values) {
         emit("values", values_json(&messages));
     }
-    Ok((messages, outcome.checkpoint))
+    Ok((messages, outcome.checkpoint, end))
 }
 
 /// Stores the run's input, unless its `Idempotency-Key` names a run already stored: then
@@ -160,6 +222,9 @@ async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
     run: RunRequest,
 ) -> Result<StoredInput> {
     let mut metadata = run.metadata;
+    if !run.delivery.run_id.is_empty() {
+        metadata.insert("run_id".into(), json!(run.delivery.run_id));
+    }
     let keyed = match &run.idempotency_key {
         Some(key) => {
             metadata.insert(IDEMPOTENCY_KEY.into(), json!(key));
@@ -203,9 +268,14 @@ async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
 }
 
 /// The run's id. A run is named by the checkpoint holding its input: its id is the run
-/// id, stored nowhere else (see `wire::run_id_of`). A run without input stores its own
-/// in the reply's metadata.
+/// id, stored nowhere else (see `wire::run_id_of`). A run without input, or one whose
+/// id was chosen before it started, stores its id in the metadata.
 fn name_run<C, M>(engine: &Engine<'_, C, M>, stored: &mut StoredInput) -> String {
+    // A run recorded before it started (a background run, or one a client can join)
+    // carries the id it was given.
+    if let Some(run_id) = stored.metadata.get("run_id").and_then(Value::as_str) {
+        return run_id.to_string();
+    }
     let answered = stored.answered.is_some();
     // The checkpoint that names the run: its input; for a retry, the input it resumes or
     // the reply it returns again (`run_id_of` reads the reply's parent).

@@ -19,6 +19,7 @@ mod fields;
 mod info;
 mod route;
 mod run;
+mod runs;
 mod saver;
 mod state;
 mod threads;
@@ -93,6 +94,33 @@ pub struct RunRequest {
     /// keys its state lacks): named in [`IGNORED_INPUT_KEYS_HEADER`] on the answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored_input_keys: Vec<String>,
+    /// How the run is delivered and kept beyond its response.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// How a run is delivered and kept: what LangGraph's run-creating routes add to a run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The run's id; chosen by the thread object when empty.
+    #[serde(default)]
+    pub run_id: String,
+    /// `POST /threads/{id}/runs`: answered at once with the pending run, which runs in
+    /// the thread's object without any client attached.
+    #[serde(default)]
+    pub background: bool,
+    /// `stream_resumable`: its events are kept for a client that reconnects.
+    #[serde(default)]
+    pub resumable: bool,
+    /// `after_seconds`, in ms: a background run starts no earlier.
+    #[serde(default)]
+    pub after_ms: i64,
+    /// A stateless background run's thread is deleted when it ends (`on_completion`).
+    #[serde(default)]
+    pub delete_thread_after: bool,
+    /// What the run was asked, as LangGraph answers it in a run's `kwargs`.
+    #[serde(default)]
+    pub kwargs: Value,
 }
 
 /// The response header that names the input keys a run ignored, so a client whose
@@ -109,6 +137,22 @@ pub enum Multitask {
     Reject,
     /// Wait for the current run, then run.
     Enqueue,
+    /// Stop the current run, keep what it wrote, then run.
+    Interrupt,
+    /// Stop the current run, remove what it wrote, then run.
+    Rollback,
+}
+
+impl Multitask {
+    /// The strategy as LangGraph names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Multitask::Reject => "reject",
+            Multitask::Enqueue => "enqueue",
+            Multitask::Interrupt => "interrupt",
+            Multitask::Rollback => "rollback",
+        }
+    }
 }
 
 /// Longest accepted `Idempotency-Key`; it is stored with the run's checkpoint.
@@ -200,6 +244,56 @@ pub enum ThreadCommand {
     },
     /// `POST /threads/{id}/saver/*`: LangGraph checkpointer storage.
     Saver(SaverCommand),
+    /// `/threads/{id}/runs/*` on run records: list, get, delete, cancel, join.
+    RunOp(RunOp),
+}
+
+/// A call on the thread's runs (answered by the thread's object, which holds them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOp {
+    /// `GET /threads/{id}/runs`.
+    List {
+        /// Only runs of this status (a name LangGraph does not use matches none).
+        status: Option<String>,
+        /// At most this many.
+        limit: usize,
+        /// Skip this many.
+        offset: usize,
+    },
+    /// `GET /threads/{id}/runs/{run_id}`.
+    Get {
+        /// The run.
+        run_id: String,
+    },
+    /// `DELETE /threads/{id}/runs/{run_id}`.
+    Delete {
+        /// The run.
+        run_id: String,
+    },
+    /// `POST /threads/{id}/runs/{run_id}/cancel`.
+    Cancel {
+        /// The run.
+        run_id: String,
+        /// Answer when the run has stopped (else 202 at once).
+        wait: bool,
+        /// Keep what it wrote, or remove it.
+        action: crate::chat::StopAction,
+    },
+    /// `GET /threads/{id}/runs/{run_id}/join`: the thread's values once the run ends.
+    Join {
+        /// The run.
+        run_id: String,
+    },
+    /// `GET /threads/{id}/runs/{run_id}/stream`: the run's events.
+    JoinStream {
+        /// The run.
+        run_id: String,
+        /// Where to start (`Last-Event-ID`).
+        replay: crate::api::runs::Replay,
+        /// Only these modes (`stream_mode`); all when `None`.
+        modes: Option<Vec<String>>,
+    },
 }
 
 /// A LangGraph checkpointer call (`EdgeMemorySaver`), one request each.
@@ -273,6 +367,8 @@ pub enum Plan {
     },
     /// A run on a throwaway thread.
     Stateless(RunRequest),
+    /// `POST /runs/batch`: background runs, each on its own new thread.
+    Batch(Vec<ThreadCall>),
     /// `delete_for_runs` of the checkpointer storage, on every thread the runs wrote to.
     SaverDeleteRuns {
         /// The runs (`metadata.run_id` of their checkpoints).
@@ -365,6 +461,15 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
             run_ids,
             owner: Some(owner.to_string()),
         },
+        Plan::Batch(calls) => Plan::Batch(
+            calls
+                .into_iter()
+                .map(|call| ThreadCall {
+                    owner: Some(owner.to_string()),
+                    ..call
+                })
+                .collect(),
+        ),
         plan @ (Plan::Respond(_) | Plan::Stateless(_)) => plan,
     })
 }
@@ -407,6 +512,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
         Route::Threads(route) => plan_threads(route, &incoming),
         Route::State(route) => plan_state(route, &incoming),
         Route::Runs(route) => plan_run(route, &incoming),
+        Route::RunRecords(route) => runs::plan_run_records(route, &incoming),
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
         Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),
     }

@@ -26,6 +26,45 @@ pub(super) enum Route<'a> {
     },
     /// `POST /saver/delete_for_runs`: a checkpointer call across threads.
     SaverDeleteRuns,
+    /// Background runs and run records.
+    RunRecords(RunRecordsRoute<'a>),
+}
+
+/// The routes on run records, and those that create background runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RunRecordsRoute<'a> {
+    /// `POST /threads/{id}/runs`: a background run.
+    Create(&'a str),
+    /// `POST /runs`: a background run on a new thread.
+    CreateStateless,
+    /// `POST /runs/batch`: several background runs on new threads.
+    Batch,
+    /// `GET /threads/{id}/runs`.
+    List(&'a str),
+    /// `GET`/`DELETE /threads/{id}/runs/{run_id}`, and its `cancel`, `join`, `stream`.
+    One {
+        /// The thread id, unparsed.
+        thread: &'a str,
+        /// The run id, unchecked.
+        run: &'a str,
+        /// What is asked of the run.
+        op: RunOpKind,
+    },
+}
+
+/// What a route asks of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RunOpKind {
+    /// `GET .../runs/{run_id}`.
+    Get,
+    /// `DELETE .../runs/{run_id}`.
+    Delete,
+    /// `POST .../cancel`.
+    Cancel,
+    /// `GET .../join`.
+    Join,
+    /// `GET .../stream`.
+    Stream,
 }
 
 /// The routes answered without storage.
@@ -123,6 +162,7 @@ impl<'a> Route<'a> {
     /// The table.
     fn find(method: &str, segments: &[&'a str]) -> Option<Self> {
         use InfoRoute as I;
+        use RunRecordsRoute as RR;
         use RunsRoute as R;
         use StateRoute as S;
         use ThreadsRoute as T;
@@ -157,6 +197,21 @@ impl<'a> Route<'a> {
             ("POST", ["runs", kind @ ("wait" | "stream")]) => Route::Runs(R::Stateless {
                 stream: stream(kind),
             }),
+            ("POST", ["threads", id, "runs"]) => Route::RunRecords(RR::Create(id)),
+            ("GET", ["threads", id, "runs"]) => Route::RunRecords(RR::List(id)),
+            ("POST", ["runs"]) => Route::RunRecords(RR::CreateStateless),
+            ("POST", ["runs", "batch"]) => Route::RunRecords(RR::Batch),
+            (method, ["threads", thread, "runs", run, rest @ ..]) => {
+                let op = match (method, rest) {
+                    ("GET", []) => RunOpKind::Get,
+                    ("DELETE", []) => RunOpKind::Delete,
+                    ("POST", ["cancel"]) => RunOpKind::Cancel,
+                    ("GET", ["join"]) => RunOpKind::Join,
+                    ("GET", ["stream"]) => RunOpKind::Stream,
+                    _ => return None,
+                };
+                Route::RunRecords(RR::One { thread, run, op })
+            }
             _ => return None,
         })
     }
@@ -172,12 +227,15 @@ mod tests {
             ("GET", "/threads/T/", 200),
             ("PUT", "/threads/T", 405),
             ("DELETE", "/threads/T/state", 405),
-            ("GET", "/threads/T/runs/wait", 405),
+            ("PUT", "/threads/T/runs/wait", 405),
+            ("GET", "/threads/T/runs/R/join", 200),
+            ("POST", "/threads/T/runs/R/join", 405),
+            ("PATCH", "/threads/T/runs", 405),
             ("PUT", "/threads/T/state/x", 405),
             ("GET", "/threads/T/saver/put", 405),
             ("GET", "/runs/stream", 405),
             ("GET", "/threads/T/secrets", 404),
-            ("POST", "/threads/T/runs/other", 404),
+            ("POST", "/threads/T/runs/R/other", 404),
             ("GET", "/nothing/here", 404),
             ("POST", "/__dev/conformance", 404),
             ("GET", "/", 404),

@@ -96,7 +96,7 @@ pub(super) fn plan_run(route: RunsRoute<'_>, incoming: &Incoming<'_>) -> Result<
 }
 
 /// The `Idempotency-Key` header, trimmed; 1 to [`IDEMPOTENCY_KEY_MAX_LEN`] characters.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>> {
+pub(super) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>> {
     match req.header("idempotency-key").map(str::trim) {
         Some(key) if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN => Err(Error::invalid(
             "Idempotency-Key",
@@ -120,6 +120,17 @@ pub(super) fn parse_run(
     let stream = stream
         .then(|| stream_modes(body.get("stream_mode")))
         .transpose()?;
+    let resumable = match body.get("stream_resumable") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(Error::invalid(
+                "stream_resumable",
+                format!("must be true or false, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    let modes = stream.clone().unwrap_or_default();
     Ok(RunRequest {
         input,
         if_not_exists,
@@ -131,6 +142,11 @@ pub(super) fn parse_run(
         idempotency_body: None,
         multitask,
         ignored_input_keys: ignored_input_keys(body),
+        delivery: Delivery {
+            resumable,
+            kwargs: super::runs::run_kwargs(body, &modes, resumable),
+            ..Delivery::default()
+        },
     })
 }
 
@@ -213,11 +229,14 @@ fn parse_multitask(body: &Map<String, Value>) -> Result<Multitask> {
     match opt_str(body, "multitask_strategy")?.as_deref() {
         None | Some("reject") => Ok(Multitask::Reject),
         Some("enqueue") => Ok(Multitask::Enqueue),
-        Some(other) => Err(Error::Unsupported {
-            what: format!(
-                "multitask_strategy {other:?} (\"reject\" and \"enqueue\" are implemented)"
+        Some("interrupt") => Ok(Multitask::Interrupt),
+        Some("rollback") => Ok(Multitask::Rollback),
+        Some(other) => Err(Error::invalid(
+            "multitask_strategy",
+            format!(
+                "must be \"reject\", \"enqueue\", \"interrupt\" or \"rollback\", got {other:?}"
             ),
-        }),
+        )),
     }
 }
 

@@ -207,6 +207,58 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             .execute_batch(&delete_thread_rows(tkey, &Group::ALL))
     }
 
+    async fn remove_newest(&self, thread_id: &ThreadId, ids: &[CheckpointId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tkey = self.thread_keys(thread_id)?.tkey;
+        let marks = vec!["?"; ids.len()].join(", ");
+        let chosen = format!(
+            "SELECT ckey FROM em_checkpoints WHERE tkey = ? AND checkpoint_id IN ({marks})"
+        );
+        let mut params: Vec<SqlValue> = vec![tkey.into()];
+        params.extend(ids.iter().map(|id| SqlValue::from(id.as_str())));
+        let followers = format!(
+            "SELECT count(*) FROM em_checkpoints WHERE parent IN ({chosen}) AND ckey NOT IN ({chosen})"
+        );
+        let doubled: Vec<SqlValue> = params.iter().chain(params.iter()).cloned().collect();
+        let count = self.query(&followers, &doubled)?;
+        let followed = count
+            .into_iter()
+            .next()
+            .map(|row| Columns::new(row, "em_checkpoints").integer())
+            .transpose()?
+            .unwrap_or(0);
+        if followed > 0 {
+            return Err(Error::Conflict {
+                kind: ConflictKind::StaleCheckpoint,
+                reason: format!("thread '{thread_id}' has checkpoints after the ones to remove"),
+            });
+        }
+        let messages = format!("SELECT seq FROM em_messages WHERE ckey IN ({chosen})");
+        // The live list may hold a removed message: it is rebuilt from the new head on the
+        // next put, and states are replayed until then.
+        self.exec.execute_batch(&[
+            Statement::new(
+                format!("DELETE FROM em_message_parts WHERE seq IN ({messages})"),
+                params.clone(),
+            ),
+            Statement::new(
+                format!("DELETE FROM em_messages WHERE ckey IN ({chosen})"),
+                params.clone(),
+            ),
+            Statement::new(
+                format!("DELETE FROM em_checkpoints WHERE ckey IN ({chosen})"),
+                params,
+            ),
+            Statement::new("DELETE FROM em_live WHERE tkey = ?", vec![tkey.into()]),
+            Statement::new(
+                "UPDATE em_threads SET live_ckey = NULL WHERE tkey = ?",
+                vec![tkey.into()],
+            ),
+        ])
+    }
+
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
         let keys = self.thread_keys(thread_id)?;
         let mut rows = self.checkpoint_rows(thread_id, keys.tkey, "", vec![], None)?;

@@ -118,6 +118,20 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     }
 }
 
+/// Runs `schema` (idempotent `CREATE ... IF NOT EXISTS` statements) once per store:
+/// for tables kept beside the checkpointer's migrations (a directory shard's, run records).
+pub(crate) fn create_once<E: SqlExec>(exec: &E, ready: &Cell<bool>, schema: &[&str]) -> Result<()> {
+    if !ready.get() {
+        let statements: Vec<Statement> = schema
+            .iter()
+            .map(|sql| Statement::new(*sql, vec![]))
+            .collect();
+        exec.execute_batch(&statements)?;
+        ready.set(true);
+    }
+    Ok(())
+}
+
 /// Reads the columns of one row in order, with errors that name the table.
 pub(crate) struct Columns {
     values: std::vec::IntoIter<SqlValue>,
