@@ -159,9 +159,7 @@ impl ObjectInner {
             });
         }
         let _ = run_end(&run).await;
-        let values = self.thread_values(thread_id).await?;
-        Ok(HttpResponse::ok(values)
-            .with_header("content-location", run_location(thread_id.as_str(), run_id)))
+        self.run_values(thread_id, run_id).await
     }
 
     /// Waits for a run to end and answers the thread's values then.
@@ -174,17 +172,20 @@ impl ObjectInner {
                 self.find_run(thread_id, run_id)?;
             }
         }
-        let values = self.thread_values(thread_id).await?;
-        Ok(HttpResponse::ok(values)
-            .with_header("content-location", run_location(thread_id.as_str(), run_id)))
+        self.run_values(thread_id, run_id).await
     }
 
-    async fn thread_values(&self, thread_id: &ThreadId) -> Result<Value, Error> {
-        let latest = self.edge_store().latest(thread_id).await?;
-        Ok(match latest {
+    /// The thread's values after a run, as `join` answers them (with LangGraph's
+    /// `Content-Location` and `Location`).
+    async fn run_values(&self, thread_id: &ThreadId, run_id: &str) -> Result<HttpResponse, Error> {
+        let values = match self.edge_store().latest(thread_id).await? {
             Some(snapshot) => crate::api::values_json(&snapshot.messages),
             None => serde_json::json!({}),
-        })
+        };
+        let location = run_location(thread_id.as_str(), run_id);
+        Ok(HttpResponse::ok(values)
+            .with_header("location", format!("{location}/join"))
+            .with_header("content-location", location))
     }
 
     /// A run's events: those after `replay` (a resumable run keeps them), then the rest

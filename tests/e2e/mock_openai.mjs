@@ -103,7 +103,8 @@ export async function startMockOpenAi() {
 
 // `node tests/e2e/mock_openai.mjs [port]`: run the mock alone, e.g. to try
 // `MODEL_PROVIDER=openai OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 make dev` offline.
-// It streams a reply that quotes the last user message.
+// It streams a reply that quotes the last user message; a message `sleep N` is answered
+// slowly, its words spread over N seconds (the Python run tests cancel such runs).
 if (import.meta.url === `file://${process.argv[1]}`) {
   const port = Number(process.argv[2] ?? 8788);
   createServer((req, res) => {
@@ -113,7 +114,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       let said = '';
       try { said = JSON.parse(raw).messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''; } catch { /* not JSON */ }
       const words = `The mock model heard: "${said}".`.split(/(?<= )/);
-      behaviours.stream(words)(req, res);
+      const slow = /^sleep (\d+(?:\.\d+)?)$/.exec(said);
+      if (!slow) return behaviours.stream(words)(req, res);
+      let i = 0;
+      const pause = (Number(slow[1]) * 1000) / words.length;
+      const gate = new Promise((resolve) => {
+        const timer = setInterval(() => { if (++i >= words.length) { clearInterval(timer); resolve(); } }, pause);
+        res.on('close', () => { clearInterval(timer); resolve(); });
+      });
+      behaviours.stream(words, { gate })(req, res);
     });
   }).listen(port, '127.0.0.1', () => console.log(`mock OpenAI-compatible server on http://127.0.0.1:${port}/v1`));
 }

@@ -77,7 +77,10 @@ fn one_run_op(kind: RunOpKind, run_id: String, req: &HttpRequest) -> Result<RunO
         RunOpKind::Stream => RunOp::JoinStream {
             run_id,
             replay: parse_last_event_id(req.header("last-event-id"))?,
-            modes: req.query_param("stream_mode").map(|raw| join_modes(&raw)),
+            modes: req
+                .query_param("stream_mode")
+                .filter(|raw| !raw.is_empty())
+                .map(|raw| join_modes(&raw)),
         },
     })
 }
