@@ -12,6 +12,7 @@
 //! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
 //! changes nothing.
 
+pub mod assistants;
 pub mod auth;
 pub mod cors;
 pub mod directory;
@@ -29,6 +30,7 @@ use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
 use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
+use assistants::AssistantCall;
 use auth::{authenticate, AuthSettings, Caller};
 use directory::Shard;
 
@@ -42,7 +44,7 @@ pub use request::{
     plan, IfExists, IfNotExists, Multitask, Plan, RunGuard, RunRequest, SaverCommand, StreamMode,
     ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN, IGNORED_INPUT_KEYS_HEADER,
 };
-pub use wire::{assistant_json, state_json, thread_json};
+pub use wire::{state_json, thread_json};
 
 /// The single assistant this server runs (LangGraph's default for graph `agent`).
 pub const ASSISTANT_ID: &str = "agent";
@@ -57,6 +59,8 @@ pub struct HttpRequest {
     pub method: String,
     /// The path, without query string (`/threads/abc/state`).
     pub path: String,
+    /// The query string, without its `?` (empty when there is none).
+    pub query: String,
     /// The raw body.
     pub body: Vec<u8>,
     /// The headers this API reads (see [`READ_HEADERS`]), names lowercased.
@@ -87,6 +91,7 @@ impl HttpRequest {
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: String::new(),
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
             verified_token: None,
@@ -98,6 +103,7 @@ impl HttpRequest {
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: String::new(),
             body: Vec::new(),
             headers: Vec::new(),
             verified_token: None,
@@ -111,6 +117,21 @@ impl HttpRequest {
         self
     }
 
+    /// The same request with a query string (`a=1&b=2`).
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.trim_start_matches('?').to_string();
+        self
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| percent_decode(value))
+    }
+
     /// The first value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -118,6 +139,29 @@ impl HttpRequest {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// `%XX` escapes and `+` (a space) of a query value decoded; invalid escapes kept.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One server-sent event: `event: NAME` and a JSON `data` line.
@@ -334,6 +378,22 @@ pub trait Backend {
 
     /// The threads that runs `run_ids` wrote to, as one directory shard knows them.
     async fn run_threads(&self, shard: &Shard, run_ids: &[String]) -> Result<Vec<ThreadId>>;
+
+    /// Carries out a call on an owner's assistants (their assistants object). A backend
+    /// that keeps none knows only the system assistant.
+    async fn assistant_call(&self, call: AssistantCall) -> HttpResponse {
+        assistants::without_storage(call)
+    }
+
+    /// The current version of a stored assistant, for a run (the worker answers from
+    /// its cache, see [`assistants::cache`]); 404 when `owner` has no such assistant.
+    async fn find_assistant(
+        &self,
+        assistant_id: &str,
+        owner: Option<&str>,
+    ) -> Result<crate::checkpoint::assistants::Assistant> {
+        assistants::fetch_stored(self, assistant_id, owner).await
+    }
 }
 
 /// Plans `req` and carries the plan out through `backend`.
@@ -380,7 +440,15 @@ pub const OPEN_HEADER: &str = "x-edge-memory-auth";
 pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
     match plan {
         Plan::Respond(response) => response,
-        Plan::Thread(call) => backend.call(call).await,
+        Plan::Thread(mut call) => {
+            if let ThreadCommand::Run(run) = &mut call.command {
+                if let Err(err) = assistants::resolve(backend, run).await {
+                    return HttpResponse::error(&err);
+                }
+            }
+            backend.call(call).await
+        }
+        Plan::Assistants(call) => assistants::carry_out(backend, call).await,
         Plan::Search { query, count_only } => {
             directory::search(backend, &query, count_only).await.into()
         }
@@ -390,7 +458,10 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
                 .await
                 .into()
         }
-        Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::Stateless(mut run) => match assistants::resolve(backend, &mut run).await {
+            Ok(()) => backend.call_stateless(run).await,
+            Err(err) => HttpResponse::error(&err),
+        },
         Plan::SaverDeleteRuns { run_ids, owner } => {
             directory::delete_for_runs(backend, &run_ids, owner)
                 .await

@@ -70,16 +70,21 @@ impl<E: SqlExec> SqlDirectory<E> {
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.ready.get() {
-            let statements: Vec<Statement> = SCHEMA
-                .iter()
-                .map(|sql| Statement::new(*sql, vec![]))
-                .collect();
-            self.exec.execute_batch(&statements)?;
-            self.ready.set(true);
-        }
-        Ok(())
+        create_once(&self.exec, &self.ready, SCHEMA)
     }
+}
+
+/// Creates the tables of `schema` on the first call (`ready` remembers it).
+pub(crate) fn create_once<E: SqlExec>(exec: &E, ready: &Cell<bool>, schema: &[&str]) -> Result<()> {
+    if !ready.get() {
+        let statements: Vec<Statement> = schema
+            .iter()
+            .map(|sql| Statement::new(*sql, vec![]))
+            .collect();
+        exec.execute_batch(&statements)?;
+        ready.set(true);
+    }
+    Ok(())
 }
 
 /// Rows of a table of thread records (`em_directory`, or a store's own `em_threads`).
@@ -260,7 +265,7 @@ fn order_by(query: &ThreadSearch) -> String {
     }
 }
 
-fn json_text(map: &Map<String, Value>) -> String {
+pub(crate) fn json_text(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
 
@@ -326,6 +331,6 @@ pub(crate) fn thread_ids<E: SqlExec>(
 }
 
 /// A limit or offset as a SQL integer (`usize::MAX` means no limit).
-fn count_param(n: usize) -> SqlValue {
+pub(crate) fn count_param(n: usize) -> SqlValue {
     SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }

@@ -159,6 +159,11 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
     let mut http = HttpRequest {
         method: req.method().to_string(),
         path: req.path(),
+        query: req
+            .url()
+            .ok()
+            .and_then(|u| u.query().map(str::to_string))
+            .unwrap_or_default(),
         body: Vec::new(),
         headers,
         verified_token: None,

@@ -69,7 +69,7 @@ impl ObjectInner {
     /// Checks the caller, waits its turn at the thread's run gate, and prepares the run
     /// (its thread, the amnesia guard, the graph id).
     async fn admit_run(&self, call: ThreadCall) -> Result<Admitted, Error> {
-        let config = EdgeConfig::from_env(&self.env)?;
+        let config = EdgeConfig::from_env(&self.env)?.for_call(&call);
         // Another user's thread is unknown before it can be found busy or queued on.
         api::check_caller(&self.edge_store(), &call).await?;
         let ThreadCall {
