@@ -19,7 +19,7 @@ use crate::api::cors::CorsPolicy;
 use crate::chat::openai::{OpenAiConfig, OPENAI_BASE_URL_DEFAULT, OPENAI_MODEL_DEFAULT};
 use crate::chat::upstream::{MODEL_DEADLINE_MS_DEFAULT, MODEL_TIMEOUT_MS_DEFAULT};
 use crate::chat::workers_ai::WORKERS_AI_MODEL_DEFAULT;
-use crate::chat::{ContextBudget, ContextSettings};
+use crate::chat::{ContextBudget, ContextSettings, ModelOverrides};
 use crate::error::{Error, Result};
 
 /// Where checkpoints are kept (`MEMORY_BACKEND`).
@@ -57,6 +57,8 @@ pub enum ModelChoice {
         model: String,
         /// `MODEL_MAX_TOKENS`.
         max_tokens: Option<u32>,
+        /// The sampling temperature, when an assistant sets one.
+        temperature: Option<serde_json::Number>,
     },
 }
 
@@ -68,6 +70,43 @@ impl ModelChoice {
             ModelChoice::OpenAi(config) => format!("openai:{}", config.model),
             ModelChoice::WorkersAi { model, .. } => format!("workers-ai:{model}"),
         }
+    }
+}
+
+impl Settings {
+    /// The settings for a run of an assistant: its `overrides` in place of the
+    /// deployment's system prompt, model, temperature and reply bound (the built-in demo
+    /// responder has none of the model's).
+    pub fn with_overrides(&self, overrides: &ModelOverrides) -> Settings {
+        let mut settings = self.clone();
+        if let Some(prompt) = &overrides.system_prompt {
+            settings.context.system_prompt = Some(prompt.clone());
+        }
+        match &mut settings.model {
+            ModelChoice::Demo => {}
+            ModelChoice::OpenAi(OpenAiConfig {
+                model,
+                max_tokens,
+                temperature,
+                ..
+            })
+            | ModelChoice::WorkersAi {
+                model,
+                max_tokens,
+                temperature,
+            } => {
+                if let Some(name) = &overrides.model {
+                    model.clone_from(name);
+                }
+                if overrides.max_tokens.is_some() {
+                    *max_tokens = overrides.max_tokens;
+                }
+                if overrides.temperature.is_some() {
+                    temperature.clone_from(&overrides.temperature);
+                }
+            }
+        }
+        settings
     }
 }
 
@@ -180,10 +219,12 @@ fn model_choice(
             model: var("OPENAI_MODEL").unwrap_or_else(|| OPENAI_MODEL_DEFAULT.into()),
             api_key: secret("OPENAI_API_KEY"),
             max_tokens,
+            temperature: None,
         }),
         Some("workers-ai") => ModelChoice::WorkersAi {
             model: var("WORKERS_AI_MODEL").unwrap_or_else(|| WORKERS_AI_MODEL_DEFAULT.into()),
             max_tokens,
+            temperature: None,
         },
         Some(other) => {
             return Err(Error::backend(format_args!(
@@ -425,5 +466,37 @@ mod tests {
         assert_eq!(s.backend, MemoryBackend::Kv);
         assert_eq!(s.model.name(), format!("openai:{OPENAI_MODEL_DEFAULT}"));
         assert_eq!(s.context.budget.max_messages, 7);
+    }
+
+    #[test]
+    fn an_assistant_overrides_prompt_and_model_settings() {
+        let base = settings(&[
+            ("DEV_MODE", "true"),
+            ("MODEL_PROVIDER", "openai"),
+            ("SYSTEM_PROMPT", "Deployment prompt"),
+            ("MODEL_MAX_TOKENS", "100"),
+        ])
+        .unwrap();
+        assert_eq!(base.with_overrides(&ModelOverrides::default()), base);
+        let overrides = ModelOverrides {
+            system_prompt: Some("Assistant prompt".into()),
+            model: Some("other-model".into()),
+            temperature: serde_json::Number::from_f64(0.5),
+            max_tokens: Some(7),
+        };
+        let run = base.with_overrides(&overrides);
+        assert_eq!(
+            run.context.system_prompt.as_deref(),
+            Some("Assistant prompt")
+        );
+        let ModelChoice::OpenAi(config) = &run.model else {
+            panic!("still openai")
+        };
+        assert_eq!(
+            (config.model.as_str(), config.max_tokens),
+            ("other-model", Some(7))
+        );
+        assert_eq!(config.temperature, overrides.temperature);
+        assert_eq!(run.auth, base.auth);
     }
 }

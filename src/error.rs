@@ -144,6 +144,8 @@ pub enum ConflictKind {
     /// A message-list delta's base is not stored: send the full list
     /// (`base_version_missing`).
     BaseVersionMissing,
+    /// The assistant id is taken (`assistant_exists`).
+    AssistantExists,
 }
 
 impl ConflictKind {
@@ -159,6 +161,7 @@ impl ConflictKind {
             ConflictKind::TargetNotEmpty => "target_not_empty",
             ConflictKind::IdempotencyKeySpent => "idempotency_key_spent",
             ConflictKind::BaseVersionMissing => "base_version_missing",
+            ConflictKind::AssistantExists => "assistant_exists",
         }
     }
 }
@@ -217,6 +220,8 @@ impl Error {
                 "thread" => "thread_not_found",
                 "checkpoint" => "checkpoint_not_found",
                 "assistant" => "assistant_not_found",
+                "assistant version" => "assistant_version_not_found",
+                "graph" => "graph_not_found",
                 "route" => "route_not_found",
                 _ => "not_found",
             },
@@ -262,6 +267,11 @@ impl fmt::Display for Error {
                 write!(f, "This deployment refuses thread data: {reason}")
             }
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
+            // LangGraph's server's words for an unknown assistant.
+            Error::NotFound {
+                what: "assistant",
+                id,
+            } => write!(f, "No assistant found for \"{id}\""),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason, .. } => write!(f, "{reason}"),
             Error::TooLarge { what, size, limit } => {

@@ -26,6 +26,10 @@ pub const INPUT_MESSAGES_MAX: usize = 256;
 /// Largest thread metadata object, serialized: it is copied into every thread listing.
 pub const METADATA_MAX_BYTES: usize = 64 * 1024;
 
+/// Longest assistant `name` or `description`: each search page lists them, and the
+/// worker's run cache keeps them.
+pub const ASSISTANT_TEXT_MAX_BYTES: usize = 16 * 1024;
+
 /// Most checkpoints one history or list call returns.
 pub const LIST_LIMIT_MAX: usize = 1000;
 

@@ -274,7 +274,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
                 &json!({"assistant_id": "other", "input": {"messages": "hi"}}),
             ),
             404,
-            "Assistant 'other'",
+            "No assistant found for \"other\"",
         ),
         (
             HttpRequest::json(

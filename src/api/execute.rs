@@ -6,7 +6,7 @@ use super::directory;
 use super::wire::values_json;
 use super::{
     thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest, ThreadCall,
-    ThreadCommand, ASSISTANT_ID, ASSISTANT_UUID,
+    ThreadCommand, ASSISTANT_ID,
 };
 use crate::api::auth::OWNER_KEY;
 use crate::chat::{ChatModel, Engine, NeverStop, StopSignal};
@@ -329,13 +329,17 @@ pub async fn prepare_run<C: Checkpointer, M>(
         }
     }
     let now = engine.clock.now_ms();
-    if !record.metadata.contains_key("graph_id") {
-        record
-            .metadata
-            .insert("graph_id".into(), json!(ASSISTANT_ID));
-        record
-            .metadata
-            .insert("assistant_id".into(), json!(ASSISTANT_UUID));
+    // The thread names the assistant of its latest run (`DELETE /assistants/{id}
+    // ?delete_threads=true` finds threads by it), as LangGraph's server stamps it.
+    let assistant_id = json!(run.assistant.id());
+    let unstamped = !record.metadata.contains_key("graph_id");
+    if unstamped || record.metadata.get("assistant_id") != Some(&assistant_id) {
+        if unstamped {
+            record
+                .metadata
+                .insert("graph_id".into(), json!(ASSISTANT_ID));
+        }
+        record.metadata.insert("assistant_id".into(), assistant_id);
         record.updated_at_ms = now.max(record.updated_at_ms);
         engine.store.update_thread(&record).await?;
     }

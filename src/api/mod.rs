@@ -12,6 +12,7 @@
 //! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
 //! changes nothing.
 
+pub mod assistants;
 pub mod auth;
 pub mod cors;
 pub mod directory;
@@ -30,6 +31,7 @@ use crate::checkpoint::{Checkpointer, ThreadIndex, ThreadSearch};
 use crate::error::{Error, Result};
 use crate::runtime::{Clock, Entropy};
 use crate::thread::{ThreadId, ThreadRecord};
+use assistants::AssistantCall;
 use auth::{authenticate, AuthSettings, Caller};
 use directory::Shard;
 
@@ -44,7 +46,7 @@ pub use request::{
     SaverCommand, StreamMode, ThreadCall, ThreadCommand, IDEMPOTENCY_KEY_MAX_LEN,
     IGNORED_INPUT_KEYS_HEADER,
 };
-pub use wire::{assistant_json, state_json, thread_json, values_json};
+pub use wire::{state_json, thread_json, values_json};
 
 /// The single assistant this server runs (LangGraph's default for graph `agent`).
 pub const ASSISTANT_ID: &str = "agent";
@@ -117,6 +119,12 @@ impl HttpRequest {
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers
             .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// The same request with a query string (`a=1&b=2`).
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.trim_start_matches('?').to_string();
         self
     }
 
@@ -383,6 +391,22 @@ pub trait Backend {
 
     /// The threads that runs `run_ids` wrote to, as one directory shard knows them.
     async fn run_threads(&self, shard: &Shard, run_ids: &[String]) -> Result<Vec<ThreadId>>;
+
+    /// Carries out a call on an owner's assistants (their assistants object). A backend
+    /// that keeps none knows only the system assistant.
+    async fn assistant_call(&self, call: AssistantCall) -> HttpResponse {
+        assistants::without_storage(call)
+    }
+
+    /// The current version of a stored assistant, for a run (the worker answers from
+    /// its cache, see [`assistants::cache`]); 404 when `owner` has no such assistant.
+    async fn find_assistant(
+        &self,
+        assistant_id: &str,
+        owner: Option<&str>,
+    ) -> Result<crate::checkpoint::assistants::Assistant> {
+        assistants::fetch_stored(self, assistant_id, owner).await
+    }
 }
 
 /// Plans `req` and carries the plan out through `backend`.
@@ -429,7 +453,15 @@ pub const OPEN_HEADER: &str = "x-edge-memory-auth";
 pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
     match plan {
         Plan::Respond(response) => response,
-        Plan::Thread(call) => backend.call(call).await,
+        Plan::Thread(mut call) => {
+            if let ThreadCommand::Run(run) = &mut call.command {
+                if let Err(err) = assistants::resolve(backend, run).await {
+                    return HttpResponse::error(&err);
+                }
+            }
+            backend.call(call).await
+        }
+        Plan::Assistants(call) => assistants::carry_out(backend, call).await,
         Plan::Search { query, count_only } => {
             directory::search(backend, &query, count_only).await.into()
         }
@@ -439,10 +471,18 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
                 .await
                 .into()
         }
-        Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::Stateless(mut run) => match assistants::resolve(backend, &mut run).await {
+            Ok(()) => backend.call_stateless(run).await,
+            Err(err) => HttpResponse::error(&err),
+        },
         Plan::Batch(calls) => {
             let mut runs = Vec::with_capacity(calls.len());
-            for call in calls {
+            for mut call in calls {
+                if let ThreadCommand::Run(run) = &mut call.command {
+                    if let Err(err) = assistants::resolve(backend, run).await {
+                        return HttpResponse::error(&err);
+                    }
+                }
                 let response = backend.call(call).await;
                 match response.json() {
                     Some(run) if response.status == 200 => runs.push(run.clone()),

@@ -134,21 +134,3 @@ pub(crate) fn message_chunk_json(message_id: &str, content: &str, end: Option<&R
         "usage_metadata": usage,
     })
 }
-
-/// The one assistant: graph `agent`.
-pub fn assistant_json() -> Value {
-    // A fixed date: the assistant is part of the build, not created at run time.
-    let since = "2025-01-01T00:00:00+00:00";
-    json!({
-        "assistant_id": ASSISTANT_UUID,
-        "graph_id": ASSISTANT_ID,
-        "name": ASSISTANT_ID,
-        "description": "Chat agent with durable per-thread memory (edge-memory)",
-        "config": {},
-        "context": {},
-        "metadata": {"created_by": "system"},
-        "version": 1,
-        "created_at": since,
-        "updated_at": since,
-    })
-}

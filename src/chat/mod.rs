@@ -9,6 +9,7 @@ pub mod demo;
 mod engine;
 mod input;
 pub mod openai;
+pub mod overrides;
 mod reply;
 pub mod sse;
 pub mod upstream;
@@ -19,6 +20,7 @@ use crate::message::Message;
 
 pub use context::{ContextBudget, CONTEXT_MAX_CHARS, CONTEXT_MAX_MESSAGES, CONTEXT_READ_MAX};
 pub use engine::{Engine, StoredInput, Turn, TurnOutcome};
+pub use overrides::ModelOverrides;
 pub use reply::Replied;
 
 /// Token counts a provider reported for one reply.

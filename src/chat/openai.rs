@@ -34,6 +34,8 @@ pub struct OpenAiConfig {
     pub api_key: Option<String>,
     /// `MODEL_MAX_TOKENS`: a bound on the reply, when set.
     pub max_tokens: Option<u32>,
+    /// The sampling temperature, when an assistant sets one (else the provider's).
+    pub temperature: Option<serde_json::Number>,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for OpenAiConfig {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
             .finish()
     }
 }
@@ -58,6 +61,9 @@ pub fn completion_request(config: &OpenAiConfig, context: &[Message]) -> Upstrea
     });
     if let Some(max) = config.max_tokens {
         body["max_tokens"] = json!(max);
+    }
+    if let Some(temperature) = &config.temperature {
+        body["temperature"] = Value::Number(temperature.clone());
     }
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
@@ -184,6 +190,7 @@ mod tests {
             model: "test-model".into(),
             api_key: Some("sk-secret-123".into()),
             max_tokens: Some(64),
+            temperature: None,
         }
     }
 

@@ -18,7 +18,11 @@ use crate::message::Message;
 pub const WORKERS_AI_MODEL_DEFAULT: &str = "@cf/meta/llama-3.3-70b-instruct-fp8-fast";
 
 /// The `AI.run` input for `context`.
-pub fn run_input(context: &[Message], max_tokens: Option<u32>) -> Value {
+pub fn run_input(
+    context: &[Message],
+    max_tokens: Option<u32>,
+    temperature: Option<&serde_json::Number>,
+) -> Value {
     let messages: Vec<Value> = context
         .iter()
         .map(|m| json!({"role": chat_role(m.kind), "content": m.text()}))
@@ -26,6 +30,9 @@ pub fn run_input(context: &[Message], max_tokens: Option<u32>) -> Value {
     let mut input = json!({"messages": messages, "stream": true});
     if let Some(max) = max_tokens {
         input["max_tokens"] = json!(max);
+    }
+    if let Some(temperature) = temperature {
+        input["temperature"] = Value::Number(temperature.clone());
     }
     input
 }
@@ -64,6 +71,8 @@ pub struct WorkersAiModel<A> {
     pub model: String,
     /// `MODEL_MAX_TOKENS`, when set.
     pub max_tokens: Option<u32>,
+    /// The sampling temperature, when an assistant sets one.
+    pub temperature: Option<serde_json::Number>,
     /// The binding.
     pub ai: A,
 }
@@ -74,7 +83,7 @@ impl<A: AiBinding> ChatModel for WorkersAiModel<A> {
     }
 
     async fn stream(&self, context: &[Message], sink: &dyn DeltaSink) -> Result<ReplyEnd> {
-        let input = run_input(context, self.max_tokens);
+        let input = run_input(context, self.max_tokens, self.temperature.as_ref());
         let mut body = self.ai.run(&self.model, &input).await?;
         let mut end = ReplyEnd::default();
         read_events(&mut body, |data| {
@@ -133,6 +142,7 @@ mod tests {
         let model = WorkersAiModel {
             model: WORKERS_AI_MODEL_DEFAULT.to_string(),
             max_tokens: Some(256),
+            temperature: None,
             ai: FakeAi {
                 script: RefCell::new(Some(Script::of(&[stream.as_bytes()]))),
                 seen: RefCell::new(Vec::new()),

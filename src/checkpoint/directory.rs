@@ -252,7 +252,7 @@ fn order_by(query: &ThreadSearch) -> String {
     }
 }
 
-fn json_text(map: &Map<String, Value>) -> String {
+pub(crate) fn json_text(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
 
@@ -318,6 +318,6 @@ pub(crate) fn thread_ids<E: SqlExec>(
 }
 
 /// A limit or offset as a SQL integer (`usize::MAX` means no limit).
-fn count_param(n: usize) -> SqlValue {
+pub(crate) fn count_param(n: usize) -> SqlValue {
     SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }

@@ -10,6 +10,7 @@
 //! SQLite in native tests). [`conformance`] holds the one suite they all pass.
 
 // The suite runs natively, and in the worker only where dev routes are built in.
+pub mod assistants;
 #[cfg(any(not(target_arch = "wasm32"), feature = "dev-routes"))]
 pub mod conformance;
 pub mod directory;

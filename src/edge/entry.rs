@@ -166,7 +166,8 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
         path: req.path(),
         query: req
             .url()
-            .map(|url| url.query().unwrap_or_default().to_string())
+            .ok()
+            .and_then(|u| u.query().map(str::to_string))
             .unwrap_or_default(),
         body: Vec::new(),
         headers,

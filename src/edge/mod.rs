@@ -14,6 +14,7 @@
 //! `MODEL_PROVIDER` = `memory-demo` (default); `DEV_MODE` = `true` enables `/__dev/*`
 //! routes (never set it in production).
 
+mod assistants;
 #[cfg(feature = "dev-routes")]
 mod dev;
 mod directory;
@@ -49,6 +50,7 @@ const API_CONTENT_ENCODING: &str = "identity";
 
 /// Settings read from the environment on each request (reading vars is cheap); the
 /// rules live in the native [`crate::config`] module.
+#[derive(Clone)]
 struct EdgeConfig {
     settings: Settings,
 }
@@ -74,6 +76,13 @@ impl EdgeConfig {
             dev_mode: s.dev_mode,
             auth: s.auth.clone(),
             cors: s.cors.clone(),
+        }
+    }
+
+    /// The settings of a run: the deployment's, with its assistant's overrides.
+    fn for_run(&self, run: &crate::api::RunRequest) -> Self {
+        EdgeConfig {
+            settings: self.settings.with_overrides(&run.assistant.overrides),
         }
     }
 

@@ -232,7 +232,11 @@ impl Provider {
                 config: config.clone(),
                 http: FetchClient { timeout_ms },
             }),
-            ModelChoice::WorkersAi { model, max_tokens } => {
+            ModelChoice::WorkersAi {
+                model,
+                max_tokens,
+                temperature,
+            } => {
                 let binding = js_sys::Reflect::get(env, &AI_BINDING.into())
                     .ok()
                     .filter(|b| !b.is_undefined())
@@ -244,6 +248,7 @@ impl Provider {
                 Provider::WorkersAi(WorkersAiModel {
                     model: model.clone(),
                     max_tokens: *max_tokens,
+                    temperature: temperature.clone(),
                     ai: WorkerAi {
                         binding,
                         timeout_ms,

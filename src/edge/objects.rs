@@ -5,8 +5,10 @@ use worker::{Env, Method, Request, RequestInit, Response, ResponseBody};
 
 use super::store::EdgeStore;
 use super::{directory, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
+use crate::api::assistants::AssistantCall;
 use crate::api::directory::Shard;
 use crate::api::{self, HttpResponse, IndexUpdate, RunRequest, ThreadCall};
+use crate::checkpoint::assistants::Assistant;
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::checkpoint::ThreadSearch;
 use crate::error::Error;
@@ -37,7 +39,10 @@ pub(super) const STREAM_HEADER: &str = "x-edge-memory-stream";
 impl DurableObjects<'_> {
     /// Sends a run to its thread's object. A streamed run comes back as the object's
     /// event stream, passed through as it is produced.
-    pub(super) async fn run(&self, call: ThreadCall) -> Result<Served, Error> {
+    pub(super) async fn run(&self, mut call: ThreadCall) -> Result<Served, Error> {
+        if let api::ThreadCommand::Run(run) = &mut call.command {
+            api::assistants::resolve(self, run).await?;
+        }
         let payload = serde_json::to_string(&call).map_err(Error::backend)?;
         let mut response =
             fetch_object(self.env, call.thread_id.as_str(), "/call", payload).await?;
@@ -77,11 +82,12 @@ impl api::Backend for DurableObjects<'_> {
 
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse {
         // Nothing is kept, so no object is needed: run in this isolate.
-        match self.config.model(self.env) {
+        let config = self.config.for_run(&run);
+        match config.model(self.env) {
             Ok(model) => {
                 let scratch = MemoryCheckpointer::new();
                 let store = EdgeStore::Memory(&scratch);
-                api::execute_stateless(run, &self.config.engine(&store, &model)).await
+                api::execute_stateless(run, &config.engine(&store, &model)).await
             }
             Err(err) => HttpResponse::error(&err),
         }
@@ -101,6 +107,18 @@ impl api::Backend for DurableObjects<'_> {
 
     async fn index_count(&self, shard: &Shard, query: &ThreadSearch) -> Result<usize, Error> {
         directory::shard_query(self.env, shard, "/index/count", query).await
+    }
+
+    async fn assistant_call(&self, call: AssistantCall) -> HttpResponse {
+        super::assistants::assistant_call(self.env, call).await
+    }
+
+    async fn find_assistant(
+        &self,
+        assistant_id: &str,
+        owner: Option<&str>,
+    ) -> Result<Assistant, Error> {
+        super::assistants::find_assistant(self, assistant_id, owner).await
     }
 
     async fn run_threads(

@@ -233,7 +233,7 @@ impl ObjectInner {
         run: RunRequest,
     ) -> (HttpResponse, RunEnd, Option<ThreadStatus>) {
         let prepared = async {
-            let config = EdgeConfig::from_env(&self.env)?;
+            let config = EdgeConfig::from_env(&self.env)?.for_run(&run);
             let model = config.model(&self.env)?;
             let store = self.edge_store();
             let engine = config.engine(&store, &model);
@@ -348,12 +348,13 @@ impl ObjectInner {
 /// A new run's record, pending.
 fn pending_record(thread_id: &ThreadId, run: &RunRequest, now: i64) -> RunRecord {
     let mut metadata = run.metadata.clone();
+    let assistant_id = run.assistant.id().to_string();
     metadata.insert("graph_id".into(), json!(api::ASSISTANT_ID));
-    metadata.insert("assistant_id".into(), json!(api::ASSISTANT_UUID));
+    metadata.insert("assistant_id".into(), json!(assistant_id));
     RunRecord {
         run_id: run.delivery.run_id.clone(),
         thread_id: thread_id.clone(),
-        assistant_id: api::ASSISTANT_UUID.to_string(),
+        assistant_id,
         status: RunStatus::Pending,
         metadata,
         multitask_strategy: run.multitask.as_str().to_string(),

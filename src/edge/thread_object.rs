@@ -14,6 +14,7 @@ use super::{Backend, EdgeConfig};
 use crate::api::directory::DirectorySync;
 use crate::api::runs::{LiveRuns, SqlRuns};
 use crate::api::{HttpResponse, IndexUpdate, RunGate, ThreadCall, ThreadCommand};
+use crate::checkpoint::assistants::SqlAssistants;
 use crate::checkpoint::directory::SqlDirectory;
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
@@ -33,6 +34,8 @@ pub(super) struct ObjectInner {
     pub(super) store: SqlCheckpointer<DoSql>,
     /// The directory table, when this object is a directory shard.
     pub(super) directory: SqlDirectory<DoSql>,
+    /// The assistants tables, when this object is an owner's assistants object.
+    pub(super) assistants: SqlAssistants<DoSql>,
     /// When this thread's record goes to its directory shard.
     pub(super) directory_sync: std::cell::RefCell<DirectorySync>,
     /// Runs whose first checkpointer write this instance recorded in the directory.
@@ -78,6 +81,7 @@ impl DurableObject for ThreadObject {
             inner: Rc::new(ObjectInner {
                 store: SqlCheckpointer::new(DoSql::new(state.storage())),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
+                assistants: SqlAssistants::new(DoSql::new(state.storage())),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
@@ -137,6 +141,7 @@ impl DurableObject for ThreadObject {
                 Err(err) => HttpResponse::error(&err),
             },
             index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
+            "/assistants" => inner.assistants_route(&body),
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => super::dev::object_route(inner, dev).await,
             other => HttpResponse::error(&Error::backend(format_args!(

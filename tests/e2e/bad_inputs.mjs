@@ -16,6 +16,8 @@ const bodyEndpoints = [
   ['POST', '/threads/T/state'],
   ['POST', '/threads/search'],
   ['PATCH', '/threads/T'],
+  ['POST', '/assistants'],
+  ['POST', '/assistants/search'],
 ];
 
 export const cases = [];
@@ -144,6 +146,44 @@ for (const [name, method, path, body] of [
   ['history: before not an id', 'POST', '/threads/T/history', { before: 'not an id' }],
   ['history: before unknown', 'POST', '/threads/T/history', { before: 'x' }],
 ]) add({ name, method, path, body });
+
+// Assistants: wrong types, unknown graphs and ids, the system assistant is fixed.
+const NO_SUCH_ASSISTANT = '00000000-0000-4000-8000-000000000000';
+for (const [name, method, path, body, status] of [
+  ['create: no graph_id', 'POST', '/assistants', {}, 422],
+  ['create: unknown graph', 'POST', '/assistants', { graph_id: 'nope' }, 404],
+  ['create: assistant_id not a UUID', 'POST', '/assistants', { graph_id: 'agent', assistant_id: 'mine' }, 422],
+  ['create: config a list', 'POST', '/assistants', { graph_id: 'agent', config: [1] }, 422],
+  ['create: configurable a string', 'POST', '/assistants', { graph_id: 'agent', config: { configurable: 'x' } }, 422],
+  ['create: temperature a string', 'POST', '/assistants', { graph_id: 'agent', context: { temperature: 'hot' } }, 422],
+  ['create: max_tokens zero', 'POST', '/assistants', { graph_id: 'agent', config: { configurable: { max_tokens: 0 } } }, 422],
+  ['create: system_prompt a number', 'POST', '/assistants', { graph_id: 'agent', context: { system_prompt: 7 } }, 422],
+  ['create: name a number', 'POST', '/assistants', { graph_id: 'agent', name: 5 }, 422],
+  ['create: if_exists bogus', 'POST', '/assistants', { graph_id: 'agent', if_exists: 'maybe' }, 422],
+  ['create: the system assistant again', 'POST', '/assistants', { graph_id: 'agent', assistant_id: 'fe096781-5601-53d2-b2f6-0d3403f7e9ca' }, 409],
+  ['search: sort_by bogus', 'POST', '/assistants/search', { sort_by: 'mood' }, 422],
+  ['search: sort_order bogus', 'POST', '/assistants/search', { sort_order: 'up' }, 422],
+  ['search: select unknown field', 'POST', '/assistants/search', { select: ['password'] }, 422],
+  ['search: limit a string', 'POST', '/assistants/search', { limit: 'ten' }, 422],
+  ['search: window too large', 'POST', '/assistants/search', { offset: 20000 }, 422],
+  ['count: metadata a string', 'POST', '/assistants/count', { metadata: 'x' }, 422],
+  ['get: unknown assistant', 'GET', `/assistants/${NO_SUCH_ASSISTANT}`, undefined, 404],
+  ['get: not an assistant id', 'GET', '/assistants/other-graph', undefined, 404],
+  ['graph: unknown assistant', 'GET', `/assistants/${NO_SUCH_ASSISTANT}/graph`, undefined, 404],
+  ['patch: unknown assistant', 'PATCH', `/assistants/${NO_SUCH_ASSISTANT}`, { name: 'x' }, 404],
+  ['patch: the system assistant', 'PATCH', '/assistants/agent', { name: 'x' }, 422],
+  ['patch: config a string', 'PATCH', `/assistants/${NO_SUCH_ASSISTANT}`, { config: 'x' }, 422],
+  ['delete: unknown assistant', 'DELETE', `/assistants/${NO_SUCH_ASSISTANT}`, undefined, 404],
+  ['delete: the system assistant', 'DELETE', '/assistants/fe096781-5601-53d2-b2f6-0d3403f7e9ca', undefined, 422],
+  ['delete: delete_threads bogus', 'DELETE', `/assistants/${NO_SUCH_ASSISTANT}?delete_threads=maybe`, undefined, 422],
+  ['versions: metadata a list', 'POST', `/assistants/${NO_SUCH_ASSISTANT}/versions`, { metadata: [] }, 422],
+  ['versions: unknown assistant', 'POST', `/assistants/${NO_SUCH_ASSISTANT}/versions`, {}, 404],
+  ['latest: version missing', 'POST', `/assistants/${NO_SUCH_ASSISTANT}/latest`, {}, 422],
+  ['latest: unknown assistant', 'POST', `/assistants/${NO_SUCH_ASSISTANT}/latest`, { version: 1 }, 404],
+  ['run: unknown assistant UUID', 'POST', '/threads/T/runs/wait', say(hi, { assistant_id: NO_SUCH_ASSISTANT }), 404],
+  ['stateless run: unknown assistant UUID', 'POST', '/runs/wait', say(hi, { assistant_id: NO_SUCH_ASSISTANT }), 404],
+  ['PUT an assistant', 'PUT', `/assistants/${NO_SUCH_ASSISTANT}`, undefined, 405],
+]) add({ name: `assistants: ${name}`, method, path, body, status });
 
 // Limits.
 const big = 'x'.repeat(3 * 1024 * 1024 + 10);

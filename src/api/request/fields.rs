@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// `sort_order`: `desc` (the default) or `asc`; whether it is ascending.
+pub(super) fn ascending(body: &Map<String, Value>) -> Result<bool> {
+    match opt_str(body, "sort_order")?.as_deref() {
+        None | Some("desc") => Ok(false),
+        Some("asc") => Ok(true),
+        Some(other) => Err(Error::invalid(
+            "sort_order",
+            format!("must be asc or desc, got {other:?}"),
+        )),
+    }
+}
+
 pub(super) fn paging(body: &Map<String, Value>) -> Result<(usize, usize)> {
     let limit = opt_count(body, "limit")?.unwrap_or(10).min(LIST_LIMIT_MAX);
     let offset = opt_count(body, "offset")?.unwrap_or(0);

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{assistant_json, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
+use super::assistants::{AssistantCall, RunAssistant};
+use super::{HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
 use crate::api::auth::{Caller, OWNER_KEY};
 use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
@@ -15,6 +16,7 @@ use crate::message::{json_type_name, parse_messages, MessageOp};
 use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadStatus};
 
+mod assistants;
 mod fields;
 mod info;
 mod route;
@@ -24,6 +26,7 @@ mod saver;
 mod state;
 mod threads;
 
+use assistants::plan_assistants;
 use fields::read_object;
 use info::plan_info;
 use route::Route;
@@ -97,6 +100,9 @@ pub struct RunRequest {
     /// How the run is delivered and kept beyond its response.
     #[serde(default)]
     pub delivery: Delivery,
+    /// The assistant the run runs as (`assistant_id`), with its settings once resolved.
+    #[serde(default)]
+    pub assistant: RunAssistant,
 }
 
 /// How a run is delivered and kept: what LangGraph's run-creating routes add to a run.
@@ -369,6 +375,8 @@ pub enum Plan {
     Stateless(RunRequest),
     /// `POST /runs/batch`: background runs, each on its own new thread.
     Batch(Vec<ThreadCall>),
+    /// A call on the caller's assistants.
+    Assistants(AssistantCall),
     /// `delete_for_runs` of the checkpointer storage, on every thread the runs wrote to.
     SaverDeleteRuns {
         /// The runs (`metadata.run_id` of their checkpoints).
@@ -410,7 +418,7 @@ fn plan_inner(
     // and `fetch` with a string body, none at all), as LangGraph's server does; a body
     // that is not JSON is a 400. Safe because credentials are never cookies: a
     // cross-site "simple" request carries none (README: Security).
-    scope(route(req, info, entropy)?, &caller)
+    scope(route(req, info, entropy, now_ms)?, &caller)
 }
 
 /// Confines a user's plan to the user's threads: new threads are stamped with the
@@ -437,8 +445,19 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
                 }
                 _ => {}
             }
+            if let ThreadCommand::Run(run) = &mut call.command {
+                run.assistant.owner = Some(owner.to_string());
+            }
             call.owner = Some(owner.to_string());
             Plan::Thread(call)
+        }
+        Plan::Stateless(mut run) => {
+            run.assistant.owner = Some(owner.to_string());
+            Plan::Stateless(run)
+        }
+        Plan::Assistants(mut call) => {
+            call.owner = Some(owner.to_string());
+            Plan::Assistants(call)
         }
         Plan::Search {
             mut query,
@@ -470,7 +489,7 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
                 })
                 .collect(),
         ),
-        plan @ (Plan::Respond(_) | Plan::Stateless(_)) => plan,
+        plan @ Plan::Respond(_) => plan,
     })
 }
 
@@ -486,6 +505,7 @@ struct Incoming<'a> {
     req: &'a HttpRequest,
     info: &'a ServerInfo,
     entropy: &'a dyn Entropy,
+    now_ms: i64,
 }
 
 impl Incoming<'_> {
@@ -498,7 +518,7 @@ impl Incoming<'_> {
 
 /// Routes a request and validates its body: the body's size, then the [`Route`], then
 /// the route's own handler.
-fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<Plan> {
+fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i64) -> Result<Plan> {
     if req.body.len() > REQUEST_BODY_MAX_BYTES {
         return Err(Error::TooLarge {
             what: "request body (bytes)".into(),
@@ -506,9 +526,15 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
             limit: REQUEST_BODY_MAX_BYTES,
         });
     }
-    let incoming = Incoming { req, info, entropy };
+    let incoming = Incoming {
+        req,
+        info,
+        entropy,
+        now_ms,
+    };
     match Route::parse(&req.method, &req.path)? {
         Route::Info(route) => plan_info(route, &incoming),
+        Route::Assistants(route) => plan_assistants(route, &incoming),
         Route::Threads(route) => plan_threads(route, &incoming),
         Route::State(route) => plan_state(route, &incoming),
         Route::Runs(route) => plan_run(route, &incoming),

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 /// one is reported as ever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Route<'a> {
-    /// `/ok`, `/info`, `/assistants/*`: answered from what the server knows of itself.
-    Info(InfoRoute<'a>),
+    /// `/ok`, `/info`: answered from what the server knows of itself.
+    Info(InfoRoute),
+    /// `/assistants`, `/assistants/{id}` and their sub-routes.
+    Assistants(AssistantsRoute<'a>),
     /// `/threads`, `/threads/{id}`, `/threads/{id}/copy`, search and count.
     Threads(ThreadsRoute<'a>),
     /// `/threads/{id}/state*` and `/threads/{id}/history`.
@@ -69,15 +71,38 @@ pub(super) enum RunOpKind {
 
 /// The routes answered without storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum InfoRoute<'a> {
+pub(super) enum InfoRoute {
     /// `GET /ok`.
     Ok,
     /// `GET /info`.
     Info,
-    /// `GET /assistants/{id}`.
-    Assistant(&'a str),
-    /// `POST /assistants/search`.
-    AssistantSearch,
+}
+
+/// The assistant routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AssistantsRoute<'a> {
+    /// `POST /assistants`.
+    Create,
+    /// `POST /assistants/search` (`count: false`) and `POST /assistants/count`.
+    Search {
+        /// Whether only the number of matches is asked.
+        count: bool,
+    },
+    /// `GET /assistants/{id}`, and its `/graph`, `/schemas`, `/subgraphs[/{namespace}]`.
+    Get {
+        /// The assistant id, unparsed.
+        id: &'a str,
+        /// What is asked about it.
+        view: crate::api::assistants::AssistantView,
+    },
+    /// `PATCH /assistants/{id}`.
+    Patch(&'a str),
+    /// `DELETE /assistants/{id}`.
+    Delete(&'a str),
+    /// `POST /assistants/{id}/versions`.
+    Versions(&'a str),
+    /// `POST /assistants/{id}/latest`.
+    Latest(&'a str),
 }
 
 /// The routes on thread records.
@@ -161,6 +186,8 @@ impl<'a> Route<'a> {
 
     /// The table.
     fn find(method: &str, segments: &[&'a str]) -> Option<Self> {
+        use crate::api::assistants::AssistantView as V;
+        use AssistantsRoute as A;
         use InfoRoute as I;
         use RunRecordsRoute as RR;
         use RunsRoute as R;
@@ -170,8 +197,30 @@ impl<'a> Route<'a> {
         Some(match (method, segments) {
             ("GET", ["ok"]) => Route::Info(I::Ok),
             ("GET", ["info"]) => Route::Info(I::Info),
-            ("GET", ["assistants", id]) => Route::Info(I::Assistant(id)),
-            ("POST", ["assistants", "search"]) => Route::Info(I::AssistantSearch),
+            ("POST", ["assistants"]) => Route::Assistants(A::Create),
+            ("POST", ["assistants", "search"]) => Route::Assistants(A::Search { count: false }),
+            ("POST", ["assistants", "count"]) => Route::Assistants(A::Search { count: true }),
+            ("GET", ["assistants", id]) => Route::Assistants(A::Get {
+                id,
+                view: V::Assistant,
+            }),
+            ("PATCH", ["assistants", id]) => Route::Assistants(A::Patch(id)),
+            ("DELETE", ["assistants", id]) => Route::Assistants(A::Delete(id)),
+            ("GET", ["assistants", id, "graph"]) => {
+                Route::Assistants(A::Get { id, view: V::Graph })
+            }
+            ("GET", ["assistants", id, "schemas"]) => Route::Assistants(A::Get {
+                id,
+                view: V::Schemas,
+            }),
+            ("GET", ["assistants", id, "subgraphs"] | ["assistants", id, "subgraphs", _]) => {
+                Route::Assistants(A::Get {
+                    id,
+                    view: V::Subgraphs,
+                })
+            }
+            ("POST", ["assistants", id, "versions"]) => Route::Assistants(A::Versions(id)),
+            ("POST", ["assistants", id, "latest"]) => Route::Assistants(A::Latest(id)),
             ("POST", ["threads"]) => Route::Threads(T::Create),
             ("POST", ["threads", "search"]) => Route::Threads(T::Search { count: false }),
             ("POST", ["threads", "count"]) => Route::Threads(T::Search { count: true }),

@@ -2,8 +2,8 @@
 //! decoding: input, checkpoint, stream modes, multitask strategy, the amnesia guard and
 //! the digest an idempotency key is bound to.
 
+use super::assistants::{assistant_named, Named};
 use super::fields::*;
-use super::info::is_our_assistant;
 use super::route::RunsRoute;
 use super::*;
 
@@ -112,7 +112,7 @@ pub(super) fn parse_run(
     stream: bool,
     entropy: &dyn Entropy,
 ) -> Result<RunRequest> {
-    check_assistant(body)?;
+    let assistant = check_assistant(body)?;
     let input = parse_input(body, entropy)?;
     let if_not_exists = parse_if_not_exists(body)?;
     let multitask = parse_multitask(body)?;
@@ -147,6 +147,7 @@ pub(super) fn parse_run(
             kwargs: super::runs::run_kwargs(body, &modes, resumable),
             ..Delivery::default()
         },
+        assistant,
     })
 }
 
@@ -160,16 +161,17 @@ fn ignored_input_keys(body: &Map<String, Value>) -> Vec<String> {
     keys
 }
 
-/// `assistant_id` must name this server's assistant (the default does).
-fn check_assistant(body: &Map<String, Value>) -> Result<()> {
+/// `assistant_id`: the system assistant (`agent`, its UUID, or none), or a stored
+/// assistant's UUID (resolved before the run goes to its thread); anything else is 404.
+fn check_assistant(body: &Map<String, Value>) -> Result<RunAssistant> {
     let assistant_id = opt_str(body, "assistant_id")?.unwrap_or_else(|| ASSISTANT_ID.to_string());
-    if !is_our_assistant(&assistant_id) {
-        return Err(Error::NotFound {
-            what: "assistant",
-            id: assistant_id,
-        });
-    }
-    Ok(())
+    Ok(RunAssistant {
+        assistant_id: match assistant_named(&assistant_id)? {
+            Named::System => None,
+            Named::Stored(id) => Some(id),
+        },
+        ..RunAssistant::default()
+    })
 }
 
 /// The run's input messages: none without an input (a run that continues the state).

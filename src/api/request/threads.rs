@@ -107,16 +107,7 @@ fn parse_search(body: &Map<String, Value>) -> Result<ThreadSearch> {
             ))
         }
     };
-    let ascending = match opt_str(body, "sort_order")?.as_deref() {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(other) => {
-            return Err(Error::invalid(
-                "sort_order",
-                format!("must be asc or desc, got {other:?}"),
-            ))
-        }
-    };
+    let ascending = ascending(body)?;
     Ok(ThreadSearch {
         metadata: opt_metadata(body, "metadata")?,
         ids,
