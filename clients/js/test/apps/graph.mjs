@@ -39,8 +39,12 @@ export function buildGraph(checkpointer) {
     .compile({ checkpointer });
 }
 
-/** One turn: the reply's text (the last message). */
+/** One turn: the reply's text, the number of messages, and each as [type, text, id]. */
 export async function turn(graph, threadId, said) {
   const state = await graph.invoke({ messages: [{ role: 'user', content: said }] }, { configurable: { thread_id: threadId } });
-  return { reply: text(state.messages.at(-1)), count: state.messages.length };
+  return {
+    reply: text(state.messages.at(-1)),
+    count: state.messages.length,
+    messages: state.messages.map((m) => [m.getType(), text(m), m.id]),
+  };
 }

@@ -1,4 +1,4 @@
-// One process, one turn: `node turn.mjs <url> <thread> <text>` prints {reply, count}.
+// One process, one turn: `node turn.mjs <url> <thread> <text>` prints {reply, count, messages}.
 import { EdgeMemorySaver } from '@edge-memory/langgraph';
 
 import { buildGraph, turn } from './graph.mjs';
