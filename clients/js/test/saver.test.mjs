@@ -8,7 +8,7 @@ import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { emptyCheckpoint, uuid6 } from '@langchain/langgraph-checkpoint';
 
 import { EdgeMemoryError, EdgeMemorySaver } from '../src/index.js';
-import { removeDir, startWorker, tempPersistDir } from '../../../tests/e2e/harness.mjs';
+import { removeDir, signHs256, startWorker, tempPersistDir } from '../../../tests/e2e/harness.mjs';
 
 let worker;
 let persistDir;
@@ -81,4 +81,26 @@ test('idempotent calls are retried on 503; copyThread is not', async () => {
   const copier = new EdgeMemorySaver({ url: worker.url, fetch: copy.fn, retries: 3 });
   await assert.rejects(copier.copyThread(thread, `${thread}-copy`), (error) => error.status === 503);
   assert.equal(copy.calls.length, 1);
+});
+
+test('with a JWT, the saver makes its threads its user\'s; another user sees nothing', { timeout: 120_000 }, async () => {
+  const secret = 'js-saver-jwt-secret-0123456789-abcdef';
+  const dir = tempPersistDir('js-saver-jwt');
+  const jwtWorker = await startWorker({ persistDir: dir, vars: { AUTH_MODE: 'jwt', JWT_SECRET: secret } });
+  try {
+    const token = (sub) => signHs256({ sub, exp: Math.floor(Date.now() / 1000) + 600 }, secret);
+    const alice = new EdgeMemorySaver({ url: jwtWorker.url, token: token('alice') });
+    const bob = new EdgeMemorySaver({ url: jwtWorker.url, token: token('bob') });
+    const config = await alice.put({ configurable: { thread_id: 'jwt-thread', checkpoint_ns: '' } },
+      checkpointWith([new HumanMessage({ content: 'secret', id: 'm1' })], 1), { source: 'input', step: -1 }, { messages: 1 });
+    assert.equal((await alice.getTuple(config)).checkpoint.channel_values.messages[0].content, 'secret');
+    assert.equal(await bob.getTuple(config), undefined);
+    const listed = async (saver) => { const out = []; for await (const t of saver.list({})) out.push(t); return out; };
+    assert.equal((await listed(alice)).length, 1);
+    assert.equal((await listed(bob)).length, 0);
+    await assert.rejects(bob.put(config, checkpointWith([], 2), { source: 'loop', step: 0 }, {}), (e) => e.status === 404);
+  } finally {
+    await jwtWorker.kill();
+    removeDir(dir);
+  }
 });
