@@ -289,6 +289,12 @@ async function main() {
     ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (saverRun.status !== 0) throw new Error(`saver bench failed:\n${saverRun.stderr}`);
     const saverGrowth = JSON.parse(saverRun.stdout);
+    // The same conversation from LangGraph.js (clients/js), beside its MemorySaver.
+    const jsRun = spawnSync(process.execPath, [
+      join(ROOT, 'clients/js/bench/saver_growth.mjs'), '--url', worker.url, '--turns', String(saverTurns),
+    ], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (jsRun.status !== 0) throw new Error(`JS saver bench failed:\n${jsRun.stderr}`);
+    const jsGrowth = JSON.parse(jsRun.stdout);
     const sampleTurns = [...new Set([...cost.storageCurve.map(([t]) => t).filter((t) => t > 0), ...cost.early.map((t) => t - 1)])];
     const theirs = langgraph(sampleTurns);
     const theirDelta = (t) => theirs.bytes_at[t] - theirs.bytes_at[t - 1];
@@ -321,6 +327,7 @@ async function main() {
       },
       wake: wake.result,
       saver: summarizeSaver(saverGrowth),
+      jsSaver: summarizeSaver({ ...jsGrowth, sqlite: jsGrowth.memory }),
       throughput: tput,
       scale: [scaleOwnerless],
       bundle: bundle(),
@@ -498,6 +505,10 @@ function report(r) {
   console.log(`\nLangGraph MessagesState, ${sv.turns} turns (turns 1–${sv.band} vs ${sv.turns - sv.band + 1}–${sv.turns}, medians per turn):`);
   console.log(`  EdgeMemorySaver: stored ${fmt(sv.storedEarly, 0)} → ${fmt(sv.storedLate, 0)} bytes, sent ${fmt(sv.sentEarly, 0)} → ${fmt(sv.sentLate, 0)} bytes, ${sv.requestsPerTurn} HTTP requests per turn; total stored ${sv.storedTotal}`);
   console.log(`  SqliteSaver:     stored ${fmt(sv.sqliteStoredEarly, 0)} → ${fmt(sv.sqliteStoredLate, 0)} bytes; total stored ${sv.sqliteStoredTotal}`);
+  const js = r.jsSaver;
+  console.log(`LangGraph.js MessagesAnnotation, ${js.turns} turns (same bands):`);
+  console.log(`  EdgeMemorySaver (JS): stored ${fmt(js.storedEarly, 0)} → ${fmt(js.storedLate, 0)} bytes, sent ${fmt(js.sentEarly, 0)} → ${fmt(js.sentLate, 0)} bytes, ${js.requestsPerTurn} HTTP requests per turn; total stored ${js.storedTotal}`);
+  console.log(`  MemorySaver (serialized): ${fmt(js.sqliteStoredEarly, 0)} → ${fmt(js.sqliteStoredLate, 0)} bytes; total ${js.sqliteStoredTotal}`);
   console.log(`machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB`);
   const peerRef = reportRuntime(r);
   r.cost = reportCost(r);
@@ -516,6 +527,8 @@ function report(r) {
   budget(o.totalLogicalBytes <= 2 * o.rawContentBytes, `storage after ${TURNS} turns at most 2× the raw message content (${fmt(o.totalLogicalBytes / o.rawContentBytes, 2)}×)`);
   budget(sv.storedLate <= 1.1 * sv.storedEarly, `EdgeMemorySaver bytes stored per turn, late within 1.1× of early (${fmt(sv.storedLate / sv.storedEarly, 2)}×)`);
   budget(sv.sentLate <= 1.1 * sv.sentEarly, `EdgeMemorySaver bytes sent per turn, late within 1.1× of early (${fmt(sv.sentLate / sv.sentEarly, 2)}×)`);
+  budget(r.jsSaver.storedLate <= 1.1 * r.jsSaver.storedEarly, `EdgeMemorySaver (JS) bytes stored per turn, late within 1.1× of early (${fmt(r.jsSaver.storedLate / r.jsSaver.storedEarly, 2)}×)`);
+  budget(r.jsSaver.sentLate <= 1.1 * r.jsSaver.sentEarly, `EdgeMemorySaver (JS) bytes sent per turn, late within 1.1× of early (${fmt(r.jsSaver.sentLate / r.jsSaver.sentEarly, 2)}×)`);
   budget(r.bundle.wasmGzipBytes < 400 * 1024, `release wasm gzip under 400 KB (${(r.bundle.wasmGzipBytes / 1024).toFixed(1)} KB)`);
   if (smoke) console.log('(smoke run: budgets are printed, not meant to hold at this size)');
 }

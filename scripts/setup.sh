@@ -34,6 +34,12 @@ proxy=tests/proxy
 if [ ! -f $proxy/node_modules/.package-lock.json ] || [ $proxy/package-lock.json -nt $proxy/node_modules/.package-lock.json ]; then
   (cd $proxy && npm ci --omit=optional --no-audit --no-fund --loglevel=error)
 fi
+# The JavaScript client (clients/js, @edge-memory/langgraph): its pinned dev dependencies
+# (LangGraph.js, LangChain.js, LangGraph's checkpointer validation suite), apart.
+js=clients/js
+if [ ! -f $js/node_modules/.package-lock.json ] || [ $js/package-lock.json -nt $js/node_modules/.package-lock.json ]; then
+  (cd $js && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -32,6 +32,8 @@ stage build-worker   bash scripts/build-worker.sh dev
 # The release build too: a test checks it has no dev routes, the bench weighs it.
 stage build-release  bash scripts/build-worker.sh release
 stage e2e-workerd    "$NODE22" --test --test-concurrency=1 tests/e2e/*.test.mjs
+# The JavaScript client (clients/js): LangGraph's validation suite, Node processes, a Worker.
+stage e2e-js         "$NODE22" --test --test-concurrency=1 clients/js/test/*.test.mjs
 stage browser        "$NODE22" --test --test-concurrency=1 tests/browser/*.test.mjs
 stage e2e-python     .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
 # A short run of the benchmark so it does not rot; its budgets are for `make bench`.

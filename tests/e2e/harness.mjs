@@ -53,7 +53,7 @@ export function withExplicitAuth(vars) {
 /**
  * Starts `wrangler dev` on the built worker: build-dev/index.js (dev routes built in), or
  * build/index.js with `release: true`, or the worker of another wrangler `config` (its
- * own `main`; the benchmark's floor).
+ * own `main`; the benchmark's floor), or of several (a list: the first one serves `port`).
  * Returns { url, pid, port, kill(), logText() }; `pid` is also the process group of
  * wrangler and its workerd. `anyStatusIsUp`: up once `/ok` answers at all (for a worker
  * configured to refuse everything). `readyFromLog`: up once wrangler prints "Ready on",
@@ -67,7 +67,10 @@ export async function startWorker({
   const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
   const out = openSync(logFile, 'a');
   // The tests run the build with dev routes (build-dev/); `release` runs what deploys.
-  const script = config ? ['--config', config] : [release ? 'build/index.js' : 'build-dev/index.js'];
+  // Several configs: several Workers in one workerd (service bindings between them).
+  const script = config
+    ? [config].flat().flatMap((path) => ['--config', path])
+    : [release ? 'build/index.js' : 'build-dev/index.js'];
   const args = [
     WRANGLER, 'dev', ...script, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
