@@ -14,6 +14,7 @@ use crate::checkpoint::saver::SaverStore;
 use crate::checkpoint::{CheckpointRecord, Checkpointer, NewCheckpoint};
 use crate::error::{Error, Result};
 use crate::limits::METADATA_MAX_BYTES;
+use crate::message::MessageOp;
 use crate::thread::{ThreadId, ThreadRecord};
 
 mod guard;
@@ -136,13 +137,15 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
         ThreadCommand::Create {
             metadata,
             if_exists,
-        } => create(engine, thread_id, metadata, if_exists).await,
+            supersteps,
+            ..
+        } => create(engine, thread_id, metadata, (if_exists, supersteps)).await,
         ThreadCommand::Get => {
             let record = store.get_thread(&thread_id).await?;
             let latest = store.latest(&thread_id).await?;
             Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())))
         }
-        ThreadCommand::Patch { metadata } => patch(engine, &thread_id, metadata).await,
+        ThreadCommand::Patch { metadata, .. } => patch(engine, &thread_id, metadata).await,
         ThreadCommand::Delete => {
             // The owner names the directory shard the thread's copy must leave.
             let record = store.get_thread(&thread_id).await?;
@@ -187,15 +190,25 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
 }
 
 /// `Create`: a new thread; an existing id is a conflict, or answered as it is.
-async fn create<C: Checkpointer, M>(
+async fn create<C: Checkpointer, M: ChatModel>(
     engine: &Engine<'_, C, M>,
     thread_id: ThreadId,
     metadata: Map<String, Value>,
-    if_exists: IfExists,
+    (if_exists, supersteps): (IfExists, Vec<Vec<MessageOp>>),
 ) -> Result<HttpResponse> {
     let store = engine.store;
-    let record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
+    let mut record = ThreadRecord::new(thread_id.clone(), metadata, engine.clock.now_ms());
     match store.create_thread(&record).await {
+        Ok(()) if !supersteps.is_empty() => {
+            for ops in supersteps {
+                engine.update_state(&thread_id, ops, None).await?;
+            }
+            let latest = store.latest(&thread_id).await?;
+            if let Some(head) = &latest {
+                record.updated_at_ms = head.checkpoint.created_at_ms.max(record.updated_at_ms);
+            }
+            Ok(HttpResponse::ok(thread_json(&record, latest.as_ref())).with_index(upsert(record)))
+        }
         Ok(()) => Ok(HttpResponse::ok(thread_json(&record, None)).with_index(upsert(record))),
         Err(Error::Conflict { .. }) if if_exists == IfExists::DoNothing => {
             let existing = store.get_thread(&thread_id).await?;

@@ -88,10 +88,11 @@ pub fn state_json(
                     .entry("run_id")
                     .or_insert_with(|| Value::from(run_id.as_str()));
             }
+            let (next, tasks) = pending_node(snap);
             json!({
                 "values": values_json(&snap.messages),
-                "next": [],
-                "tasks": [],
+                "next": next,
+                "tasks": tasks,
                 "checkpoint": checkpoint_ref(thread_id, &cp.checkpoint_id),
                 "parent_checkpoint": parent.map(|p| checkpoint_ref(thread_id, p)),
                 "metadata": metadata,
@@ -102,6 +103,41 @@ pub fn state_json(
             })
         }
     }
+}
+
+/// What runs next from a checkpoint, as LangGraph's `next` and `tasks`: our one node,
+/// `agent`, when the checkpoint holds an input the model has not answered (a run stopped
+/// by `interrupt_before`, a failed model call, or a run under way); nothing otherwise.
+fn pending_node(snap: &Snapshot) -> (Value, Value) {
+    let source = snap
+        .checkpoint
+        .metadata
+        .get("source")
+        .and_then(Value::as_str);
+    let unanswered = snap
+        .messages
+        .last()
+        .is_some_and(|m| m.kind != crate::message::MessageType::Ai);
+    if !(matches!(source, Some("input") | Some("fork")) && unanswered) {
+        return (json!([]), json!([]));
+    }
+    // A stable task id per checkpoint, shaped as a UUID like LangGraph's.
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(format!("agent:{}", snap.checkpoint.checkpoint_id).as_bytes());
+    let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    let task = json!({
+        "id": id, "name": "agent", "path": ["__pregel_pull", "agent"], "error": null,
+        "interrupts": [], "checkpoint": null, "state": null, "result": null,
+    });
+    (json!(["agent"]), json!([task]))
 }
 
 /// One streamed piece of the reply, as an `AIMessageChunk` whose id is the final AI

@@ -27,6 +27,7 @@ mod run;
 mod runs;
 mod store;
 mod thread_object;
+mod ttl;
 mod worker_kv;
 
 use worker::Env;

@@ -291,10 +291,12 @@ impl ObjectInner {
             } else {
                 Ok(())
             };
+            let stopped = status == RunStatus::Interrupted || end.paused;
             let thread_status = match (status, was) {
-                (RunStatus::Interrupted, Some(s)) if s != ThreadStatus::Interrupted => {
+                (_, Some(s)) if stopped && s != ThreadStatus::Interrupted => {
                     Some(ThreadStatus::Interrupted)
                 }
+                (_, _) if stopped => None,
                 (RunStatus::Success, Some(ThreadStatus::Interrupted)) => Some(ThreadStatus::Idle),
                 _ => None,
             };

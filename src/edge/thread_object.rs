@@ -109,6 +109,7 @@ impl DurableObject for ThreadObject {
         #[cfg(feature = "dev-routes")]
         self.inner.requests.set(self.inner.requests.get() + 1);
         self.inner.runs_alarm().await;
+        self.inner.ttl_alarm().await;
         self.inner.directory_alarm().await;
         Response::empty()
     }
@@ -180,7 +181,15 @@ impl ObjectInner {
         self.reconcile_runs();
         let thread_id = call.thread_id.clone();
         let deleting = matches!(call.command, ThreadCommand::Delete);
+        let ttl = match &call.command {
+            ThreadCommand::Create { ttl_minutes, .. }
+            | ThreadCommand::Patch { ttl_minutes, .. } => *ttl_minutes,
+            _ => None,
+        };
         let mut response = self.thread_call_inner(call).await;
+        if let (Some(minutes), 200) = (ttl, response.status) {
+            self.set_thread_ttl(&thread_id, minutes).await;
+        }
         if deleting && response.status == 204 {
             if let Err(err) = self.run_records.delete_thread(&thread_id) {
                 worker::console_error!("edge-memory: runs of a deleted thread kept: {err}");

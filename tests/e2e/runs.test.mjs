@@ -47,6 +47,9 @@ async function startOn(existingPort) {
       OPENAI_MODEL: 'mock-model',
       OPENAI_API_KEY: 'sk-runs-test',
       MODEL_DEADLINE_MS: '60000',
+      // A TTL minute lasts one second here (dev builds with DEV_MODE only).
+      DEV_MODE: 'true',
+      DEV_TTL_MINUTE_MS: '1000',
     },
   });
   port = worker.port;
@@ -266,4 +269,67 @@ test('a runtime SIGKILL: the cut-off run is error, the pending one runs after th
   assert.deepEqual(contents(values), ['later', 'Hello from the mock.']);
   // The thread takes new runs.
   await after.runs.wait(thread.thread_id, 'agent', { input: human('after the restart') });
+});
+
+test('interrupt_before stops before the model; a run with no input or command.resume continues', async () => {
+  const c = client();
+  const thread = await c.threads.create();
+  const paused = await c.runs.wait(thread.thread_id, 'agent', { input: human('pause before me'), interruptBefore: ['agent'] });
+  assert.deepEqual(contents(paused), ['pause before me']);
+  assert.equal((await c.threads.get(thread.thread_id)).status, 'interrupted');
+  const state = await c.threads.getState(thread.thread_id);
+  assert.deepEqual(state.next, ['agent']);
+  assert.equal(state.tasks[0].name, 'agent');
+  const asked = () => mock.requests.filter((r) => r.body?.messages?.at(-1)?.content === 'pause before me').length;
+  assert.equal(asked(), 0, 'the model was not asked');
+  const resumed = await c.runs.wait(thread.thread_id, 'agent', { input: null });
+  assert.deepEqual(contents(resumed), ['pause before me', 'Hello from the mock.']);
+  assert.equal(asked(), 1);
+  assert.equal((await c.threads.get(thread.thread_id)).status, 'idle');
+  assert.deepEqual((await c.threads.getState(thread.thread_id)).next, []);
+  // `*` and a stream: metadata, values, then the interrupt as an update.
+  const events = [];
+  for await (const part of c.runs.stream(thread.thread_id, 'agent', {
+    input: human('second'), interruptBefore: '*', streamMode: ['values', 'updates'],
+  })) events.push(part);
+  assert.deepEqual(events.map((e) => e.event), ['metadata', 'values', 'updates']);
+  assert.deepEqual(events[2].data, { __interrupt__: [] });
+  const viaCommand = await c.runs.wait(thread.thread_id, 'agent', { command: { resume: 'go on' } });
+  assert.deepEqual(contents(viaCommand).slice(-2), ['second', 'Hello from the mock.']);
+  // interrupt_after ends with the graph (our one node is the last): nothing waits.
+  await c.runs.wait(thread.thread_id, 'agent', { input: human('third'), interruptAfter: ['agent'] });
+  assert.equal((await c.threads.get(thread.thread_id)).status, 'idle');
+});
+
+test('thread TTL: the thread object deletes its thread when the time comes, and search forgets it', async () => {
+  const c = client();
+  const doomed = await c.threads.create({ metadata: { ttl_test: 'yes' }, ttl: { strategy: 'delete', ttl: 2 } });
+  const kept = await c.threads.create({ metadata: { ttl_test: 'yes' } });
+  await c.runs.wait(doomed.thread_id, 'agent', { input: human('short-lived') });
+  const patched = await c.threads.create({ metadata: { ttl_test: 'yes' } });
+  await c.threads.update(patched.thread_id, { ttl: { strategy: 'delete', ttl: 1 } });
+  const listed = async () => (await c.threads.search({ metadata: { ttl_test: 'yes' }, limit: 10 })).map((t) => t.thread_id).sort();
+  assert.deepEqual(await listed(), [doomed.thread_id, kept.thread_id, patched.thread_id].sort());
+  await until(async () => {
+    try { await c.threads.get(doomed.thread_id); return false; } catch (err) { return /404/.test(String(err)); }
+  }, (gone) => gone, 15_000);
+  await assert.rejects(c.threads.get(patched.thread_id), /404/);
+  await assert.rejects(c.runs.list(doomed.thread_id), /404/);
+  assert.deepEqual(await listed(), [kept.thread_id]);
+  assert.equal((await c.threads.get(kept.thread_id)).thread_id, kept.thread_id);
+});
+
+test('supersteps: a thread created from a list of updates, one checkpoint each, that runs go on from', async () => {
+  const c = client();
+  const thread = await c.threads.create({
+    supersteps: [
+      { updates: [{ values: { messages: [{ type: 'human', content: 'copied question', id: 'h-1' }] }, as_node: '__input__' }] },
+      { updates: [{ values: { messages: [{ type: 'ai', content: 'copied answer', id: 'a-1' }] }, as_node: 'agent' }] },
+    ],
+  });
+  assert.deepEqual(contents(thread.values), ['copied question', 'copied answer']);
+  const history = await c.threads.getHistory(thread.thread_id, { limit: 10 });
+  assert.equal(history.length, 2);
+  const after = await c.runs.wait(thread.thread_id, 'agent', { input: human('and then') });
+  assert.deepEqual(contents(after), ['copied question', 'copied answer', 'and then', 'Hello from the mock.']);
 });

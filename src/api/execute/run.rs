@@ -96,6 +96,9 @@ pub struct RunEnd {
     pub written: Vec<CheckpointId>,
     /// The run's id, as its events and checkpoints name it.
     pub run_id: Option<String>,
+    /// Stopped before the model as asked (`interrupt_before`): the thread waits,
+    /// `interrupted`, for a run that resumes it.
+    pub paused: bool,
 }
 
 impl RunEnd {
@@ -106,6 +109,7 @@ impl RunEnd {
             stopped: None,
             written: Vec::new(),
             run_id: None,
+            paused: false,
         }
     }
 }
@@ -127,6 +131,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         thread_id, mut run, ..
     } = prepared;
     let streaming = run.stream.is_some();
+    let pause = run.interrupt_before;
     let modes = run.stream.take().unwrap_or_default();
     let emit = |name: &str, data: Value| {
         sink.event(SseEvent {
@@ -177,8 +182,20 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
             .map(|c| c.checkpoint_id.clone())
             .collect(),
         run_id: Some(run_id),
+        paused: false,
     };
     let base = stored.base.clone();
+    if pause && stored.answered.is_none() {
+        // Stopped before the node, as LangGraph's `interrupt_before`: the input is
+        // stored, the model not asked; a later run with no input (or `command.resume`)
+        // continues.
+        if modes.contains(&StreamMode::Updates) {
+            emit("updates", json!({"__interrupt__": []}));
+        }
+        end.paused = true;
+        let head = base.ok_or_else(|| Error::backend("an interrupted run with no state"))?;
+        return Ok((messages, head, end));
+    }
     let sink_for_model: &dyn crate::chat::DeltaSink = if tuples { &deltas } else { &NoSink };
     let outcome = match engine.reply_until(stored, sink_for_model, stop).await? {
         Replied::Complete(outcome) => outcome,

@@ -103,6 +103,10 @@ pub struct RunRequest {
     /// The assistant the run runs as (`assistant_id`), with its settings once resolved.
     #[serde(default)]
     pub assistant: RunAssistant,
+    /// `interrupt_before` names the graph's node (`agent`, or `"*"`): the run stores its
+    /// input and stops before the model, leaving the thread `interrupted`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupt_before: bool,
 }
 
 /// How a run is delivered and kept: what LangGraph's run-creating routes add to a run.
@@ -198,6 +202,13 @@ pub enum ThreadCommand {
         metadata: Map<String, Value>,
         /// Behaviour on an existing id.
         if_exists: IfExists,
+        /// `ttl` (minutes, strategy `delete`): the thread is deleted this long after.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_minutes: Option<f64>,
+        /// `supersteps`: state updates applied in order, one checkpoint each, so a
+        /// thread can be made from a list of messages (LangGraph's batch update).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        supersteps: Vec<Vec<MessageOp>>,
     },
     /// `GET /threads/{id}`.
     Get,
@@ -205,6 +216,9 @@ pub enum ThreadCommand {
     Patch {
         /// Keys to set.
         metadata: Map<String, Value>,
+        /// `ttl` (minutes): the thread is deleted this long after now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_minutes: Option<f64>,
     },
     /// `DELETE /threads/{id}`.
     Delete,
@@ -440,7 +454,7 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
                     }
                     metadata.insert(OWNER_KEY.into(), owner_value());
                 }
-                ThreadCommand::Patch { metadata } if metadata.contains_key(OWNER_KEY) => {
+                ThreadCommand::Patch { metadata, .. } if metadata.contains_key(OWNER_KEY) => {
                     return Err(owner_is_reserved());
                 }
                 _ => {}

@@ -113,7 +113,14 @@ pub(super) fn parse_run(
     entropy: &dyn Entropy,
 ) -> Result<RunRequest> {
     let assistant = check_assistant(body)?;
-    let input = parse_input(body, entropy)?;
+    let input = match command_input(body, entropy)? {
+        Some(input) => input,
+        None => parse_input(body, entropy)?,
+    };
+    let interrupt_before = interrupts_our_node(body, "interrupt_before")?;
+    // After our one node the graph ends: nothing is left to stop before (LangGraph's
+    // server, too, leaves such a thread idle). Checked, then ignored.
+    interrupts_our_node(body, "interrupt_after")?;
     let if_not_exists = parse_if_not_exists(body)?;
     let multitask = parse_multitask(body)?;
     let checkpoint_id = run_checkpoint(body)?;
@@ -142,6 +149,7 @@ pub(super) fn parse_run(
         idempotency_body: None,
         multitask,
         ignored_input_keys: ignored_input_keys(body),
+        interrupt_before,
         delivery: Delivery {
             resumable,
             kwargs: super::runs::run_kwargs(body, &modes, resumable),
@@ -149,6 +157,76 @@ pub(super) fn parse_run(
         },
         assistant,
     })
+}
+
+/// `interrupt_before` / `interrupt_after`: `"*"` or a list of node names; whether it
+/// names our graph's one node (`agent`). Other names are ignored, as LangGraph's server
+/// ignores nodes it does not have.
+fn interrupts_our_node(body: &Map<String, Value>, key: &str) -> Result<bool> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(all)) if all == "*" => Ok(true),
+        Some(Value::Array(nodes)) => nodes.iter().try_fold(false, |named, node| match node {
+            Value::String(name) => Ok(named || name == "agent" || name == "*"),
+            other => Err(Error::invalid(
+                key,
+                format!("must hold node names, got {}", json_type_name(other)),
+            )),
+        }),
+        Some(other) => Err(Error::invalid(
+            key,
+            format!("must be \"*\" or a list of node names, got {other}"),
+        )),
+    }
+}
+
+/// A run's `command`: `{resume}` continues an interrupted thread (as `input: null`
+/// does); `{update: {messages}}` is the run's input. `None` without a command.
+fn command_input(
+    body: &Map<String, Value>,
+    entropy: &dyn Entropy,
+) -> Result<Option<Vec<MessageOp>>> {
+    let command = match body.get("command") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(command)) => command,
+        Some(other) => {
+            return Err(Error::invalid(
+                "command",
+                format!("must be an object, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    if body.get("input").is_some_and(|i| !i.is_null()) {
+        return Err(Error::invalid(
+            "command",
+            "cannot be sent with `input`: send one of them",
+        ));
+    }
+    if command.get("goto").is_some_and(|g| !g.is_null()) {
+        return Err(Error::Unsupported {
+            what: "command.goto (this graph has one node, `agent`)".into(),
+        });
+    }
+    match command.get("update") {
+        None | Some(Value::Null) => Ok(Some(Vec::new())),
+        Some(Value::Object(update)) => {
+            let messages = update.get("messages").ok_or_else(|| {
+                Error::invalid(
+                    "command.update",
+                    "must have `messages`, the graph's one state key",
+                )
+            })?;
+            Ok(Some(bounded(parse_messages(
+                messages,
+                "command.update.messages",
+                entropy,
+            )?)?))
+        }
+        Some(other) => Err(Error::invalid(
+            "command.update",
+            format!("must be an object, got {}", json_type_name(other)),
+        )),
+    }
 }
 
 /// The keys of `input` other than `messages`, sorted.

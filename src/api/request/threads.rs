@@ -14,8 +14,14 @@ pub(super) fn plan_threads(route: ThreadsRoute<'_>, incoming: &Incoming<'_>) -> 
         },
         ThreadsRoute::Get(id) => thread_call(ThreadId::parse(id)?, ThreadCommand::Get),
         ThreadsRoute::Patch(id) => {
-            let metadata = opt_metadata(&incoming.body()?, "metadata")?;
-            thread_call(ThreadId::parse(id)?, ThreadCommand::Patch { metadata })
+            let body = incoming.body()?;
+            let metadata = opt_metadata(&body, "metadata")?;
+            let ttl_minutes = parse_ttl(&body)?;
+            let command = ThreadCommand::Patch {
+                metadata,
+                ttl_minutes,
+            };
+            thread_call(ThreadId::parse(id)?, command)
         }
         ThreadsRoute::Delete(id) => thread_call(ThreadId::parse(id)?, ThreadCommand::Delete),
         ThreadsRoute::Copy(id) => Plan::Copy {
@@ -54,9 +60,111 @@ fn create(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<Plan> {
         ThreadCommand::Create {
             metadata,
             if_exists,
+            ttl_minutes: parse_ttl(body)?,
+            supersteps: parse_supersteps(body, entropy)?,
         },
     ))
 }
+
+/// `ttl`: `{strategy?: "delete", ttl: minutes}`, minutes from now (as LangGraph's).
+fn parse_ttl(body: &Map<String, Value>) -> Result<Option<f64>> {
+    let ttl = match body.get("ttl") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(ttl)) => ttl,
+        Some(other) => {
+            return Err(Error::invalid(
+                "ttl",
+                format!(
+                "must be an object {{\"strategy\": \"delete\", \"ttl\": <minutes>}}, got {other}"
+            ),
+            ))
+        }
+    };
+    match opt_str(ttl, "strategy")?.as_deref() {
+        None | Some("delete") => {}
+        Some(other) => {
+            return Err(Error::Unsupported {
+                what: format!("ttl strategy {other:?} (\"delete\" is implemented)"),
+            })
+        }
+    }
+    match ttl.get("ttl").and_then(Value::as_f64) {
+        Some(minutes) if minutes > 0.0 && minutes <= TTL_MAX_MINUTES => Ok(Some(minutes)),
+        _ => Err(Error::invalid(
+            "ttl.ttl",
+            format!("must be a number of minutes above 0 and at most {TTL_MAX_MINUTES}"),
+        )),
+    }
+}
+
+/// `supersteps`: `[{updates: [{values: {messages}, as_node?}]}]`, each update's messages
+/// applied in order with the reducer.
+fn parse_supersteps(
+    body: &Map<String, Value>,
+    entropy: &dyn Entropy,
+) -> Result<Vec<Vec<MessageOp>>> {
+    let steps = match body.get("supersteps") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(steps)) => steps,
+        Some(other) => {
+            return Err(Error::invalid(
+                "supersteps",
+                format!("must be a list, got {}", json_type_name(other)),
+            ))
+        }
+    };
+    let mut ops = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let updates = step
+            .get("updates")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("supersteps[{i}].updates"),
+                    "must be a list of updates",
+                )
+            })?;
+        for (j, update) in updates.iter().enumerate() {
+            let at = format!("supersteps[{i}].updates[{j}]");
+            if let Some(node) = update.get("as_node").and_then(Value::as_str) {
+                if !["__input__", "__start__", "agent"].contains(&node) {
+                    return Err(Error::invalid(
+                        format!("{at}.as_node"),
+                        format!("node {node:?} does not exist (this graph has `agent`)"),
+                    ));
+                }
+            }
+            let messages = update
+                .get("values")
+                .and_then(|v| v.get("messages"))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("{at}.values"),
+                        "must be {\"messages\": [...]} (`command` updates are not supported)",
+                    )
+                })?;
+            ops.push(super::run::bounded(parse_messages(
+                messages,
+                &format!("{at}.values.messages"),
+                entropy,
+            )?)?);
+        }
+    }
+    if ops.len() > SUPERSTEPS_MAX {
+        return Err(Error::TooLarge {
+            what: "supersteps updates".into(),
+            size: ops.len(),
+            limit: SUPERSTEPS_MAX,
+        });
+    }
+    Ok(ops)
+}
+
+/// The longest thread TTL: a year.
+const TTL_MAX_MINUTES: f64 = 525_600.0;
+
+/// Most updates one `POST /threads` applies (each is a checkpoint).
+const SUPERSTEPS_MAX: usize = 100;
 
 /// The body of `POST /threads/search` and `/threads/count`.
 fn parse_search(body: &Map<String, Value>) -> Result<ThreadSearch> {
