@@ -204,6 +204,7 @@ fn bad_input_is_4xx_and_changes_nothing() {
     let raw = |body: &[u8]| HttpRequest {
         method: "POST".into(),
         path: "/threads/t/runs/wait".into(),
+        query: String::new(),
         body: body.to_vec(),
         headers: Vec::new(),
         verified_token: None,

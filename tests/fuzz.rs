@@ -172,6 +172,7 @@ fn request() -> impl Strategy<Value = HttpRequest> {
     (method, path, body, header).prop_map(|(method, path, body, header)| HttpRequest {
         method,
         path,
+        query: String::new(),
         body,
         headers: header.into_iter().collect(),
         verified_token: None,

@@ -18,6 +18,7 @@ pub mod directory;
 mod execute;
 mod gate;
 mod request;
+pub mod store;
 mod wire;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,8 @@ pub struct HttpRequest {
     pub method: String,
     /// The path, without query string (`/threads/abc/state`).
     pub path: String,
+    /// The query string, without `?` (`namespace=a.b&key=k`); empty when none.
+    pub query: String,
     /// The raw body.
     pub body: Vec<u8>,
     /// The headers this API reads (see [`READ_HEADERS`]), names lowercased.
@@ -87,6 +90,7 @@ impl HttpRequest {
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: String::new(),
             body: body.to_string().into_bytes(),
             headers: Vec::new(),
             verified_token: None,
@@ -98,10 +102,17 @@ impl HttpRequest {
         HttpRequest {
             method: method.to_string(),
             path: path.to_string(),
+            query: String::new(),
             body: Vec::new(),
             headers: Vec::new(),
             verified_token: None,
         }
+    }
+
+    /// The same request with a query string (`a=1&b=2`).
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.query = query.to_string();
+        self
     }
 
     /// The same request with one more header.
@@ -313,6 +324,14 @@ pub trait Backend {
     /// Runs on a throwaway thread that nothing keeps (`POST /runs/wait`).
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse;
 
+    /// Carries out a Store API request (`/store/*`) on the store's shards. A backend
+    /// without a store answers that it has none.
+    async fn store(&self, _plan: store::StorePlan) -> HttpResponse {
+        HttpResponse::error(&Error::Unsupported {
+            what: "the Store API (/store/*) on this backend: it needs Durable Objects (MEMORY_BACKEND=durable_object)".into(),
+        })
+    }
+
     /// The directory shards a search reads.
     fn search_shards(&self, query: &ThreadSearch) -> Vec<Shard> {
         Shard::for_search(query)
@@ -391,6 +410,7 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
                 .into()
         }
         Plan::Stateless(run) => backend.call_stateless(run).await,
+        Plan::Store(plan) => backend.store(plan).await,
         Plan::SaverDeleteRuns { run_ids, owner } => {
             directory::delete_for_runs(backend, &run_ids, owner)
                 .await

@@ -21,6 +21,7 @@ mod route;
 mod run;
 mod saver;
 mod state;
+mod store;
 mod threads;
 
 use fields::read_object;
@@ -280,6 +281,8 @@ pub enum Plan {
         /// The caller's scope, if any.
         owner: Option<String>,
     },
+    /// A Store API request (`/store/*`).
+    Store(crate::api::store::StorePlan),
     /// `copy_thread` of the checkpointer storage.
     SaverCopy {
         /// The source thread.
@@ -365,6 +368,11 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
             run_ids,
             owner: Some(owner.to_string()),
         },
+        // A user's items live under the user's own root (their own shard).
+        Plan::Store(mut plan) => {
+            plan.owner = Some(owner.to_string());
+            Plan::Store(plan)
+        }
         plan @ (Plan::Respond(_) | Plan::Stateless(_)) => plan,
     })
 }
@@ -409,6 +417,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy) -> Result<
         Route::Runs(route) => plan_run(route, &incoming),
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
         Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),
+        Route::Store(route) => store::plan_store(route, &incoming),
     }
 }
 

@@ -26,6 +26,23 @@ pub(super) enum Route<'a> {
     },
     /// `POST /saver/delete_for_runs`: a checkpointer call across threads.
     SaverDeleteRuns,
+    /// `/store/items` (PUT, GET, DELETE), `/store/items/search`, `/store/namespaces`.
+    Store(StoreRoute),
+}
+
+/// The Store API's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StoreRoute {
+    /// `PUT /store/items`.
+    Put,
+    /// `GET /store/items?namespace=a.b&key=k`.
+    Get,
+    /// `DELETE /store/items`.
+    Delete,
+    /// `POST /store/items/search`.
+    Search,
+    /// `POST /store/namespaces`.
+    Namespaces,
 }
 
 /// The routes answered without storage.
@@ -99,7 +116,7 @@ pub(super) enum RunsRoute<'a> {
 }
 
 /// Every method some route serves: a path that one of them routes is known.
-const METHODS: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
+const METHODS: [&str; 5] = ["GET", "POST", "PATCH", "DELETE", "PUT"];
 
 impl<'a> Route<'a> {
     /// The route of `method` on `path`; a path some other method serves is a 405, any
@@ -157,6 +174,11 @@ impl<'a> Route<'a> {
             ("POST", ["runs", kind @ ("wait" | "stream")]) => Route::Runs(R::Stateless {
                 stream: stream(kind),
             }),
+            ("PUT", ["store", "items"]) => Route::Store(StoreRoute::Put),
+            ("GET", ["store", "items"]) => Route::Store(StoreRoute::Get),
+            ("DELETE", ["store", "items"]) => Route::Store(StoreRoute::Delete),
+            ("POST", ["store", "items", "search"]) => Route::Store(StoreRoute::Search),
+            ("POST", ["store", "namespaces"]) => Route::Store(StoreRoute::Namespaces),
             _ => return None,
         })
     }
@@ -176,6 +198,9 @@ mod tests {
             ("PUT", "/threads/T/state/x", 405),
             ("GET", "/threads/T/saver/put", 405),
             ("GET", "/runs/stream", 405),
+            ("PUT", "/store/items", 200),
+            ("POST", "/store/items", 405),
+            ("GET", "/store/namespaces", 405),
             ("GET", "/threads/T/secrets", 404),
             ("POST", "/threads/T/runs/other", 404),
             ("GET", "/nothing/here", 404),
