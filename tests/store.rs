@@ -2,6 +2,7 @@
 //! namespaces, pagination, TTL with a test clock, vector ranking against brute force.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(not(target_arch = "wasm32"))]
 
 mod support;
 

@@ -24,6 +24,7 @@ mod model;
 mod objects;
 mod run;
 mod store;
+mod store_shard;
 mod thread_object;
 mod worker_kv;
 

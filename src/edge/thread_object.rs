@@ -32,6 +32,8 @@ pub(super) struct ObjectInner {
     pub(super) store: SqlCheckpointer<DoSql>,
     /// The directory table, when this object is a directory shard.
     pub(super) directory: SqlDirectory<DoSql>,
+    /// The store's items, when this object is a store shard (`store/...`).
+    pub(super) items: crate::store::sql::SqlStore<DoSql>,
     /// When this thread's record goes to its directory shard.
     pub(super) directory_sync: std::cell::RefCell<DirectorySync>,
     /// Runs whose first checkpointer write this instance recorded in the directory.
@@ -71,6 +73,7 @@ impl DurableObject for ThreadObject {
             inner: Rc::new(ObjectInner {
                 store: SqlCheckpointer::new(DoSql::new(state.storage())),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
+                items: crate::store::sql::SqlStore::new(DoSql::new(state.storage())),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
@@ -89,11 +92,12 @@ impl DurableObject for ThreadObject {
     }
 
     /// The alarm sends this thread's record to its directory shard (coalesced turns,
-    /// retries after a failed send).
+    /// retries after a failed send); in a store shard, it expires items.
     async fn alarm(&self) -> worker::Result<Response> {
         #[cfg(feature = "dev-routes")]
         self.inner.requests.set(self.inner.requests.get() + 1);
         self.inner.directory_alarm().await;
+        self.inner.store_alarm().await;
         Response::empty()
     }
 
@@ -119,6 +123,7 @@ impl DurableObject for ThreadObject {
                 Err(err) => HttpResponse::error(&err),
             },
             index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
+            "/store" => inner.store_route(&body).await,
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => super::dev::object_route(inner, dev).await,
             other => HttpResponse::error(&Error::backend(format_args!(

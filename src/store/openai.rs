@@ -169,3 +169,80 @@ mod tests {
         assert_eq!(body["model"], "m");
     }
 }
+
+/// Which embedder the store uses (`STORE_EMBEDDINGS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbeddingsChoice {
+    /// `local` (the default): [`LocalEmbedder`], in the worker, no network.
+    Local,
+    /// `openai`: an OpenAI-compatible `/embeddings` server (`STORE_EMBEDDINGS_BASE_URL`,
+    /// `STORE_EMBEDDINGS_MODEL`, secret `STORE_EMBEDDINGS_API_KEY`).
+    OpenAi(EmbeddingsConfig),
+    /// `off`: nothing is embedded and a search's `query` is ignored, as in LangGraph's
+    /// server without an `index` configured.
+    Off,
+}
+
+/// Default `STORE_EMBEDDINGS_BASE_URL`.
+pub const EMBEDDINGS_BASE_URL_DEFAULT: &str = "https://api.openai.com/v1";
+/// Default `STORE_EMBEDDINGS_MODEL`.
+pub const EMBEDDINGS_MODEL_DEFAULT: &str = "text-embedding-3-small";
+
+impl EmbeddingsChoice {
+    /// Reads the `STORE_EMBEDDINGS*` settings (`var` for plain variables, `secret` for
+    /// the key); an unknown choice is an error naming the accepted ones.
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        secret: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let choice = var("STORE_EMBEDDINGS").filter(|v| !v.is_empty());
+        match choice.as_deref() {
+            None | Some("local") => Ok(EmbeddingsChoice::Local),
+            Some("off") => Ok(EmbeddingsChoice::Off),
+            Some("openai") => Ok(EmbeddingsChoice::OpenAi(EmbeddingsConfig {
+                base_url: var("STORE_EMBEDDINGS_BASE_URL")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| EMBEDDINGS_BASE_URL_DEFAULT.into()),
+                model: var("STORE_EMBEDDINGS_MODEL")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| EMBEDDINGS_MODEL_DEFAULT.into()),
+                api_key: secret("STORE_EMBEDDINGS_API_KEY")
+                    .or_else(|| var("STORE_EMBEDDINGS_API_KEY"))
+                    .filter(|v| !v.is_empty()),
+            })),
+            Some(other) => Err(Error::backend(format_args!(
+                "STORE_EMBEDDINGS={other} is not one of local, openai, off"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+
+    #[test]
+    fn settings_choose_the_embedder() {
+        let none = |_: &str| None;
+        assert_eq!(
+            EmbeddingsChoice::from_vars(none, none).ok(),
+            Some(EmbeddingsChoice::Local)
+        );
+        let vars = |name: &str| match name {
+            "STORE_EMBEDDINGS" => Some("openai".to_string()),
+            "STORE_EMBEDDINGS_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+            _ => None,
+        };
+        let key = |name: &str| (name == "STORE_EMBEDDINGS_API_KEY").then(|| "sk".to_string());
+        match EmbeddingsChoice::from_vars(vars, key) {
+            Ok(EmbeddingsChoice::OpenAi(config)) => {
+                assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
+                assert_eq!(config.model, EMBEDDINGS_MODEL_DEFAULT);
+                assert_eq!(config.api_key.as_deref(), Some("sk"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = |name: &str| (name == "STORE_EMBEDDINGS").then(|| "magic".to_string());
+        assert!(EmbeddingsChoice::from_vars(bad, none).is_err());
+    }
+}
