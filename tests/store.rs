@@ -425,3 +425,26 @@ fn ranking_equals_brute_force() {
         .iter()
         .all(|i| i.namespace == ns(&["a", "x"])));
 }
+
+#[test]
+fn a_plain_page_is_read_off_the_index() {
+    // SQLite VM steps of one page deep into 100 and 2,000 items: flat, not a scan.
+    let steps = |n: usize| {
+        let s = store();
+        let puts: Vec<PutItem> = (0..n)
+            .map(|i| put(&["p", "q"], &format!("k{i:05}"), json!({"i": i})))
+            .collect();
+        s.put(&puts, T0).unwrap();
+        s.put(&[put(&["p-x"], "other", json!({}))], T0).unwrap();
+        let mut q = search(&["p"]);
+        q.offset = 50;
+        let before = s.exec().vm_steps.get();
+        assert_eq!(s.search(&q, T0).unwrap().len(), 10);
+        s.exec().vm_steps.get() - before
+    };
+    let (small, large) = (steps(100), steps(2000));
+    assert!(
+        large < small * 2,
+        "{small} VM steps at 100 items, {large} at 2,000"
+    );
+}

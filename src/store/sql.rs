@@ -348,21 +348,24 @@ fn count(n: usize) -> SqlValue {
     SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Namespaces equal to `prefix` or under it: a range on the primary key (`'/'` follows
-/// `'.'`, so `[p., p/)` is every path that starts with `p.`).
+/// Namespaces equal to `prefix` or under it. One range on the primary key, `[p, p/)`,
+/// which SQLite walks in key order (an `OR` of two ranges would make it scan and sort);
+/// it also holds paths like `p-x` (`-` sorts before `/`), which the second test drops.
 fn prefix_clause(prefix: &Namespace) -> (String, Vec<SqlValue>) {
     if prefix.is_empty() {
         return ("1 = 1".into(), Vec::new());
     }
     let path = prefix.path();
     (
-        "(em_store_items.namespace = ?
-          OR (em_store_items.namespace >= ? AND em_store_items.namespace < ?))"
+        "em_store_items.namespace >= ? AND em_store_items.namespace < ?
+          AND (em_store_items.namespace = ? OR substr(em_store_items.namespace, 1, ?) = ?)"
             .into(),
         vec![
             path.as_str().into(),
-            format!("{path}.").into(),
             format!("{path}/").into(),
+            path.as_str().into(),
+            SqlValue::Integer(path.chars().count() as i64 + 1),
+            format!("{path}.").into(),
         ],
     )
 }
