@@ -10,4 +10,6 @@ cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build-worker.sh dev
 bash scripts/build-worker.sh release
+# The Store in one shard at 1k and 10k items (put, search, filtered, semantic query).
+"$NODE22" bench/store.mjs
 exec "$NODE22" bench/run.mjs "$@"

@@ -26,6 +26,7 @@ pub mod error;
 pub mod limits;
 pub mod message;
 pub mod runtime;
+pub mod store;
 pub mod thread;
 
 #[cfg(target_arch = "wasm32")]

@@ -40,3 +40,21 @@ pub const FREE_PLAN_CPU_MS: u32 = 10;
 /// Writes per second a single Workers KV key accepts (platform limit: 1). Why the KV
 /// layout never rewrites a key in the course of a conversation.
 pub const KV_WRITES_PER_KEY_PER_SECOND: u32 = 1;
+
+/// Largest store item value, serialized: 1 MiB, half a Durable Object row (2 MB) so the
+/// row with its namespace, key and timestamps always fits.
+pub const STORE_VALUE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Longest store item key. Keys are primary-key text in the shard's SQLite and travel in
+/// every URL of `GET /store/items`; a bound keeps both cheap.
+pub const STORE_KEY_MAX_BYTES: usize = 1024;
+
+/// Longest store namespace, its labels joined by `.`: it is stored with every item.
+pub const STORE_NAMESPACE_MAX_BYTES: usize = 1024;
+
+/// Most items one store search returns (`limit`), as for history pages.
+pub const STORE_SEARCH_LIMIT_MAX: usize = 1000;
+
+/// Most texts one item may have embedded (`index` paths, list elements): each is a call
+/// to the embedding provider and a vector row.
+pub const STORE_INDEX_TEXTS_MAX: usize = 32;

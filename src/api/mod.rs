@@ -20,6 +20,7 @@ mod execute;
 mod gate;
 mod request;
 pub mod runs;
+pub mod store;
 mod wire;
 
 use serde::{Deserialize, Serialize};
@@ -370,6 +371,14 @@ pub trait Backend {
     /// Runs on a throwaway thread that nothing keeps (`POST /runs/wait`).
     async fn call_stateless(&self, run: RunRequest) -> HttpResponse;
 
+    /// Carries out a Store API request (`/store/*`) on the store's shards. A backend
+    /// without a store answers that it has none.
+    async fn store(&self, _plan: store::StorePlan) -> HttpResponse {
+        HttpResponse::error(&Error::Unsupported {
+            what: "the Store API (/store/*) on this backend: it needs Durable Objects (MEMORY_BACKEND=durable_object)".into(),
+        })
+    }
+
     /// The directory shards a search reads.
     fn search_shards(&self, query: &ThreadSearch) -> Vec<Shard> {
         Shard::for_search(query)
@@ -491,6 +500,7 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
             }
             HttpResponse::ok(Value::Array(runs))
         }
+        Plan::Store(plan) => backend.store(plan).await,
         Plan::SaverDeleteRuns { run_ids, owner } => {
             directory::delete_for_runs(backend, &run_ids, owner)
                 .await

@@ -161,14 +161,15 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
             Some((name.to_string(), value))
         })
         .collect();
+    let query = req
+        .url()
+        .ok()
+        .and_then(|url| url.query().map(str::to_string))
+        .unwrap_or_default();
     let mut http = HttpRequest {
         method: req.method().to_string(),
         path: req.path(),
-        query: req
-            .url()
-            .ok()
-            .and_then(|u| u.query().map(str::to_string))
-            .unwrap_or_default(),
+        query,
         body: Vec::new(),
         headers,
         verified_token: None,
@@ -176,10 +177,8 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
     if let Some(jwt) = &config.settings.auth.jwt {
         http.verified_token = jwks::verify_bearer(http.header("authorization"), jwt).await;
     }
-    if matches!(
-        req.method(),
-        Method::Get | Method::Head | Method::Delete | Method::Options
-    ) {
+    // DELETE has a body on `/store/items` (LangGraph's shape); elsewhere it is empty.
+    if matches!(req.method(), Method::Get | Method::Head | Method::Options) {
         return Ok(http);
     }
     // Credentials before the body: an unauthenticated request costs no body reading.

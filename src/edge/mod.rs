@@ -26,6 +26,7 @@ mod objects;
 mod run;
 mod runs;
 mod store;
+mod store_shard;
 mod thread_object;
 mod ttl;
 mod worker_kv;

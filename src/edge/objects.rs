@@ -93,6 +93,10 @@ impl api::Backend for DurableObjects<'_> {
         }
     }
 
+    async fn store(&self, plan: api::store::StorePlan) -> HttpResponse {
+        super::store_shard::serve(self.env, plan).await
+    }
+
     async fn index_apply(&self, shard: &Shard, update: &IndexUpdate) -> Result<(), Error> {
         directory::shard_apply(self.env, shard, update).await
     }

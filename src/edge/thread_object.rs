@@ -36,6 +36,8 @@ pub(super) struct ObjectInner {
     pub(super) directory: SqlDirectory<DoSql>,
     /// The assistants tables, when this object is an owner's assistants object.
     pub(super) assistants: SqlAssistants<DoSql>,
+    /// The store's items, when this object is a store shard (`store/...`).
+    pub(super) items: crate::store::sql::SqlStore<DoSql>,
     /// When this thread's record goes to its directory shard.
     pub(super) directory_sync: std::cell::RefCell<DirectorySync>,
     /// Runs whose first checkpointer write this instance recorded in the directory.
@@ -82,6 +84,7 @@ impl DurableObject for ThreadObject {
                 store: SqlCheckpointer::new(DoSql::new(state.storage())),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
                 assistants: SqlAssistants::new(DoSql::new(state.storage())),
+                items: crate::store::sql::SqlStore::new(DoSql::new(state.storage())),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
@@ -104,13 +107,14 @@ impl DurableObject for ThreadObject {
 
     /// The alarm starts and watches the thread's runs (pending runs, runs a restart cut
     /// off, expired kept events) and sends this thread's record to its directory shard
-    /// (coalesced turns, retries after a failed send).
+    /// (coalesced turns, retries after a failed send); in a store shard, it expires items.
     async fn alarm(&self) -> worker::Result<Response> {
         #[cfg(feature = "dev-routes")]
         self.inner.requests.set(self.inner.requests.get() + 1);
         self.inner.runs_alarm().await;
         self.inner.ttl_alarm().await;
         self.inner.directory_alarm().await;
+        self.inner.store_alarm().await;
         Response::empty()
     }
 
@@ -143,6 +147,7 @@ impl DurableObject for ThreadObject {
             },
             index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
             "/assistants" => inner.assistants_route(&body),
+            "/store" => inner.store_route(&body).await,
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => super::dev::object_route(inner, dev).await,
             other => HttpResponse::error(&Error::backend(format_args!(

@@ -241,3 +241,36 @@ for (const [name, method, path, status] of [
   ['GET runs/wait (no such run)', 'GET', '/threads/T/runs/wait', 404],
   ['dev routes are off', 'POST', '/__dev/conformance', 404],
 ]) add({ name: `path: ${name}`, method, path, status });
+
+// The Store API (`/store/*`): LangGraph's shapes, each mistake a 4xx naming it.
+const item = (extra) => ({ namespace: ['ref'], key: 'k', value: { a: 1 }, ...extra });
+for (const [name, method, path, body] of [
+  ['namespace not a list', 'PUT', '/store/items', item({ namespace: 'ref' })],
+  ['dotted label', 'PUT', '/store/items', item({ namespace: ['ref.x'] })],
+  ['empty label', 'PUT', '/store/items', item({ namespace: ['ref', ''] })],
+  ['non-string label', 'PUT', '/store/items', item({ namespace: ['ref', 1] })],
+  ['empty namespace', 'PUT', '/store/items', item({ namespace: [] })],
+  ['value a string', 'PUT', '/store/items', item({ value: 'text' })],
+  ['value a list', 'PUT', '/store/items', item({ value: [1, 2] })],
+  ['value null', 'PUT', '/store/items', item({ value: null })],
+  ['value too large', 'PUT', '/store/items', item({ value: { text: 'x'.repeat(1024 * 1024 + 1) } })],
+  ['key a number', 'PUT', '/store/items', item({ key: 5 })],
+  ['key missing', 'PUT', '/store/items', { namespace: ['ref'], value: {} }],
+  ['ttl negative', 'PUT', '/store/items', item({ ttl: -5 })],
+  ['index true', 'PUT', '/store/items', item({ index: true })],
+  ['delete: namespace a string', 'DELETE', '/store/items', { namespace: 'ref', key: 'k' }],
+  ['delete: dotted label', 'DELETE', '/store/items', { namespace: ['ref.users'], key: 'k' }],
+  ['search: prefix a string', 'POST', '/store/items/search', { namespace_prefix: 'ref' }],
+  ['search: dotted prefix label', 'POST', '/store/items/search', { namespace_prefix: ['ref.users'] }],
+  ['search: unknown operator', 'POST', '/store/items/search', { filter: { age: { $in: [1, 2] } } }],
+  ['search: comparison with a string', 'POST', '/store/items/search', { filter: { age: { $gt: 'old' } } }],
+  ['search: filter a list', 'POST', '/store/items/search', { filter: [1] }],
+  ['search: offset beyond the window', 'POST', '/store/items/search', { offset: 1_000_000 }],
+  ['namespaces: dotted prefix', 'POST', '/store/namespaces', { prefix: ['a.b'] }],
+  ['namespaces: max_depth 0', 'POST', '/store/namespaces', { max_depth: 0 }],
+  ['get: no key', 'GET', '/store/items?namespace=ref.users', undefined],
+  ['get: no namespace', 'GET', '/store/items?key=u1', undefined],
+  ['get: empty label', 'GET', '/store/items?namespace=ref..users&key=u1', undefined],
+  ['get: bad escape', 'GET', '/store/items?namespace=ref&key=%zz', undefined],
+  ['POST /store/items', 'POST', '/store/items', item({})],
+]) add({ name: `store: ${name}`, method, path, body });

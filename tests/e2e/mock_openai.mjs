@@ -63,6 +63,23 @@ export const behaviours = {
   },
 };
 
+/** `/embeddings`: each text as the counts of its letters a-z (26 dimensions), so texts
+ * sharing words are near; answered in reverse order with `index`, as a client must sort. */
+function embeddings(res, body) {
+  const input = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
+  const vector = (text) => {
+    const counts = new Array(26).fill(0);
+    for (const ch of String(text).toLowerCase()) {
+      const i = ch.charCodeAt(0) - 97;
+      if (i >= 0 && i < 26) counts[i] += 1;
+    }
+    return counts;
+  };
+  const data = input.map((text, index) => ({ object: 'embedding', index, embedding: vector(text) })).reverse();
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ object: 'list', data, model: body?.model ?? 'mock', usage: { prompt_tokens: 1, total_tokens: 1 } }));
+}
+
 /**
  * Starts the mock. Returns { url, requests, next(behaviour), close() }: `requests` holds
  * { headers, body } of every request; `next` queues a behaviour for the next request.
@@ -78,6 +95,10 @@ export async function startMockOpenAi() {
       let body = null;
       try { body = JSON.parse(raw); } catch { body = raw; }
       requests.push({ method: req.method, path: req.url, headers: req.headers, body });
+      if (req.method === 'POST' && req.url === '/v1/embeddings') {
+        embeddings(res, body);
+        return;
+      }
       if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));

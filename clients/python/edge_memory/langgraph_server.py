@@ -31,6 +31,11 @@ Environment variables (read when the server enters the factory):
 ``EDGE_MEMORY_RETRIES``
     Retries of idempotent calls on network errors and 502/503/504 (default 3).
 
+The store (long-term memory, ``get_store()`` in nodes) is set the same way, with the
+same variables::
+
+    "store": {"path": "edge_memory.langgraph_server.make_store"}
+
 The saver implements every method the server probes at startup (``adelete_thread``,
 ``adelete_for_runs``, ``acopy_thread``, ``aprune``), so the server runs with none of its
 "missing method" warnings: thread deletion, ``multitask_strategy="rollback"``, thread
@@ -45,8 +50,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from edge_memory.saver import EdgeMemorySaver
+from edge_memory.store import EdgeMemoryStore
 
-__all__ = ["make_checkpointer", "saver_settings_from_env"]
+__all__ = ["make_checkpointer", "make_store", "saver_settings_from_env"]
 
 ENV_URL = "EDGE_MEMORY_URL"
 ENV_API_KEY = "EDGE_MEMORY_API_KEY"
@@ -85,6 +91,11 @@ def saver_settings_from_env(environ: Mapping[str, str] | None = None, *, require
     return settings
 
 
+def _settings(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The environment's settings, under the caller's ``overrides``."""
+    return {**saver_settings_from_env(require_url="url" not in overrides), **overrides}
+
+
 @asynccontextmanager
 async def make_checkpointer(**overrides: Any) -> AsyncIterator[EdgeMemorySaver]:
     """An ``EdgeMemorySaver`` for LangGraph's server, configured from ``EDGE_MEMORY_*``.
@@ -93,10 +104,24 @@ async def make_checkpointer(**overrides: Any) -> AsyncIterator[EdgeMemorySaver]:
     ``url`` included) take precedence over the environment, for a wrapper of your own.
     The saver's connection pools are closed when the server shuts down.
     """
-    settings = {**saver_settings_from_env(require_url="url" not in overrides), **overrides}
-    saver = EdgeMemorySaver(**settings)
+    saver = EdgeMemorySaver(**_settings(overrides))
     try:
         yield saver
     finally:
         await saver.aclose()
 
+
+
+@asynccontextmanager
+async def make_store(**overrides: Any) -> AsyncIterator[EdgeMemoryStore]:
+    """An ``EdgeMemoryStore`` for LangGraph's server, configured from ``EDGE_MEMORY_*``
+    (the checkpointer's variables), for ``langgraph.json``'s ``"store": {"path": ...}``.
+
+    ``overrides`` (any ``EdgeMemoryStore`` keyword) take precedence over the environment.
+    The store's connection pools are closed when the server shuts down.
+    """
+    store = EdgeMemoryStore(**_settings(overrides))
+    try:
+        yield store
+    finally:
+        await store.aclose()

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 mod search;
 
+pub(crate) use search::all_of;
 pub use search::{delete_for_runs, search};
 
 use super::auth::OWNER_KEY;
@@ -116,7 +117,7 @@ pub fn owner_of(metadata: &Map<String, Value>) -> Option<&str> {
 }
 
 /// FNV-1a: a stable hash (the same in every isolate and release) to pick a shard.
-fn fnv1a(text: &str) -> u32 {
+pub(crate) fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     })

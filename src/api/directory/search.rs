@@ -14,7 +14,7 @@ use crate::thread::{ThreadId, ThreadRecord};
 
 /// Runs the futures at once and answers their outputs in order (the shards of a search
 /// are asked together).
-async fn all_of<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn all_of<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     use std::task::Poll;
     let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();

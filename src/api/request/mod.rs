@@ -24,6 +24,7 @@ mod run;
 mod runs;
 mod saver;
 mod state;
+mod store;
 mod threads;
 
 use assistants::plan_assistants;
@@ -398,6 +399,8 @@ pub enum Plan {
         /// The caller's scope, if any.
         owner: Option<String>,
     },
+    /// A Store API request (`/store/*`).
+    Store(crate::api::store::StorePlan),
     /// `copy_thread` of the checkpointer storage.
     SaverCopy {
         /// The source thread.
@@ -503,6 +506,11 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
                 })
                 .collect(),
         ),
+        // A user's items live under the user's own root (their own shard).
+        Plan::Store(mut plan) => {
+            plan.owner = Some(owner.to_string());
+            Plan::Store(plan)
+        }
         plan @ Plan::Respond(_) => plan,
     })
 }
@@ -555,6 +563,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i6
         Route::RunRecords(route) => runs::plan_run_records(route, &incoming),
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
         Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),
+        Route::Store(route) => store::plan_store(route, &incoming),
     }
 }
 

@@ -30,6 +30,8 @@ pub(super) enum Route<'a> {
     SaverDeleteRuns,
     /// Background runs and run records.
     RunRecords(RunRecordsRoute<'a>),
+    /// `/store/items` (PUT, GET, DELETE), `/store/items/search`, `/store/namespaces`.
+    Store(StoreRoute),
 }
 
 /// The routes on run records, and those that create background runs.
@@ -67,6 +69,21 @@ pub(super) enum RunOpKind {
     Join,
     /// `GET .../stream`.
     Stream,
+}
+
+/// The Store API's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StoreRoute {
+    /// `PUT /store/items`.
+    Put,
+    /// `GET /store/items?namespace=a.b&key=k`.
+    Get,
+    /// `DELETE /store/items`.
+    Delete,
+    /// `POST /store/items/search`.
+    Search,
+    /// `POST /store/namespaces`.
+    Namespaces,
 }
 
 /// The routes answered without storage.
@@ -163,7 +180,7 @@ pub(super) enum RunsRoute<'a> {
 }
 
 /// Every method some route serves: a path that one of them routes is known.
-const METHODS: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
+const METHODS: [&str; 5] = ["GET", "POST", "PATCH", "DELETE", "PUT"];
 
 impl<'a> Route<'a> {
     /// The route of `method` on `path`; a path some other method serves is a 405, any
@@ -261,6 +278,11 @@ impl<'a> Route<'a> {
                 };
                 Route::RunRecords(RR::One { thread, run, op })
             }
+            ("PUT", ["store", "items"]) => Route::Store(StoreRoute::Put),
+            ("GET", ["store", "items"]) => Route::Store(StoreRoute::Get),
+            ("DELETE", ["store", "items"]) => Route::Store(StoreRoute::Delete),
+            ("POST", ["store", "items", "search"]) => Route::Store(StoreRoute::Search),
+            ("POST", ["store", "namespaces"]) => Route::Store(StoreRoute::Namespaces),
             _ => return None,
         })
     }
@@ -283,6 +305,9 @@ mod tests {
             ("PUT", "/threads/T/state/x", 405),
             ("GET", "/threads/T/saver/put", 405),
             ("GET", "/runs/stream", 405),
+            ("PUT", "/store/items", 200),
+            ("POST", "/store/items", 405),
+            ("GET", "/store/namespaces", 405),
             ("GET", "/threads/T/secrets", 404),
             ("POST", "/threads/T/runs/R/other", 404),
             ("GET", "/nothing/here", 404),
