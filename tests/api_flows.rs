@@ -391,6 +391,36 @@ fn streamed_run_events_follow_langgraph_order() {
     let Body::EventStream(events) = resp.body else {
         panic!("not a stream: {resp:?}")
     };
+    // `events` (LangChain's astream_events v2): the graph, its node and the model.
+    let told: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "events")
+        .map(|e| e.data["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        told[..3],
+        ["on_chain_start", "on_chain_start", "on_chat_model_start"]
+    );
+    assert!(
+        told.iter()
+            .filter(|e| **e == "on_chat_model_stream")
+            .count()
+            >= 2
+    );
+    assert_eq!(
+        told[told.len() - 4..],
+        [
+            "on_chat_model_end",
+            "on_chain_stream",
+            "on_chain_end",
+            "on_chain_end"
+        ]
+    );
+    assert_eq!(
+        events[1].event, "events",
+        "the graph starts before the input's values"
+    );
+    let events: Vec<_> = events.into_iter().filter(|e| e.event != "events").collect();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names.first(), Some(&"metadata"));
     assert_eq!(names[1], "values");

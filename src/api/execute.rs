@@ -17,6 +17,7 @@ use crate::limits::METADATA_MAX_BYTES;
 use crate::message::MessageOp;
 use crate::thread::{ThreadId, ThreadRecord};
 
+mod events;
 mod guard;
 mod idempotency;
 mod run;

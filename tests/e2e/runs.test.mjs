@@ -333,3 +333,24 @@ test('supersteps: a thread created from a list of updates, one checkpoint each, 
   const after = await c.runs.wait(thread.thread_id, 'agent', { input: human('and then') });
   assert.deepEqual(contents(after), ['copied question', 'copied answer', 'and then', 'Hello from the mock.']);
 });
+
+test('stream_mode events: the graph, its node and the chat model, as astream_events v2', async () => {
+  const c = client();
+  const thread = await c.threads.create();
+  const parts = [];
+  for await (const part of c.runs.stream(thread.thread_id, 'agent', { input: human('tell events'), streamMode: 'events' })) {
+    parts.push(part);
+  }
+  const told = parts.filter((p) => p.event === 'events').map((p) => p.data);
+  assert.deepEqual(told.slice(0, 3).map((e) => [e.event, e.name]), [
+    ['on_chain_start', 'agent'], ['on_chain_start', 'agent'], ['on_chat_model_start', 'ChatModel'],
+  ]);
+  const streamed = told.filter((e) => e.event === 'on_chat_model_stream').map((e) => e.data.chunk.content).join('');
+  assert.equal(streamed, 'Hello from the mock.');
+  const end = told.find((e) => e.event === 'on_chat_model_end');
+  assert.equal(end.data.output.content, 'Hello from the mock.');
+  assert.deepEqual(end.parent_ids.length, 2);
+  const graphEnd = told.at(-1);
+  assert.equal(graphEnd.event, 'on_chain_end');
+  assert.deepEqual(graphEnd.data.output.messages.map((m) => m.content), ['tell events', 'Hello from the mock.']);
+});

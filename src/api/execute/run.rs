@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use serde_json::{json, Map, Value};
 
+use super::events::GraphEvents;
 use super::idempotency::{find_keyed_run, Keyed, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY};
 use super::{finish_run, prepare_run, PreparedRun};
 use crate::api::runs::RunStatus;
@@ -14,12 +15,12 @@ use crate::api::{
     Body, HttpResponse, RunRequest, SseEvent, StreamMode, ASSISTANT_ID, ASSISTANT_UUID,
 };
 use crate::chat::{
-    ChatModel, DeltaSink, Engine, NoSink, Replied, StopAction, StopSignal, StoredInput, Turn,
+    ChatModel, DeltaSink, Engine, Replied, StopAction, StopSignal, StoredInput, Turn,
 };
 use crate::checkpoint::{CheckpointId, CheckpointRecord, Checkpointer};
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::runtime::uuid_v7;
+use crate::runtime::{uuid_v4, uuid_v7};
 use crate::thread::ThreadId;
 
 /// Receives a streamed run's events as they happen.
@@ -66,21 +67,27 @@ pub fn error_event(response: &HttpResponse) -> SseEvent {
     }
 }
 
-/// Sends a streamed run's `messages` events as the reply grows.
+/// Sends a streamed run's `messages` (and `events`) as the reply grows.
 struct MessageEvents<'a> {
     sink: &'a dyn RunSink,
     reply_id: String,
     meta: Value,
+    /// `messages-tuple` asked.
+    tuples: bool,
+    events: &'a GraphEvents<'a>,
 }
 
 impl DeltaSink for MessageEvents<'_> {
     fn delta(&self, text: &str) {
         let chunk = message_chunk_json(&self.reply_id, text, None);
-        self.sink.event(SseEvent {
-            event: "messages".into(),
-            data: json!([chunk, self.meta]),
-            id: None,
-        });
+        self.events.chunk(chunk.clone());
+        if self.tuples {
+            self.sink.event(SseEvent {
+                event: "messages".into(),
+                data: json!([chunk, self.meta]),
+                id: None,
+            });
+        }
     }
 }
 
@@ -118,6 +125,26 @@ impl RunEnd {
 /// head, and how the run ended.
 pub(super) type TurnEvents = (Vec<Message>, CheckpointRecord, RunEnd);
 
+/// Where a run's events go, and in which modes.
+struct Teller<'a> {
+    sink: &'a dyn RunSink,
+    modes: Vec<StreamMode>,
+}
+
+impl Teller<'_> {
+    fn has(&self, mode: StreamMode) -> bool {
+        self.modes.contains(&mode)
+    }
+
+    fn emit(&self, name: &str, data: Value) {
+        self.sink.event(SseEvent {
+            event: name.to_string(),
+            data,
+            id: None,
+        })
+    }
+}
+
 /// Runs the turn of a prepared run, telling it to `sink` in the modes asked, until the
 /// model is done or `stop` fires; returns the final state (when a response carries it),
 /// the head and how it ended.
@@ -132,24 +159,20 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     } = prepared;
     let streaming = run.stream.is_some();
     let pause = run.interrupt_before;
-    let modes = run.stream.take().unwrap_or_default();
-    let emit = |name: &str, data: Value| {
-        sink.event(SseEvent {
-            event: name.to_string(),
-            data,
-            id: None,
-        })
+    let tell = Teller {
+        sink,
+        modes: run.stream.take().unwrap_or_default(),
     };
+    let input = input_json(&run.input);
     let mut stored = store_keyed_input(engine, &thread_id, run).await?;
-    let answered = stored.answered.is_some();
     let run_id = name_run(engine, &mut stored);
     if streaming {
-        emit("metadata", json!({"run_id": run_id, "attempt": 1}));
+        tell.emit("metadata", json!({"run_id": run_id, "attempt": 1}));
     }
-    // The whole state only when the response carries it (runs/wait, `values`): the
-    // turn itself reads just its window.
-    let wants_values = !streaming || modes.contains(&StreamMode::Values);
-    let mut messages = match (&stored.base, wants_values) {
+    // The whole state only when the response carries it (runs/wait, `values`, `events`):
+    // the turn itself reads just its window.
+    let wants_values = !streaming || tell.has(StreamMode::Values) || tell.has(StreamMode::Events);
+    let messages = match (&stored.base, wants_values) {
         (Some(base), true) => {
             engine
                 .store
@@ -159,21 +182,25 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         }
         _ => Vec::new(),
     };
-    if modes.contains(&StreamMode::Values) {
-        // An answered retry's state already ends with the reply.
-        let input_state = match answered {
-            true => &messages[..messages.len().saturating_sub(1)],
-            false => &messages[..],
-        };
-        emit("values", values_json(input_state));
-    }
-    let tuples = modes.contains(&StreamMode::MessagesTuple);
-    let deltas = MessageEvents {
-        sink,
-        reply_id: stored.reply_id.clone(),
-        meta: message_meta(&thread_id, stored.reply_step, &run_id),
+    // An answered retry's state already ends with the reply.
+    let input_state = match stored.answered.is_some() {
+        true => &messages[..messages.len().saturating_sub(1)],
+        false => &messages[..],
     };
-    let mut end = RunEnd {
+    let meta = message_meta(&thread_id, stored.reply_step, &run_id);
+    let node_ids = (uuid_v4(engine.entropy), uuid_v4(engine.entropy));
+    let events = GraphEvents::new(
+        sink,
+        tell.has(StreamMode::Events),
+        &run_id,
+        node_ids,
+        (meta.clone(), stored.reply_step),
+    );
+    events.graph_start(input);
+    if tell.has(StreamMode::Values) {
+        tell.emit("values", values_json(input_state));
+    }
+    let end = RunEnd {
         status: RunStatus::Success,
         stopped: None,
         written: stored
@@ -184,20 +211,52 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         run_id: Some(run_id),
         paused: false,
     };
-    let base = stored.base.clone();
     if pause && stored.answered.is_none() {
-        // Stopped before the node, as LangGraph's `interrupt_before`: the input is
-        // stored, the model not asked; a later run with no input (or `command.resume`)
-        // continues.
-        if modes.contains(&StreamMode::Updates) {
-            emit("updates", json!({"__interrupt__": []}));
-        }
-        end.paused = true;
-        let head = base.ok_or_else(|| Error::backend("an interrupted run with no state"))?;
-        return Ok((messages, head, end));
+        return paused(&tell, stored, (messages, end));
     }
-    let sink_for_model: &dyn crate::chat::DeltaSink = if tuples { &deltas } else { &NoSink };
-    let outcome = match engine.reply_until(stored, sink_for_model, stop).await? {
+    events.node_start(
+        values_json(input_state),
+        Value::Array(stored.context.iter().map(Message::to_json).collect()),
+    );
+    let deltas = MessageEvents {
+        sink,
+        reply_id: stored.reply_id.clone(),
+        meta,
+        tuples: tell.has(StreamMode::MessagesTuple),
+        events: &events,
+    };
+    reply_events(engine, stored, (messages, end), (&tell, &deltas), stop).await
+}
+
+/// Stopped before the node, as LangGraph's `interrupt_before`: the input is stored, the
+/// model not asked; a later run with no input (or `command.resume`) continues.
+fn paused(
+    tell: &Teller<'_>,
+    stored: StoredInput,
+    (messages, mut end): (Vec<Message>, RunEnd),
+) -> Result<TurnEvents> {
+    if tell.has(StreamMode::Updates) {
+        tell.emit("updates", json!({"__interrupt__": []}));
+    }
+    end.paused = true;
+    let head = stored
+        .base
+        .ok_or_else(|| Error::backend("an interrupted run with no state"))?;
+    Ok((messages, head, end))
+}
+
+/// The second half of a turn's events: the model's reply as it comes (or stopped), then
+/// the reply's `messages`, `updates`, `values` and `events` endings.
+async fn reply_events<C: Checkpointer, M: ChatModel>(
+    engine: &Engine<'_, C, M>,
+    stored: StoredInput,
+    (mut messages, mut end): (Vec<Message>, RunEnd),
+    (tell, deltas): (&Teller<'_>, &MessageEvents<'_>),
+    stop: &dyn StopSignal,
+) -> Result<TurnEvents> {
+    let answered = stored.answered.is_some();
+    let base = stored.base.clone();
+    let outcome = match engine.reply_until(stored, deltas, stop).await? {
         Replied::Complete(outcome) => outcome,
         Replied::Stopped { action, partial } => {
             end.status = RunStatus::Interrupted;
@@ -212,23 +271,38 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     if !answered {
         end.written.push(outcome.checkpoint.checkpoint_id.clone());
     }
-    if tuples {
+    let reply = outcome.reply.to_json();
+    if deltas.tuples {
         let last = message_chunk_json(&outcome.reply.id, "", Some(&outcome.end));
-        emit("messages", json!([last, deltas.meta]));
+        tell.emit("messages", json!([last, deltas.meta]));
     }
-    if modes.contains(&StreamMode::Updates) {
-        emit(
-            "updates",
-            json!({"agent": {"messages": [outcome.reply.to_json()]}}),
-        );
+    if tell.has(StreamMode::Updates) {
+        tell.emit("updates", json!({"agent": {"messages": [reply]}}));
     }
-    if wants_values && !answered {
+    let input_state = values_json(&messages);
+    // (A stream that asked for no state has none loaded: the reply is then all it holds,
+    // and nothing reads it.)
+    if !answered {
         messages.push(outcome.reply);
     }
-    if modes.contains(&StreamMode::Values) {
-        emit("values", values_json(&messages));
+    if tell.has(StreamMode::Values) {
+        tell.emit("values", values_json(&messages));
     }
+    deltas.events.node_end(reply, input_state);
+    deltas.events.graph_end(values_json(&messages));
     Ok((messages, outcome.checkpoint, end))
+}
+
+/// A run's input as the graph receives it: `{"messages": [...]}`.
+fn input_json(input: &[crate::message::MessageOp]) -> Value {
+    let messages: Vec<Value> = input
+        .iter()
+        .filter_map(|op| match op {
+            crate::message::MessageOp::Upsert { message } => Some(message.to_json()),
+            _ => None,
+        })
+        .collect();
+    json!({"messages": messages})
 }
 
 /// Stores the run's input, unless its `Idempotency-Key` names a run already stored: then

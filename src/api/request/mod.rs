@@ -66,6 +66,8 @@ pub enum StreamMode {
     MessagesTuple,
     /// `updates`: `{"agent": {"messages": [reply]}}`.
     Updates,
+    /// `events`: LangChain's `astream_events` v2 (chains, chat model start/stream/end).
+    Events,
 }
 
 /// A validated run request (`runs/wait`, `runs/stream`).

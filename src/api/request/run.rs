@@ -377,6 +377,7 @@ pub(super) fn stream_modes(value: Option<&Value>) -> Result<Vec<StreamMode>> {
             "values" => Some(StreamMode::Values),
             "messages-tuple" => Some(StreamMode::MessagesTuple),
             "updates" => Some(StreamMode::Updates),
+            "events" => Some(StreamMode::Events),
             _ => None,
         })
         .collect())

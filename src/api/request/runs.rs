@@ -247,6 +247,7 @@ pub(super) fn run_kwargs(
             StreamMode::Values => "values",
             StreamMode::MessagesTuple => "messages-tuple",
             StreamMode::Updates => "updates",
+            StreamMode::Events => "events",
         })
         .collect();
     json!({
