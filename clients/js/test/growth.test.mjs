@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 
 import { removeDir, startWorker, tempPersistDir } from '../../../tests/e2e/harness.mjs';
 
-const TURNS = 100;
+const TURNS = 60;
 const BAND = 10;
 let worker;
 let persistDir;
