@@ -196,6 +196,7 @@ impl ObjectInner {
         } = job;
         let background = run.delivery.background;
         let delete_thread_after = run.delivery.delete_thread_after;
+        let ttl_minutes = run.delivery.ttl_minutes;
         let running = live.set_status(RunStatus::Running, SystemClock.now_ms());
         if background {
             if let Err(err) = self.run_records.put(&running) {
@@ -216,6 +217,9 @@ impl ObjectInner {
         self.live.remove(&live.run_id());
         // Answered and out of the thread's line first: the directory waits for neither.
         drop(ticket);
+        if let (Some(minutes), false) = (ttl_minutes, end.status == RunStatus::Error) {
+            self.set_thread_ttl(&thread_id, minutes).await;
+        }
         if delete_thread_after {
             self.delete_finished_thread(&thread_id).await;
         } else if let Some(update) = directory_update {

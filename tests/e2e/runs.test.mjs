@@ -308,12 +308,23 @@ test('thread TTL: the thread object deletes its thread when the time comes, and 
   await c.runs.wait(doomed.thread_id, 'agent', { input: human('short-lived') });
   const patched = await c.threads.create({ metadata: { ttl_test: 'yes' } });
   await c.threads.update(patched.thread_id, { ttl: { strategy: 'delete', ttl: 1 } });
+  // A run that creates its thread may give it a TTL too.
+  const byRun = `ttl-run-${Date.now()}`;
+  const res = await fetch(`${worker.url}/threads/${byRun}/runs/wait`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ assistant_id: 'agent', input: human('made by a run'), if_not_exists: 'create', ttl: { ttl: 1 } }),
+  });
+  assert.equal(res.status, 200);
   const listed = async () => (await c.threads.search({ metadata: { ttl_test: 'yes' }, limit: 10 })).map((t) => t.thread_id).sort();
   assert.deepEqual(await listed(), [doomed.thread_id, kept.thread_id, patched.thread_id].sort());
   await until(async () => {
     try { await c.threads.get(doomed.thread_id); return false; } catch (err) { return /404/.test(String(err)); }
   }, (gone) => gone, 15_000);
   await assert.rejects(c.threads.get(patched.thread_id), /404/);
+  await until(async () => {
+    try { await c.threads.get(byRun); return false; } catch (err) { return /404/.test(String(err)); }
+  }, (gone) => gone, 15_000);
   await assert.rejects(c.runs.list(doomed.thread_id), /404/);
   assert.deepEqual(await listed(), [kept.thread_id]);
   assert.equal((await c.threads.get(kept.thread_id)).thread_id, kept.thread_id);

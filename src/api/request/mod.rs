@@ -134,6 +134,9 @@ pub struct Delivery {
     /// What the run was asked, as LangGraph answers it in a run's `kwargs`.
     #[serde(default)]
     pub kwargs: Value,
+    /// `ttl` (minutes): the thread (created by the run, or not) is deleted this long after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<f64>,
 }
 
 /// The response header that names the input keys a run ignored, so a client whose

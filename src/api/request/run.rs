@@ -152,6 +152,7 @@ pub(super) fn parse_run(
         interrupt_before,
         delivery: Delivery {
             resumable,
+            ttl_minutes: super::threads::parse_ttl(body)?,
             kwargs: super::runs::run_kwargs(body, &modes, resumable),
             ..Delivery::default()
         },

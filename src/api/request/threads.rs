@@ -67,7 +67,7 @@ fn create(body: &Map<String, Value>, entropy: &dyn Entropy) -> Result<Plan> {
 }
 
 /// `ttl`: `{strategy?: "delete", ttl: minutes}`, minutes from now (as LangGraph's).
-fn parse_ttl(body: &Map<String, Value>) -> Result<Option<f64>> {
+pub(super) fn parse_ttl(body: &Map<String, Value>) -> Result<Option<f64>> {
     let ttl = match body.get("ttl") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(ttl)) => ttl,
