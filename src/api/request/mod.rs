@@ -199,6 +199,9 @@ impl RunGuard {
 }
 
 /// A command for one thread's storage.
+// A run's request is the large variant; commands are built once per request and moved,
+// never held in collections, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadCommand {

@@ -203,8 +203,6 @@ impl<'a> Route<'a> {
 
     /// The table.
     fn find(method: &str, segments: &[&'a str]) -> Option<Self> {
-        use crate::api::assistants::AssistantView as V;
-        use AssistantsRoute as A;
         use InfoRoute as I;
         use RunRecordsRoute as RR;
         use RunsRoute as R;
@@ -214,30 +212,7 @@ impl<'a> Route<'a> {
         Some(match (method, segments) {
             ("GET", ["ok"]) => Route::Info(I::Ok),
             ("GET", ["info"]) => Route::Info(I::Info),
-            ("POST", ["assistants"]) => Route::Assistants(A::Create),
-            ("POST", ["assistants", "search"]) => Route::Assistants(A::Search { count: false }),
-            ("POST", ["assistants", "count"]) => Route::Assistants(A::Search { count: true }),
-            ("GET", ["assistants", id]) => Route::Assistants(A::Get {
-                id,
-                view: V::Assistant,
-            }),
-            ("PATCH", ["assistants", id]) => Route::Assistants(A::Patch(id)),
-            ("DELETE", ["assistants", id]) => Route::Assistants(A::Delete(id)),
-            ("GET", ["assistants", id, "graph"]) => {
-                Route::Assistants(A::Get { id, view: V::Graph })
-            }
-            ("GET", ["assistants", id, "schemas"]) => Route::Assistants(A::Get {
-                id,
-                view: V::Schemas,
-            }),
-            ("GET", ["assistants", id, "subgraphs"] | ["assistants", id, "subgraphs", _]) => {
-                Route::Assistants(A::Get {
-                    id,
-                    view: V::Subgraphs,
-                })
-            }
-            ("POST", ["assistants", id, "versions"]) => Route::Assistants(A::Versions(id)),
-            ("POST", ["assistants", id, "latest"]) => Route::Assistants(A::Latest(id)),
+            (_, ["assistants", ..]) => return Self::find_assistants(method, segments),
             ("POST", ["threads"]) => Route::Threads(T::Create),
             ("POST", ["threads", "search"]) => Route::Threads(T::Search { count: false }),
             ("POST", ["threads", "count"]) => Route::Threads(T::Search { count: true }),
@@ -283,6 +258,39 @@ impl<'a> Route<'a> {
             ("DELETE", ["store", "items"]) => Route::Store(StoreRoute::Delete),
             ("POST", ["store", "items", "search"]) => Route::Store(StoreRoute::Search),
             ("POST", ["store", "namespaces"]) => Route::Store(StoreRoute::Namespaces),
+            _ => return None,
+        })
+    }
+
+    /// The assistants' part of the table.
+    fn find_assistants(method: &str, segments: &[&'a str]) -> Option<Self> {
+        use crate::api::assistants::AssistantView as V;
+        use AssistantsRoute as A;
+        Some(match (method, segments) {
+            ("POST", ["assistants"]) => Route::Assistants(A::Create),
+            ("POST", ["assistants", "search"]) => Route::Assistants(A::Search { count: false }),
+            ("POST", ["assistants", "count"]) => Route::Assistants(A::Search { count: true }),
+            ("GET", ["assistants", id]) => Route::Assistants(A::Get {
+                id,
+                view: V::Assistant,
+            }),
+            ("PATCH", ["assistants", id]) => Route::Assistants(A::Patch(id)),
+            ("DELETE", ["assistants", id]) => Route::Assistants(A::Delete(id)),
+            ("GET", ["assistants", id, "graph"]) => {
+                Route::Assistants(A::Get { id, view: V::Graph })
+            }
+            ("GET", ["assistants", id, "schemas"]) => Route::Assistants(A::Get {
+                id,
+                view: V::Schemas,
+            }),
+            ("GET", ["assistants", id, "subgraphs"] | ["assistants", id, "subgraphs", _]) => {
+                Route::Assistants(A::Get {
+                    id,
+                    view: V::Subgraphs,
+                })
+            }
+            ("POST", ["assistants", id, "versions"]) => Route::Assistants(A::Versions(id)),
+            ("POST", ["assistants", id, "latest"]) => Route::Assistants(A::Latest(id)),
             _ => return None,
         })
     }
