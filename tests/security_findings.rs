@@ -352,3 +352,34 @@ fn delete_for_runs_reaches_every_thread_the_runs_wrote_to() {
     assert_eq!(delete("alice", json!("run-x")), 422);
     assert_eq!(delete("alice", json!([7])), 422);
 }
+
+#[test]
+fn a_users_first_checkpoint_makes_the_thread_theirs() {
+    let store = support::sqlite_store();
+    let backend = SplitBackend::on(&store);
+    let info = jwt_info();
+    let typed = json!({"type": "json", "data": "e30="});
+    let call = |sub: &str, op: &str, body: Value| {
+        let req = HttpRequest::json("POST", &format!("/threads/fresh/saver/{op}"), &body);
+        backend.serve(&info, as_user(req, sub)).status
+    };
+    let put = json!({
+        "checkpoint_id": "cp-1", "checkpoint": typed, "channel_versions": {},
+        "metadata": {}, "metadata_typed": typed,
+    });
+    assert_eq!(
+        call("alice", "put", put.clone()),
+        200,
+        "no thread yet: the put makes it"
+    );
+    assert_eq!(call("alice", "get", json!({})), 200);
+    assert_eq!(
+        call("bob", "get", json!({})),
+        404,
+        "alice's, unknown to bob"
+    );
+    assert_eq!(call("bob", "put", put), 404, "bob cannot write into it");
+    let req = HttpRequest::empty("GET", "/threads/fresh");
+    let thread = backend.serve(&info, as_user(req, "alice"));
+    assert_eq!(thread.json().unwrap()["metadata"]["owner"], json!("alice"));
+}

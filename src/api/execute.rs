@@ -5,8 +5,8 @@ use serde_json::{json, Map, Value};
 use super::directory;
 use super::wire::values_json;
 use super::{
-    thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest, ThreadCall,
-    ThreadCommand, ASSISTANT_ID,
+    thread_json, HttpResponse, IfExists, IfNotExists, IndexUpdate, RunRequest, SaverCommand,
+    ThreadCall, ThreadCommand, ASSISTANT_ID,
 };
 use crate::api::auth::OWNER_KEY;
 use crate::chat::{ChatModel, Engine, NeverStop, StopSignal};
@@ -62,6 +62,7 @@ async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str)
                 if matches!(
                     command,
                     ThreadCommand::Create { .. }
+                        | ThreadCommand::Saver(SaverCommand::Put(_))
                         | ThreadCommand::UpdateState {
                             if_not_exists: IfNotExists::Create,
                             ..
@@ -176,6 +177,11 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
         } => state::history(store, &thread_id, (limit, before), metadata, checkpoint_id).await,
         ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run, call.owner).await),
         ThreadCommand::Saver(command) => {
+            if let (Some(owner), SaverCommand::Put(_)) = (owner, &command) {
+                // A user's first checkpoint makes the thread, theirs (a saver put on an
+                // unknown thread otherwise makes an ownerless one).
+                thread_for_write(engine, &thread_id, IfNotExists::Create, Some(owner)).await?;
+            }
             saver::saver(engine, &thread_id, command, call.owner.as_deref())
         }
         ThreadCommand::Export => export(store, &thread_id).await,
