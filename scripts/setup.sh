@@ -35,7 +35,9 @@ if [ ! -f $proxy/node_modules/.package-lock.json ] || [ $proxy/package-lock.json
   (cd $proxy && npm ci --omit=optional --no-audit --no-fund --loglevel=error)
 fi
 # The JavaScript client (clients/js, @edge-memory/langgraph): its pinned dev dependencies
-# (LangGraph.js, LangChain.js, LangGraph's checkpointer validation suite), apart.
+# (LangGraph.js, LangChain.js, LangGraph's checkpointer validation suite), apart. Its
+# package.json overrides vite's optional Windows-only dependency, which the registry does
+# not serve, with an empty package: `npm ci` needs every dependency in the lock file.
 js=clients/js
 if [ ! -f $js/node_modules/.package-lock.json ] || [ $js/package-lock.json -nt $js/node_modules/.package-lock.json ]; then
   (cd $js && npm ci --no-audit --no-fund --loglevel=error)
