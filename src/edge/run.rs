@@ -272,49 +272,61 @@ impl ObjectInner {
         let now = SystemClock.now_ms();
         let record = live.record();
         let thread_id = &record.thread_id;
-        let settled = if end.stopped == Some(StopAction::Rollback) {
-            let removed = self
-                .edge_store()
-                .remove_newest(thread_id, &end.written)
-                .await;
-            removed.and_then(|()| {
-                self.run_records
-                    .delete(thread_id, &record.run_id)
-                    .map(|_| ())
-            })
-        } else {
-            let status = match end.status {
-                RunStatus::Success if response_status >= 400 => RunStatus::Error,
-                status => status,
-            };
-            let record = live.set_status(status, now);
-            let events = if record.resumable {
-                let kept = json!(live.events());
-                self.run_records
-                    .put_events(&record.run_id, now + RUN_EVENTS_KEPT_MS, &kept)
-            } else {
-                Ok(())
-            };
-            let stopped = status == RunStatus::Interrupted || end.paused;
-            let thread_status = match (status, was) {
-                (_, Some(s)) if stopped && s != ThreadStatus::Interrupted => {
-                    Some(ThreadStatus::Interrupted)
-                }
-                (_, _) if stopped => None,
-                (RunStatus::Success, Some(ThreadStatus::Interrupted)) => Some(ThreadStatus::Idle),
-                _ => None,
-            };
-            if let Some(status) = thread_status {
-                self.set_thread_status(thread_id, status).await;
+        if end.stopped == Some(StopAction::Rollback) {
+            match self
+                .roll_back(thread_id, &record.run_id, &end.written)
+                .await
+            {
+                Ok(()) => return,
+                // A backend that cannot remove checkpoints (KV): kept, as interrupted.
+                Err(err) => worker::console_error!(
+                    "edge-memory: run {} not rolled back ({err}); kept as interrupted",
+                    record.run_id
+                ),
             }
-            events.and_then(|()| self.run_records.put(&record))
+        }
+        let status = match end.status {
+            RunStatus::Success if response_status >= 400 => RunStatus::Error,
+            status => status,
         };
+        let record = live.set_status(status, now);
+        let events = if record.resumable {
+            let kept = json!(live.events());
+            self.run_records
+                .put_events(&record.run_id, now + RUN_EVENTS_KEPT_MS, &kept)
+        } else {
+            Ok(())
+        };
+        let stopped = status == RunStatus::Interrupted || end.paused;
+        let thread_status = match (status, was) {
+            (_, Some(s)) if stopped && s != ThreadStatus::Interrupted => {
+                Some(ThreadStatus::Interrupted)
+            }
+            (_, _) if stopped => None,
+            (RunStatus::Success, Some(ThreadStatus::Interrupted)) => Some(ThreadStatus::Idle),
+            _ => None,
+        };
+        if let Some(status) = thread_status {
+            self.set_thread_status(thread_id, status).await;
+        }
+        let settled = events.and_then(|()| self.run_records.put(&record));
         if let Err(err) = settled {
             worker::console_error!("edge-memory: run {} not settled: {err}", record.run_id);
         }
         if record.resumable {
             self.arm_alarm_within(RUN_EVENTS_KEPT_MS).await;
         }
+    }
+
+    /// Removes what a rolled-back run wrote: its checkpoints, then its record.
+    async fn roll_back(
+        &self,
+        thread_id: &ThreadId,
+        run_id: &str,
+        written: &[crate::checkpoint::CheckpointId],
+    ) -> Result<(), Error> {
+        self.edge_store().remove_newest(thread_id, written).await?;
+        self.run_records.delete(thread_id, run_id).map(|_| ())
     }
 
     async fn set_thread_status(&self, thread_id: &ThreadId, status: ThreadStatus) {
