@@ -29,6 +29,10 @@ pub(super) const RECORDED_RUNS_MAX: usize = 64;
 struct AlarmThread {
     thread_id: ThreadId,
     owner: Option<String>,
+    /// When the record is due at its shard (ms). The object's one alarm also serves its
+    /// runs and TTL: an alarm before this time sends nothing.
+    #[serde(default)]
+    due_ms: i64,
 }
 
 /// Sends `update` to its directory shard.
@@ -216,10 +220,12 @@ impl ObjectInner {
             IndexUpdate::Upsert { record } => AlarmThread {
                 thread_id: record.thread_id.clone(),
                 owner: owner_of(&record.metadata).map(str::to_string),
+                due_ms: 0,
             },
             IndexUpdate::Remove { thread_id, owner } => AlarmThread {
                 thread_id: thread_id.clone(),
                 owner: owner.clone(),
+                due_ms: 0,
             },
             // Runs are recorded before their put is answered, never from the alarm.
             IndexUpdate::Run { .. } => return,
@@ -228,6 +234,10 @@ impl ObjectInner {
     }
 
     async fn arm_alarm_for(&self, thread: &AlarmThread, in_ms: i64) {
+        let thread = &AlarmThread {
+            due_ms: SystemClock.now_ms() + in_ms.max(0),
+            ..thread.clone()
+        };
         let storage = self.state.storage();
         match storage.put(ALARM_THREAD_KEY, thread).await {
             Ok(()) => self.arm_alarm_within(in_ms).await,
@@ -241,6 +251,12 @@ impl ObjectInner {
         let Ok(Some(thread)) = storage.get::<AlarmThread>(ALARM_THREAD_KEY).await else {
             return;
         };
+        let now = SystemClock.now_ms();
+        if thread.due_ms > now {
+            // The alarm went off for the runs or the TTL: the record waits for its time.
+            self.arm_alarm_within(thread.due_ms - now).await;
+            return;
+        }
         let update = match self.edge_store().get_thread(&thread.thread_id).await {
             Ok(record) => IndexUpdate::Upsert { record },
             Err(Error::NotFound { .. }) => IndexUpdate::Remove {
@@ -256,10 +272,8 @@ impl ObjectInner {
         self.directory_sync
             .borrow_mut()
             .on_alarm(&update, SystemClock.now_ms());
-        if matches!(update, IndexUpdate::Remove { .. }) {
-            // Nothing of the thread is left to send later.
-            let _ = storage.delete(ALARM_THREAD_KEY).await;
-        }
+        // Nothing is due once this goes: a failed send arms the alarm (and the key) again.
+        let _ = storage.delete(ALARM_THREAD_KEY).await;
         self.directory_send(update).await;
     }
 }
