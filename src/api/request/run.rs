@@ -148,6 +148,7 @@ pub(super) fn parse_run(
             ..Delivery::default()
         },
         assistant,
+        chat: None,
     })
 }
 
