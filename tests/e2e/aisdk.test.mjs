@@ -1,6 +1,7 @@
 // The Vercel AI SDK's chat client against the worker in workerd: `AbstractChat` with
 // `DefaultChatTransport` from the real `ai` package (6.0.325, and 5.0.277 installed as
-// `ai-v5`), and `useChat` of @ai-sdk/react 3.0.328 through react-test-renderer. A chat
+// `ai-v5`), and `useChat` of @ai-sdk/react 3.0.328 in the README's app
+// (examples/ai-sdk/Chat.jsx) through react-test-renderer. A chat
 // is a LangGraph thread: the LangGraph JS SDK reads the same messages and runs.
 //
 // Two workers: the built-in responder (memory across turns, a SIGKILL restart, JWT
@@ -12,9 +13,11 @@ import React from 'react';
 import TestRenderer, { act } from 'react-test-renderer';
 import * as ai6 from 'ai';
 import * as ai5 from 'ai-v5';
-import { useChat } from '@ai-sdk/react';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Client } from '@langchain/langgraph-sdk';
-import { startWorker, tempPersistDir, removeDir, sleep, signHs256 } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, sleep, signHs256, until, ROOT } from './harness.mjs';
 import { startMockOpenAi, behaviours } from './mock_openai.mjs';
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
@@ -98,18 +101,6 @@ async function chatMessages(worker, id, user) {
     headers: user ? { authorization: `Bearer ${user}` } : {},
   });
   return { status: res.status, body: await res.json() };
-}
-
-/** Polls `read` until `ok(value)`, for at most `ms`. */
-async function until(read, ok, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  let value;
-  while (Date.now() < deadline) {
-    value = await read();
-    if (ok(value)) return value;
-    await sleep(25);
-  }
-  assert.fail(`condition not met in ${ms} ms; last value: ${JSON.stringify(value)}`);
 }
 
 for (const [version, sdk] of [['6', ai6], ['5', ai5]]) {
@@ -325,26 +316,69 @@ test("JWT users: another user's chat is unknown to every chat route", async () =
   assert.equal((await chatMessages(demo, id, SAM)).body.length, 2, "the owner's chat is unchanged");
 });
 
-test('useChat (@ai-sdk/react) through react-test-renderer: resume on mount, two turns, messages loaded back', async () => {
+/** The README's app (examples/ai-sdk/Chat.jsx), compiled by esbuild, its packages
+ * resolved from here (so it shares this React). */
+async function readmeApp() {
+  const { build } = await import('esbuild');
+  const bare = {
+    name: 'resolve-here',
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, (args) => ({ path: import.meta.resolve(args.path), external: true }));
+    },
+  };
+  const outfile = join(demoDir, 'Chat.mjs');
+  await build({
+    entryPoints: [join(ROOT, 'examples/ai-sdk/Chat.jsx')],
+    bundle: true, format: 'esm', jsx: 'automatic', outfile, plugins: [bare], logLevel: 'silent',
+  });
+  return import(pathToFileURL(outfile).href);
+}
+
+test("the README's useChat app through react-test-renderer: resume on mount, two turns, reloaded", async () => {
+  const { Chat, loadMessages } = await readmeApp();
+  const api = `${demo.url}/api/chat`;
+  const headers = { authorization: `Bearer ${SAM}` };
   const id = 'chat-react';
-  const transport = new ai6.DefaultChatTransport({ api: `${demo.url}/api/chat`, headers: { authorization: `Bearer ${SAM}` } });
-  const probe = { current: null };
-  function App({ messages }) {
-    const chat = useChat({ id, transport, messages, resume: true });
-    probe.current = chat;
-    return React.createElement('ul', null, chat.messages.map((m) => React.createElement('li', { key: m.id }, textOf(m))));
-  }
-  let renderer;
-  await act(async () => { renderer = TestRenderer.create(React.createElement(App, { messages: [] })); });
-  await act(async () => { await sleep(200); });
-  assert.equal(probe.current.status, 'ready', 'resume on mount with nothing in flight: 204');
-  await act(async () => { await probe.current.sendMessage({ text: 'My name is Lee' }); });
-  await act(async () => { await probe.current.sendMessage({ text: "What's my name?" }); });
-  assert.equal(textOf(probe.current.messages[3]), 'Your name is Lee.');
+  const mount = async (initialMessages) => {
+    let renderer;
+    await act(async () => {
+      renderer = TestRenderer.create(React.createElement(Chat, { api, id, headers, initialMessages }));
+    });
+    return renderer;
+  };
+  const lines = (renderer) => renderer.root.findAllByType('li').map((li) => li.children.join(''));
+  const type = async (renderer, text) => {
+    await act(async () => renderer.root.findByType('input').props.onChange({ target: { value: text } }));
+    await act(async () => renderer.root.findByType('form').props.onSubmit({ preventDefault() {} }));
+  };
+  const settle = async (renderer, count) => {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      await act(async () => { await sleep(50); });
+      const input = renderer.root.findByType('input');
+      if (lines(renderer).length === count && !input.props.disabled) return;
+    }
+    assert.fail(`not settled: ${JSON.stringify(lines(renderer))}`);
+  };
+  let renderer = await mount(await loadMessages(api, id, headers));
+  await settle(renderer, 0); // resume: true on a new chat: 204, ready
+  await type(renderer, 'My name is Lee');
+  await settle(renderer, 2);
+  await type(renderer, "What's my name?");
+  await settle(renderer, 4);
+  assert.equal(renderer.root.findAllByProps({ role: 'alert' }).length, 0);
   await act(async () => renderer.unmount());
-  const loaded = (await chatMessages(demo, id, SAM)).body;
-  await act(async () => { renderer = TestRenderer.create(React.createElement(App, { messages: loaded })); });
-  assert.deepEqual(renderer.root.findAllByType('li').map((li) => li.children.join('')),
-    ['My name is Lee', "Nice to meet you, Lee! I'll remember that.", "What's my name?", 'Your name is Lee.']);
+  renderer = await mount(await loadMessages(api, id, headers));
+  assert.deepEqual(lines(renderer), [
+    'user: My name is Lee', "assistant: Nice to meet you, Lee! I'll remember that.",
+    "user: What's my name?", 'assistant: Your name is Lee.',
+  ]);
   await act(async () => renderer.unmount());
+});
+
+test('the README shows the app the tests run', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const app = readFileSync(join(ROOT, 'examples/ai-sdk/Chat.jsx'), 'utf8');
+  const body = app.slice(app.indexOf('import { useChat }'));
+  assert.ok(readme.includes(body), 'README.md holds examples/ai-sdk/Chat.jsx from its first import on');
 });
