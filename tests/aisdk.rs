@@ -230,3 +230,90 @@ fn bad_bodies_are_refused_and_store_nothing() {
     assert_eq!(response.status, 422, "{:?}", response.body);
     assert_eq!(chat.get("/api/chat/kept/messages"), before);
 }
+
+/// Rows read and SQLite VM steps of one chat turn.
+fn turn_cost(chat: &Chat, body: Value) -> (u64, u64, Value) {
+    let exec = chat.store.exec();
+    let (rows, steps) = (exec.rows_returned.get(), exec.vm_steps.get());
+    let (_, answer) = reply(&chat.send(body));
+    (
+        exec.rows_returned.get() - rows,
+        exec.vm_steps.get() - steps,
+        answer,
+    )
+}
+
+#[test]
+fn a_slim_turn_costs_the_same_at_turn_150_as_at_turn_60_and_a_whole_one_a_lookup_per_message() {
+    let (slim, whole) = (Chat::new(), Chat::new());
+    let mut transcript: Vec<Value> = Vec::new();
+    let mut slim_costs = Vec::new();
+    let mut whole_costs = Vec::new();
+    for turn in 1..=150 {
+        let said = user(
+            &format!("u{turn}"),
+            &format!("Turn {turn}: {}", "x".repeat(100)),
+        );
+        let (rows, steps, _) = turn_cost(&slim, json!({"id": "long", "message": said}));
+        slim_costs.push((rows, steps));
+        transcript.push(said);
+        let (rows, steps, answer) =
+            turn_cost(&whole, json!({"id": "long", "messages": transcript}));
+        whole_costs.push((rows, steps));
+        transcript.push(answer);
+    }
+    let (at_60, at_150) = (slim_costs[59], slim_costs[149]);
+    assert_eq!(at_60.0, at_150.0, "slim: rows read per turn at 60 vs 150");
+    assert!(
+        at_150.1 as f64 <= 1.1 * at_60.1 as f64,
+        "slim: VM steps grew {at_60:?} → {at_150:?}"
+    );
+    // The whole transcript: one indexed look-up per message sent, nothing more.
+    let (at_60, at_150) = (whole_costs[59], whole_costs[149]);
+    let more_sent = 2 * (150 - 60);
+    assert_eq!(
+        at_150.0 - at_60.0,
+        more_sent,
+        "whole: one row per message sent"
+    );
+    eprintln!("chat turn cost (rows read, VM steps): slim {slim_costs_60:?} at 60, {slim_costs_150:?} at 150; whole {at_60:?} at 60, {at_150:?} at 150",
+        slim_costs_60 = slim_costs[59], slim_costs_150 = slim_costs[149]);
+    for chat in [&slim, &whole] {
+        assert_eq!(
+            chat.get("/api/chat/long/messages")
+                .as_array()
+                .unwrap()
+                .len(),
+            300
+        );
+    }
+}
+
+#[test]
+fn jwt_users_see_only_their_own_chats() {
+    let chat = Chat::new();
+    let secret = b"aisdk-native-test-secret-32-bytes!";
+    let info = support::jwt_server(secret);
+    let call = |req: HttpRequest, who: &str| {
+        let req = req.with_header("authorization", &support::bearer(who, secret));
+        support::serve_demo(&chat.store, &info, &chat.gate, &req)
+    };
+    let turn = json!({"id": "mine", "message": user("u1", "My name is Sam")});
+    let sam = call(HttpRequest::json("POST", "/api/chat", &turn), "sam");
+    assert_eq!(sam.status, 200);
+    let eve = call(HttpRequest::json("POST", "/api/chat", &turn), "eve");
+    assert_eq!(eve.status, 404, "{:?}", eve.body);
+    assert_eq!(
+        call(HttpRequest::empty("GET", "/api/chat/mine/messages"), "eve").status,
+        404
+    );
+    let own = call(HttpRequest::empty("GET", "/api/chat/mine/messages"), "sam");
+    assert_eq!(own.json().unwrap().as_array().unwrap().len(), 2);
+    let anonymous = support::serve_demo(
+        &chat.store,
+        &info,
+        &chat.gate,
+        &HttpRequest::json("POST", "/api/chat", &turn),
+    );
+    assert_eq!(anonymous.status, 401);
+}

@@ -45,9 +45,14 @@ pub const TRANSCRIPT_HEADER: &str = "x-edge-memory-transcript";
 /// new message (`message`, the slim body).
 pub const TRANSCRIPT_MESSAGES_MAX: usize = 2_000;
 
-/// How many of the thread's last messages a transcript is compared with, for edits and
-/// for `regenerate`/edit truncation: older messages sent again are taken as stored.
+/// How many of the thread's last messages a turn that names a message (`messageId`: a
+/// regenerate, an edit) reads, to find it and what follows it.
 pub const TRANSCRIPT_COMPARE_MAX: usize = 100;
+
+/// How many of the thread's last messages a plain turn compares the transcript with
+/// (edits, stored messages it lacks): older messages sent again are taken as stored. Kept
+/// small: a plain chat turn reads this many rows on top of the model's context window.
+pub const TRANSCRIPT_TAIL: usize = 10;
 
 /// What the client asked the turn to do (`trigger`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -1,8 +1,9 @@
 //! What is new in what a chat client sent: the AI SDK sends the whole transcript every
 //! turn (or only the new message); the thread stores each message once, by id.
 //!
-//! Read against the thread's stored history (its last [`TRANSCRIPT_COMPARE_MAX`]
-//! messages, and an indexed look-up of every id sent): a message whose id is stored and
+//! Read against the thread's stored history (its last [`TRANSCRIPT_TAIL`] messages, or
+//! [`TRANSCRIPT_COMPARE_MAX`] for a turn that names one, and an indexed look-up of every
+//! id sent): a message whose id is stored and
 //! unchanged is skipped; a new id is appended; a stored message whose text or role
 //! differs is replaced in place (`add_messages`). A transcript that contradicts the
 //! history (new ids before stored ones, edited messages, stored ones it lacks) is
@@ -16,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ChatTurn, Trigger, TRANSCRIPT_COMPARE_MAX};
+use super::{ChatTurn, Trigger, TRANSCRIPT_COMPARE_MAX, TRANSCRIPT_TAIL};
 use crate::checkpoint::{Checkpointer, Window};
 use crate::error::{Error, Result};
 use crate::limits::INPUT_MESSAGES_MAX;
@@ -86,9 +87,12 @@ pub async fn chat_input<C: Checkpointer>(
 ) -> Result<Reconciled> {
     let mut ids: Vec<&str> = turn.messages.iter().map(|m| m.id.as_str()).collect();
     ids.extend(turn.message_id.as_deref());
-    let window = store
-        .window(thread_id, None, TRANSCRIPT_COMPARE_MAX, &ids)
-        .await?;
+    // A turn that names a message reads further back, to find it and what follows it.
+    let tail = match (&turn.message_id, turn.trigger) {
+        (None, Trigger::Submit) => TRANSCRIPT_TAIL,
+        _ => TRANSCRIPT_COMPARE_MAX,
+    };
+    let window = store.window(thread_id, None, tail, &ids).await?;
     let reconciled = reconcile(turn, &window)?;
     if reconciled.input.len() > INPUT_MESSAGES_MAX {
         return Err(Error::TooLarge {
