@@ -160,6 +160,33 @@ for (const [version, sdk] of [['6', ai6], ['5', ai5]]) {
   });
 }
 
+test('ai 6: file, data and unknown parts and metadata are stored as sent and come back; the text reaches the model', async () => {
+  const id = 'chat-parts';
+  const chat = newChat(ai6, model, { id });
+  const parts = [
+    { type: 'file', mediaType: 'text/plain', filename: 'note.txt', url: 'data:text/plain;base64,aGk=' },
+    { type: 'data-weather', id: 'w1', data: { city: 'Oslo', celsius: -3 } },
+    { type: 'text', text: 'Describe the weather' },
+    { type: 'something-new', anything: [1, 2] },
+  ];
+  mock.next(behaviours.stream(['Cold.']));
+  await chat.sendMessage({ role: 'user', parts, metadata: { sentFrom: 'test' } });
+  assert.equal(chat.status, 'ready', chat.error?.message);
+  const stored = (await chatMessages(model, id)).body;
+  assert.deepEqual(stored[0].parts, parts);
+  assert.deepEqual(stored[0].metadata, { sentFrom: 'test' });
+  assert.equal(stored[0].id, chat.messages[0].id);
+  const sent = mock.requests.at(-1).body.messages.at(-1);
+  assert.deepEqual(sent, { role: 'user', content: 'Describe the weather' });
+  // LangGraph clients see LangChain content blocks: the parts as they were sent.
+  const state = await new Client({ apiUrl: model.url }).threads.getState(id);
+  assert.deepEqual(state.values.messages[0].content, parts);
+  // The echoed transcript stores nothing twice.
+  mock.next(behaviours.stream(['Still cold.']));
+  await say(chat, 'And tomorrow?');
+  assert.equal((await chatMessages(model, id)).body.length, 4);
+});
+
 test('ai 6: a client that drops mid-reply resumes with exactly the stored reply; nothing in flight is 204', async () => {
   const id = 'chat-resume';
   let drop = false;
