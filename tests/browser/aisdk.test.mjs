@@ -5,11 +5,8 @@
 // picks the reply up where it is (`resume: true`) and ends with exactly the stored reply.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { join } from 'node:path';
-import { build } from 'esbuild';
-import { launchChromium } from './chromium.mjs';
-import { startWorker, tempPersistDir, removeDir, freePort, ROOT } from '../e2e/harness.mjs';
+import { launchChromium, servePage } from './chromium.mjs';
+import { startWorker, tempPersistDir, removeDir } from '../e2e/harness.mjs';
 import { startMockOpenAi, behaviours } from '../e2e/mock_openai.mjs';
 
 let browser;
@@ -20,27 +17,8 @@ let worker;
 let persistDir;
 
 before(async () => {
-  const bundle = await build({
-    entryPoints: [join(ROOT, 'tests/browser/aisdk/main.jsx')],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'browser',
-    jsx: 'automatic',
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'error',
-  });
-  const js = bundle.outputFiles[0].text;
-  const html = '<!doctype html><meta charset="utf-8"><title>useChat on edge-memory</title>'
-    + '<div id="root"></div><script type="module" src="/app.js"></script>';
-  site = createServer((req, res) => {
-    const isJs = req.url.startsWith('/app.js');
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' });
-    res.end(isJs ? js : html);
-  });
-  const port = await freePort();
-  await new Promise((r) => site.listen(port, '127.0.0.1', r));
-  siteUrl = `http://127.0.0.1:${port}`;
+  site = await servePage('tests/browser/aisdk/main.jsx', 'useChat on edge-memory');
+  siteUrl = site.url;
   mock = await startMockOpenAi();
   persistDir = tempPersistDir('aisdk-browser');
   worker = await startWorker({
