@@ -134,20 +134,16 @@ pub fn ui_message(value: &Value, field: &str, entropy: &dyn Entropy) -> Result<M
         Some(Value::String(id)) if !id.is_empty() && id.len() <= MESSAGE_ID_MAX_LEN => id.clone(),
         // A message without an id (a hand-written body) gets one.
         None | Some(Value::Null) => uuid_v4(entropy),
-        Some(Value::String(_)) => "".to_string(),
         Some(other) => {
             return Err(Error::invalid(
                 format!("{field}.id"),
-                format!("must be a string, got {}", json_type_name(other)),
+                format!(
+                    "must be a string of 1 to {MESSAGE_ID_MAX_LEN} characters, got {}",
+                    json_type_name(other)
+                ),
             ))
         }
     };
-    if id.is_empty() {
-        return Err(Error::invalid(
-            format!("{field}.id"),
-            format!("must be 1 to {MESSAGE_ID_MAX_LEN} characters"),
-        ));
-    }
     let kind = match obj.get("role").and_then(Value::as_str) {
         Some("user") => MessageType::Human,
         Some("assistant") => MessageType::Ai,

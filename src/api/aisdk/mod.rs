@@ -6,8 +6,8 @@
 //! carrying a [`ChatTurn`], run by the same engine, in the same thread object, with the
 //! same [`LiveRun`](crate::api::runs::LiveRun) and run record as a LangGraph run. Only
 //! two things are the AI SDK's own: what is new in the transcript the client sends
-//! ([`transcript`], read against the stored state in the thread), and how the run's
-//! events are written ([`encode`]). So a LangGraph client, the Python savers and the
+//! ([`chat_input`], read against the stored state in the thread), and how the run's
+//! events are written ([`UiStream`]). So a LangGraph client, the Python savers and the
 //! demo see the same conversation, and a resumed chat stream follows the very run a
 //! LangGraph `joinStream` would.
 //!
