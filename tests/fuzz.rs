@@ -57,6 +57,10 @@ const KEYS: &[&str] = &[
     "configurable",
     "text",
     "checkpoint_ns",
+    "parts",
+    "message",
+    "trigger",
+    "messageId",
 ];
 const WORDS: &[&str] = &[
     "threads",
@@ -87,6 +91,8 @@ const WORDS: &[&str] = &[
     "list",
     "prune",
     "export",
+    "api",
+    "chat",
 ];
 const STRINGS: &[&str] = &[
     "user",
@@ -108,6 +114,11 @@ const STRINGS: &[&str] = &[
     "",
     "é✓日本",
     "\u{0}",
+    "text",
+    "file",
+    "step-start",
+    "submit-message",
+    "regenerate-message",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {

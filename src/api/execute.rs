@@ -175,7 +175,21 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             metadata,
             checkpoint_id,
         } => state::history(store, &thread_id, (limit, before), metadata, checkpoint_id).await,
-        ThreadCommand::Run(run) => Ok(run_collected(engine, thread_id, run, call.owner).await),
+        ThreadCommand::Run(run) => {
+            let chat = run.chat.is_some();
+            let response = run_collected(engine, thread_id, run, call.owner).await;
+            Ok(if chat {
+                super::aisdk::collected(response)
+            } else {
+                response
+            })
+        }
+        ThreadCommand::ChatMessages => {
+            store.get_thread(&thread_id).await?;
+            let messages = store.latest(&thread_id).await?.map(|s| s.messages);
+            let body = super::aisdk::ui_messages_json(&messages.unwrap_or_default());
+            Ok(HttpResponse::ok(body))
+        }
         ThreadCommand::Saver(command) => {
             if let (Some(owner), SaverCommand::Put(_)) = (owner, &command) {
                 // A user's first checkpoint makes the thread, theirs (a saver put on an
@@ -348,6 +362,16 @@ pub async fn prepare_run<C: Checkpointer, M>(
             run.checkpoint_id = newer_than_listed;
         }
     }
+    if let Some(turn) = &run.chat {
+        // A chat turn's input: what its transcript adds to the stored history.
+        let reconciled = super::aisdk::chat_input(engine.store, &thread_id, turn).await?;
+        run.input = reconciled.input;
+        if !reconciled.report.agrees() || !reconciled.report.removed.is_empty() {
+            let report = reconciled.report.to_json();
+            run.metadata
+                .insert(super::aisdk::TRANSCRIPT_KEY.into(), report);
+        }
+    }
     let now = engine.clock.now_ms();
     // The thread names the assistant of its latest run (`DELETE /assistants/{id}
     // ?delete_threads=true` finds threads by it), as LangGraph's server stamps it.
@@ -402,11 +426,16 @@ pub async fn finish_run_until<C: Checkpointer, M: ChatModel>(
 ) -> (HttpResponse, RunEnd) {
     let index = prepared.index_update();
     let stream = prepared.is_stream();
+    let transcript = prepared.run.metadata.get(super::aisdk::TRANSCRIPT_KEY);
+    let transcript = transcript.map(|report| report.to_string());
     match run_turn_events(engine, prepared, sink, stop).await {
-        Ok((_, head, end)) if stream => (
-            with_head(HttpResponse::events(Vec::new()), &head).with_index(index),
-            end,
-        ),
+        Ok((_, head, end)) if stream => {
+            let mut response = with_head(HttpResponse::events(Vec::new()), &head);
+            if let Some(report) = transcript {
+                response = response.with_header(super::aisdk::TRANSCRIPT_HEADER, report);
+            }
+            (response.with_index(index), end)
+        }
         Ok((messages, head, end)) => (
             with_head(HttpResponse::ok(values_json(&messages)), &head).with_index(index),
             end,

@@ -12,6 +12,7 @@
 //! are JSON `{"detail": "..."}` with a 4xx status naming the problem; a rejected request
 //! changes nothing.
 
+pub mod aisdk;
 pub mod assistants;
 pub mod auth;
 pub mod cors;
@@ -90,6 +91,9 @@ pub enum Body {
     Json(Value),
     /// `text/event-stream`.
     EventStream(Vec<SseEvent>),
+    /// `text/event-stream` of `data:` lines only, each chunk's JSON, then `data: [DONE]`:
+    /// the AI SDK's UI message stream ([`aisdk`]).
+    UiMessageStream(Vec<Value>),
 }
 
 /// A change to the thread index that a thread command asks for.

@@ -235,6 +235,15 @@ fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
             headers.set("x-accel-buffering", "no")?;
             out
         }
+        Body::UiMessageStream(chunks) => {
+            let mut text: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+            text.push_str(api::aisdk::DONE_LINE);
+            let out = Response::ok(text)?;
+            let headers = out.headers();
+            headers.set("content-type", "text/event-stream")?;
+            headers.set(api::aisdk::UI_STREAM_HEADER, api::aisdk::UI_STREAM_VERSION)?;
+            out
+        }
     };
     let out = out.with_status(response.status);
     let headers = out.headers();

@@ -14,6 +14,7 @@
 //! `MODEL_PROVIDER` = `memory-demo` (default); `DEV_MODE` = `true` enables `/__dev/*`
 //! routes (never set it in production).
 
+mod aisdk;
 mod assistants;
 #[cfg(feature = "dev-routes")]
 mod dev;

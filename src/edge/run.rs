@@ -59,6 +59,8 @@ impl ObjectInner {
         let record = live.record();
         let location = run_location(record.thread_id.as_str(), &record.run_id);
         let background = job.run.delivery.background;
+        // The one choice a protocol makes here: how the run's events are written.
+        let chat = job.run.chat.is_some();
         let items = live.follow(Replay::All, None);
         ObjectInner::spawn_run(&inner, job, ticket);
         if background {
@@ -67,6 +69,7 @@ impl ObjectInner {
         }
         let mut items = items;
         match events_until_open(&mut items).await {
+            Opening::Stream(head) if chat => super::aisdk::ui_stream(head, items, &location),
             Opening::Stream(head) => event_stream(head, items, &location),
             Opening::Whole(answer) => {
                 object_response(&answer.with_header("content-location", location))

@@ -26,6 +26,9 @@ impl ObjectInner {
         inner: Rc<ObjectInner>,
         call: ThreadCall,
     ) -> worker::Result<Response> {
+        if let ThreadCommand::RunOp(RunOp::ChatStream) = call.command {
+            return inner.chat_stream(call).await;
+        }
         inner.reconcile_runs();
         if let Err(err) = api::check_caller(&inner.edge_store(), &call).await {
             return object_response(&HttpResponse::error(&err));
@@ -63,6 +66,7 @@ impl ObjectInner {
                 action,
             } => inner.cancel_run(&thread_id, &run_id, wait, action).await,
             RunOp::Join { run_id } => inner.join_run(&thread_id, &run_id).await,
+            RunOp::ChatStream => Ok(HttpResponse::no_content()),
         };
         object_response(&answer.unwrap_or_else(|err| HttpResponse::error(&err)))
     }

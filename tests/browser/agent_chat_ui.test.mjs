@@ -4,11 +4,8 @@
 // configuration; a deployment (DEV_MODE=false) without ALLOWED_ORIGINS refuses it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { join } from 'node:path';
-import { build } from 'esbuild';
-import { launchChromium } from './chromium.mjs';
-import { startWorker, tempPersistDir, removeDir, freePort, ROOT } from '../e2e/harness.mjs';
+import { launchChromium, servePage } from './chromium.mjs';
+import { startWorker, tempPersistDir, removeDir } from '../e2e/harness.mjs';
 
 let browser;
 let site;
@@ -16,26 +13,8 @@ let siteUrl;
 const dirs = [];
 
 before(async () => {
-  const bundle = await build({
-    entryPoints: [join(ROOT, 'tests/browser/agent_chat_ui/app.mjs')],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'browser',
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'error',
-  });
-  const js = bundle.outputFiles[0].text;
-  const html = '<!doctype html><meta charset="utf-8"><title>agent-chat-ui stand-in</title>'
-    + '<div id="root"></div><script type="module" src="/app.js"></script>';
-  site = createServer((req, res) => {
-    const isJs = req.url.startsWith('/app.js');
-    res.writeHead(200, { 'content-type': isJs ? 'text/javascript' : 'text/html' });
-    res.end(isJs ? js : html);
-  });
-  const port = await freePort();
-  await new Promise((r) => site.listen(port, '127.0.0.1', r));
-  siteUrl = `http://127.0.0.1:${port}`;
+  site = await servePage('tests/browser/agent_chat_ui/app.mjs', 'agent-chat-ui stand-in');
+  siteUrl = site.url;
   browser = await launchChromium();
 });
 

@@ -56,7 +56,9 @@ test(`bad-input corpus: ${cases.length} cases, each 4xx JSON {detail, code}, the
     const path = c.path.replace(/\/T(?=\/|$)/g, `/${thread}`);
     let body = c.body ?? '';
     if (body && typeof body === 'object' && !Buffer.isBuffer(body)) {
-      body = JSON.stringify(body.thread_id === 'T' ? { ...body, thread_id: thread } : body);
+      if (body.thread_id === 'T') body = { ...body, thread_id: thread };
+      if (body.id === 'T') body = { ...body, id: thread }; // an AI SDK chat id
+      body = JSON.stringify(body);
     }
     const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
     const res = await raw(c.method, path, c.headers ?? {}, bytes);

@@ -200,6 +200,39 @@ for (const [name, method, path, body, status] of [
   ['PUT an assistant', 'PUT', `/assistants/${NO_SUCH_ASSISTANT}`, undefined, 405],
 ]) add({ name: `assistants: ${name}`, method, path, body, status });
 
+// The AI SDK's chat (`POST /api/chat`, UI messages): the chat id `T` is the thread.
+const uiUser = (text, id = 'u-bad') => ({ id, role: 'user', parts: [{ type: 'text', text }] });
+for (const [name, body, status] of [
+  ['no id', { messages: [uiUser('hi')] }, 422],
+  ['id a number', { id: 7, messages: [uiUser('hi')] }, 422],
+  ['id with a slash', { id: 'a/b', messages: [uiUser('hi')] }, 422],
+  ['messages not a list', { id: 'T', messages: 'hi' }, 422],
+  ['messages an object', { id: 'T', messages: { 0: uiUser('hi') } }, 422],
+  ['no messages and no message', { id: 'T' }, 422],
+  ['both messages and message', { id: 'T', messages: [uiUser('hi')], message: uiUser('hi') }, 422],
+  ['an empty transcript', { id: 'T', messages: [] }, 422],
+  ['a part without type', { id: 'T', messages: [{ id: 'u', role: 'user', parts: [{ text: 'hi' }] }] }, 422],
+  ['a part that is a string', { id: 'T', message: { id: 'u', role: 'user', parts: ['hi'] } }, 422],
+  ['a text part without text', { id: 'T', message: { id: 'u', role: 'user', parts: [{ type: 'text' }] } }, 422],
+  ['parts missing', { id: 'T', message: { id: 'u', role: 'user' } }, 422],
+  ['role tool', { id: 'T', message: { id: 'u', role: 'tool', parts: [] } }, 422],
+  ['message id empty', { id: 'T', message: { id: '', role: 'user', parts: [] } }, 422],
+  ['trigger unknown', { id: 'T', messages: [uiUser('hi')], trigger: 'resume-stream' }, 422],
+  ['messageId a number', { id: 'T', messages: [uiUser('hi')], messageId: 5 }, 422],
+  ['regenerate an unknown message', { id: 'T', messages: [], trigger: 'regenerate-message', messageId: 'no-such-message' }, 422],
+  ['expected_head the server never had (the amnesia guard)', { id: 'T', message: uiUser('hi'), expected_head: '01a20b00-0000-7000-8000-000000000000' }, 409],
+  ['a transcript over 2,000 messages', { id: 'T', messages: Array.from({ length: 2001 }, (_, i) => uiUser('x', `m${i}`)) }, 413],
+  ['more than 256 new messages', { id: 'T', messages: Array.from({ length: 300 }, (_, i) => uiUser('x', `n${i}`)) }, 413],
+  ['a message over 3 MiB', { id: 'T', message: uiUser('z'.repeat(3 * 1024 * 1024 + 10)) }, 413],
+]) add({ name: `ai-sdk chat: ${name}`, method: 'POST', path: '/api/chat', body, status });
+for (const [name, method, path, status] of [
+  ['messages of an unknown chat', 'GET', '/api/chat/no-such-chat/messages', 404],
+  ['messages: chat id with a space', 'GET', '/api/chat/a%20b/messages', 422],
+  ['resume: chat id with a space', 'GET', '/api/chat/a%20b/stream', 422],
+  ['GET /api/chat', 'GET', '/api/chat', 405],
+  ['POST a resume', 'POST', '/api/chat/T/stream', 405],
+]) add({ name: `ai-sdk chat: ${name}`, method, path, status });
+
 // Limits.
 const big = 'x'.repeat(3 * 1024 * 1024 + 10);
 add({ name: 'body over 4 MiB', method: 'POST', path: '/threads/T/runs/wait', body: JSON.stringify(say([{ role: 'user', content: 'y'.repeat(4 * 1024 * 1024 + 10) }])), status: 413 });

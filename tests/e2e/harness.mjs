@@ -127,6 +127,18 @@ async function isUp(url, anyStatus = false) {
   }
 }
 
+/** Polls `read` until `ok(value)`, for at most `ms`; the value. */
+export async function until(read, ok, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  let value;
+  while (Date.now() < deadline) {
+    value = await read();
+    if (ok(value)) return value;
+    await sleep(50);
+  }
+  throw new Error(`condition not met in ${ms} ms; last value: ${JSON.stringify(value)}`);
+}
+
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@langchain/langgraph-sdk';
-import { startWorker, tempPersistDir, removeDir, sleep } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, sleep, until } from './harness.mjs';
 import { startMockOpenAi, behaviours } from './mock_openai.mjs';
 
 let mock;
@@ -23,18 +23,6 @@ function heldReply(pieces) {
   const gate = new Promise((r) => { release = r; });
   mock.next(behaviours.stream(pieces, { gate }));
   return release;
-}
-
-/** Polls `read` until `ok(value)`, for at most `ms`. */
-async function until(read, ok, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  let value;
-  while (Date.now() < deadline) {
-    value = await read();
-    if (ok(value)) return value;
-    await sleep(50);
-  }
-  assert.fail(`condition not met in ${ms} ms; last value: ${JSON.stringify(value)}`);
 }
 
 async function startOn(existingPort) {

@@ -16,6 +16,7 @@ use crate::message::{json_type_name, parse_messages, MessageOp};
 use crate::runtime::Entropy;
 use crate::thread::{ThreadId, ThreadStatus};
 
+mod aisdk;
 mod assistants;
 mod fields;
 mod info;
@@ -110,6 +111,10 @@ pub struct RunRequest {
     /// input and stops before the model, leaving the thread `interrupted`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupt_before: bool,
+    /// A chat turn of the AI SDK (`POST /api/chat`): its input is what the transcript
+    /// adds to the stored history, found in the thread; answered as a UI message stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Box<crate::api::aisdk::ChatTurn>>,
 }
 
 /// How a run is delivered and kept: what LangGraph's run-creating routes add to a run.
@@ -275,6 +280,8 @@ pub enum ThreadCommand {
     Saver(SaverCommand),
     /// `/threads/{id}/runs/*` on run records: list, get, delete, cancel, join.
     RunOp(RunOp),
+    /// `GET /api/chat/{id}/messages`: the head state as the AI SDK's `UIMessage[]`.
+    ChatMessages,
 }
 
 /// A call on the thread's runs (answered by the thread's object, which holds them).
@@ -323,6 +330,9 @@ pub enum RunOp {
         /// Only these modes (`stream_mode`); all when `None`.
         modes: Option<Vec<String>>,
     },
+    /// `GET /api/chat/{id}/stream`: the thread's run under way, from its first event, as
+    /// a UI message stream; 204 when none is.
+    ChatStream,
 }
 
 /// A LangGraph checkpointer call (`EdgeMemorySaver`), one request each.
@@ -568,6 +578,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i6
         Route::Threads(route) => plan_threads(route, &incoming),
         Route::State(route) => plan_state(route, &incoming),
         Route::Runs(route) => plan_run(route, &incoming),
+        Route::Chat(route) => aisdk::plan_chat(route, &incoming),
         Route::RunRecords(route) => runs::plan_run_records(route, &incoming),
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
         Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),

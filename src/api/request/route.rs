@@ -32,6 +32,19 @@ pub(super) enum Route<'a> {
     RunRecords(RunRecordsRoute<'a>),
     /// `/store/items` (PUT, GET, DELETE), `/store/items/search`, `/store/namespaces`.
     Store(StoreRoute),
+    /// The Vercel AI SDK's chat routes under `/api/chat`.
+    Chat(ChatRoute<'a>),
+}
+
+/// The AI SDK's chat routes (`DefaultChatTransport` with `api: "<worker>/api/chat"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChatRoute<'a> {
+    /// `POST /api/chat`: a chat turn, answered as a UI message stream.
+    Send,
+    /// `GET /api/chat/{id}/messages`: the chat's messages as `UIMessage[]`.
+    Messages(&'a str),
+    /// `GET /api/chat/{id}/stream`: resume the reply under way (`reconnectToStream`).
+    Resume(&'a str),
 }
 
 /// The routes on run records, and those that create background runs.
@@ -242,6 +255,9 @@ impl<'a> Route<'a> {
             ("GET", ["threads", id, "runs"]) => Route::RunRecords(RR::List(id)),
             ("POST", ["runs"]) => Route::RunRecords(RR::CreateStateless),
             ("POST", ["runs", "batch"]) => Route::RunRecords(RR::Batch),
+            ("POST", ["api", "chat"]) => Route::Chat(ChatRoute::Send),
+            ("GET", ["api", "chat", id, "messages"]) => Route::Chat(ChatRoute::Messages(id)),
+            ("GET", ["api", "chat", id, "stream"]) => Route::Chat(ChatRoute::Resume(id)),
             (method, ["threads", thread, "runs", run, rest @ ..]) => {
                 let op = match (method, rest) {
                     ("GET", []) => RunOpKind::Get,
@@ -316,6 +332,10 @@ mod tests {
             ("PUT", "/store/items", 200),
             ("POST", "/store/items", 405),
             ("GET", "/store/namespaces", 405),
+            ("GET", "/api/chat", 405),
+            ("POST", "/api/chat/c/stream", 405),
+            ("GET", "/api/chat/c/messages/", 200),
+            ("GET", "/api/chat/c", 404),
             ("GET", "/threads/T/secrets", 404),
             ("POST", "/threads/T/runs/R/other", 404),
             ("GET", "/nothing/here", 404),

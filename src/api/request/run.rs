@@ -157,6 +157,7 @@ pub(super) fn parse_run(
             ..Delivery::default()
         },
         assistant,
+        chat: None,
     })
 }
 
