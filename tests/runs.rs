@@ -110,6 +110,13 @@ fn say(text: &str) -> Vec<MessageOp> {
     .unwrap()
 }
 
+/// Thread `t`, created empty.
+fn new_thread(store: &impl Checkpointer) -> ThreadId {
+    let t = ThreadId::parse("t").unwrap();
+    pollster::block_on(store.create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))).unwrap();
+    t
+}
+
 fn contents(messages: &[Message]) -> Vec<String> {
     messages.iter().map(Message::text).collect()
 }
@@ -118,12 +125,8 @@ fn contents(messages: &[Message]) -> Vec<String> {
 fn removing_a_rolled_back_turn_leaves_the_thread_as_before_it() {
     let store = support::sqlite_store();
     let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
-    let t = ThreadId::parse("t").unwrap();
+    let t = new_thread(&store);
     pollster::block_on(async {
-        store
-            .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
-            .await
-            .unwrap();
         let turn = |text: &str| Turn {
             thread_id: t.clone(),
             input: say(text),
@@ -210,12 +213,8 @@ impl StopSignal for StopAfter {
 fn a_stopped_reply_keeps_what_was_said_for_an_interrupt_and_nothing_for_a_rollback() {
     let store = support::sqlite_store();
     let engine = Engine::new(&store, &Slow, &SystemClock, &SystemEntropy);
-    let t = ThreadId::parse("t").unwrap();
+    let t = new_thread(&store);
     pollster::block_on(async {
-        store
-            .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
-            .await
-            .unwrap();
         for (action, kept) in [
             (StopAction::Interrupt, Some("So far ")),
             (StopAction::Rollback, None),

@@ -2,12 +2,9 @@
 // browser through react-test-renderer 19.3.1, against the worker in workerd.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import React from 'react';
-import TestRenderer, { act } from 'react-test-renderer';
-import { useStream } from '@langchain/langgraph-sdk/react';
+import { mountHook as mountUseStream, waitFor, act } from './use_stream_hook.mjs';
 import { startWorker, tempPersistDir, removeDir, sleep } from './harness.mjs';
 
-globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 let worker;
 let persistDir;
 
@@ -22,38 +19,7 @@ after(async () => {
 });
 
 /** Mounts a component that exposes the hook's current value through `probe.current`. */
-async function mountHook(options) {
-  const probe = { current: null, threadIds: [] };
-  function Chat() {
-    const stream = useStream({
-      apiUrl: worker.url,
-      apiKey: null,
-      assistantId: 'agent',
-      fetchStateHistory: true,
-      onThreadId: (id) => probe.threadIds.push(id),
-      ...options,
-    });
-    probe.current = stream;
-    return React.createElement('ul', null,
-      stream.messages.map((m) => React.createElement('li', { key: m.id }, `${m.type}: ${m.content}`)));
-  }
-  let renderer;
-  await act(async () => {
-    renderer = TestRenderer.create(React.createElement(Chat));
-  });
-  return { probe, renderer };
-}
-
-async function waitFor(check, what, timeoutMs = 15_000) {
-  const started = Date.now();
-  for (;;) {
-    let ok = false;
-    await act(async () => { await sleep(50); });
-    try { ok = check(); } catch { ok = false; }
-    if (ok) return;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-  }
-}
+const mountHook = (options) => mountUseStream({ apiUrl: worker.url, fetchStateHistory: true, ...options });
 
 test('useStream: submit twice, then a fresh hook with the thread id restores the conversation', async () => {
   const { probe, renderer } = await mountHook({});

@@ -4,13 +4,9 @@
 // model is the mock OpenAI-compatible server, holding its last piece until the test lets go.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import React from 'react';
-import TestRenderer, { act } from 'react-test-renderer';
-import { useStream } from '@langchain/langgraph-sdk/react';
+import { mountHook as mountUseStream, waitFor, act } from './use_stream_hook.mjs';
 import { startWorker, tempPersistDir, removeDir, sleep } from './harness.mjs';
 import { startMockOpenAi, behaviours } from './mock_openai.mjs';
-
-globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 
 /** A page's `sessionStorage`, kept across the two mounts as a browser tab keeps it. */
 class SessionStorage {
@@ -49,37 +45,7 @@ after(async () => {
   removeDir(persistDir);
 });
 
-async function mountHook(options) {
-  const probe = { current: null, threadIds: [] };
-  function Chat() {
-    const stream = useStream({
-      apiUrl: worker.url,
-      apiKey: null,
-      assistantId: 'agent',
-      onThreadId: (id) => probe.threadIds.push(id),
-      ...options,
-    });
-    probe.current = stream;
-    return React.createElement('ul', null,
-      stream.messages.map((m) => React.createElement('li', { key: m.id }, `${m.type}: ${m.content}`)));
-  }
-  let renderer;
-  await act(async () => {
-    renderer = TestRenderer.create(React.createElement(Chat));
-  });
-  return { probe, renderer };
-}
-
-async function waitFor(check, what, timeoutMs = 15_000) {
-  const started = Date.now();
-  for (;;) {
-    let ok = false;
-    await act(async () => { await sleep(50); });
-    try { ok = check(); } catch { ok = false; }
-    if (ok) return;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-  }
-}
+const mountHook = (options) => mountUseStream({ apiUrl: worker.url, ...options });
 
 test('useStream with reconnectOnMount: unmounted mid-answer, the next mount shows the whole reply', async () => {
   const storage = new SessionStorage();
