@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::live::LiveEdit;
-use super::log::{encode_ops, insert_parts};
+use super::log::{encode_ops, insert_parts, PARENT_IS_PREVIOUS, RESOLVED_PARENT};
 use super::port::{SqlExec, SqlValue, Statement};
 use super::rows::CheckpointRow;
 use super::schema::{delete_thread_rows, Group};
@@ -24,8 +24,13 @@ const INSERT_LOG: &str =
     "INSERT INTO em_log (tkey, checkpoint_id, parent_id, created_at, metadata, next_pos, ops)
              VALUES (?, ?, ?, ?, ?, ?, ?)";
 /// Checkpoints after `?` (the oldest to remove) whose parent is one of those to remove.
-const COUNT_FOLLOWERS: &str = "SELECT count(*) FROM em_log WHERE tkey = ? AND checkpoint_id > ?
-             AND parent_id IN (SELECT value FROM json_each(?)) AND checkpoint_id NOT IN (SELECT value FROM json_each(?))";
+fn count_followers() -> String {
+    format!(
+        "SELECT count(*) FROM em_log l WHERE l.tkey = ? AND l.checkpoint_id > ?
+           AND ({RESOLVED_PARENT}) IN (SELECT value FROM json_each(?))
+           AND l.checkpoint_id NOT IN (SELECT value FROM json_each(?))"
+    )
+}
 const DELETE_LOG_ROWS: &str =
     "DELETE FROM em_log WHERE tkey = ? AND checkpoint_id IN (SELECT value FROM json_each(?))";
 const DELETE_PART_ROWS: &str =
@@ -94,7 +99,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         removed: &[CheckpointRow],
     ) -> Result<Vec<Statement>> {
         let remaining: Vec<String> = removed.iter().map(|r| r.id().to_string()).collect();
-        let filter = "AND checkpoint_id NOT IN (SELECT value FROM json_each(?))";
+        let filter = "AND l.checkpoint_id NOT IN (SELECT value FROM json_each(?))";
         let head = self
             .checkpoint_rows(
                 thread_id,
@@ -200,12 +205,17 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             .collect::<Result<Vec<_>>>()?;
         let encoded = encode_ops(&placed)?;
         let id = record.checkpoint_id.as_str();
+        // A put on the head names its parent by the marker: the head is the row before.
+        let stored_parent = match (&record.parent_id, &head) {
+            (Some(p), Some(h)) if p.as_str() == h.id() => Some(PARENT_IS_PREVIOUS),
+            (p, _) => p.as_ref().map(CheckpointId::as_str),
+        };
         batch.push(Statement::new(
             INSERT_LOG,
             vec![
                 tkey.into(),
                 id.into(),
-                record.parent_id.as_ref().map(CheckpointId::as_str).into(),
+                stored_parent.into(),
                 record.created_at_ms.into(),
                 json_text(&record.metadata).into(),
                 edit.next_pos.into(),
@@ -261,7 +271,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             Some(before) => self.checkpoint_rows(
                 thread_id,
                 tkey,
-                "AND checkpoint_id < ?",
+                "AND l.checkpoint_id < ?",
                 vec![before.as_str().into()],
                 Some(query.limit),
             )?,
@@ -289,7 +299,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
         let names: Vec<&str> = removed.iter().map(CheckpointRow::id).collect();
         let names = SqlValue::from(serde_json::to_string(&names)?);
         let count = self.query(
-            COUNT_FOLLOWERS,
+            &count_followers(),
             &[tkey.into(), oldest.into(), names.clone(), names.clone()],
         )?;
         let followed = count

@@ -240,7 +240,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                     }
                 }
             }
-            if row.parent_id.is_none() {
+            if row.is_root {
                 complete = true;
             }
             Ok(ControlFlow::Continue(()))

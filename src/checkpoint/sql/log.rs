@@ -37,8 +37,22 @@ const INSERT_PART: &str =
 const SELECT_PARTS: &str = "SELECT data FROM em_body_parts
              WHERE tkey = ? AND checkpoint_id = ? AND op = ? ORDER BY part";
 /// A page of the log, newest first, from a checkpoint down.
-const SELECT_PAGE: &str = "SELECT checkpoint_id, parent_id, next_pos, ops FROM em_log
+const SELECT_PAGE_FROM: &str = "SELECT checkpoint_id, parent_id, next_pos, ops FROM em_log
              WHERE tkey = ? AND checkpoint_id <= ? ORDER BY checkpoint_id DESC LIMIT ?";
+/// A page of the log, newest first, below a checkpoint.
+const SELECT_PAGE_BELOW: &str = "SELECT checkpoint_id, parent_id, next_pos, ops FROM em_log
+             WHERE tkey = ? AND checkpoint_id < ? ORDER BY checkpoint_id DESC LIMIT ?";
+
+/// `em_log.parent_id` of a row whose parent is the row just before it in id order (a
+/// put that continues the head: nearly every row), which saves the 36-byte id.
+pub(super) const PARENT_IS_PREVIOUS: &str = "";
+
+/// `em_log.parent_id` resolved, for a query over `em_log l`: the marker
+/// [`PARENT_IS_PREVIOUS`] read as the id of the row before.
+pub(super) const RESOLVED_PARENT: &str = "CASE WHEN l.parent_id = '' THEN
+               (SELECT p.checkpoint_id FROM em_log p WHERE p.tkey = l.tkey
+                AND p.checkpoint_id < l.checkpoint_id ORDER BY p.checkpoint_id DESC LIMIT 1)
+             ELSE l.parent_id END";
 const SELECT_ROW_OPS: &str = "SELECT ops FROM em_log WHERE tkey = ? AND checkpoint_id = ?";
 /// The largest page a walk reads at once; a walk's pages double from its first up to it.
 pub(super) const PAGE_MAX_ROWS: i64 = 512;
@@ -209,12 +223,21 @@ pub(super) fn decode_ops(text: &str) -> Result<Vec<StoredOp>> {
         .map_err(|e| Error::backend(format_args!("em_log: ops do not decode: {e}")))
 }
 
-/// A log row as a walk reads it: its ids, the next free position after it, its ops.
+/// A log row as a walk reads it: its id, whether it is its chain's first, the next
+/// free position after it, its ops.
 pub(super) struct OpsRow {
     pub(super) checkpoint_id: String,
-    pub(super) parent_id: Option<String>,
+    pub(super) is_root: bool,
     pub(super) next_pos: i64,
     pub(super) ops: Vec<StoredOp>,
+}
+
+/// The row a walk looks for next.
+enum Wanted {
+    /// The row with this id.
+    Id(String),
+    /// The row just before the last one visited.
+    Previous,
 }
 
 impl<E: SqlExec> SqlCheckpointer<E> {
@@ -304,49 +327,49 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         first_page: i64,
         mut visit: impl FnMut(OpsRow) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let mut wanted = Some(from.to_string());
+        let mut wanted = Wanted::Id(from.to_string());
         let mut page = first_page.clamp(1, PAGE_MAX_ROWS);
-        while let Some(cursor) = wanted.clone() {
-            let rows = self.query(
-                SELECT_PAGE,
-                &[tkey.into(), cursor.as_str().into(), page.into()],
-            )?;
+        let mut below: Option<String> = None;
+        loop {
+            let (sql, cursor) = match (&wanted, &below) {
+                (Wanted::Id(id), _) => (SELECT_PAGE_FROM, id.clone()),
+                (Wanted::Previous, Some(last)) => (SELECT_PAGE_BELOW, last.clone()),
+                (Wanted::Previous, None) => return Err(Error::backend("em_log: no row to follow")),
+            };
+            let rows = self.query(sql, &[tkey.into(), cursor.as_str().into(), page.into()])?;
             let full = rows.len() as i64 == page;
             for row in rows {
                 let mut cols = Columns::new(row, "em_log");
                 let checkpoint_id = cols.text()?;
-                if Some(&checkpoint_id) != wanted.as_ref() {
+                below = Some(checkpoint_id.clone());
+                if matches!(&wanted, Wanted::Id(id) if *id != checkpoint_id) {
                     continue;
                 }
-                let parent_id = cols.optional_text()?;
-                let next_pos = cols.integer()?;
-                let ops = decode_ops(&cols.text()?)?;
-                wanted = parent_id.clone();
+                let parent = cols.optional_text()?;
                 let row = OpsRow {
                     checkpoint_id,
-                    parent_id,
-                    next_pos,
-                    ops,
+                    is_root: parent.is_none(),
+                    next_pos: cols.integer()?,
+                    ops: decode_ops(&cols.text()?)?,
                 };
-                if visit(row)?.is_break() {
+                wanted = match parent {
+                    None => Wanted::Id(String::new()),
+                    Some(p) if p == PARENT_IS_PREVIOUS => Wanted::Previous,
+                    Some(p) => Wanted::Id(p),
+                };
+                if visit(row)?.is_break() || matches!(&wanted, Wanted::Id(id) if id.is_empty()) {
                     return Ok(());
                 }
             }
-            if wanted.as_ref() == Some(&cursor) {
-                return Err(Error::backend(format_args!(
-                    "em_log: checkpoint {cursor} is missing from its chain"
-                )));
-            }
             // A short page held every row below its cursor: a parent not among them is
             // missing.
-            if !full && wanted.is_some() {
+            if !full {
                 return Err(Error::backend(format_args!(
                     "em_log: the chain breaks below {cursor}"
                 )));
             }
             page = (page * 2).min(PAGE_MAX_ROWS);
         }
-        Ok(())
     }
 
     /// The ops of `from`'s chain, oldest first, resolved into message ops.

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::log::RESOLVED_PARENT;
 use super::port::{SqlExec, SqlValue};
 use super::{Columns, SqlCheckpointer};
 use crate::checkpoint::{CheckpointId, CheckpointRecord};
@@ -58,7 +59,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         Columns::new(row, "em_threads").integer()
     }
 
-    /// Checkpoint rows selected by `filter` (SQL after `WHERE tkey = ?`), newest first.
+    /// Checkpoint rows selected by `filter` (SQL after `WHERE l.tkey = ?`, over `em_log
+    /// l`), newest first.
     pub(super) fn checkpoint_rows(
         &self,
         thread_id: &ThreadId,
@@ -68,8 +70,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         limit: Option<usize>,
     ) -> Result<Vec<CheckpointRow>> {
         let sql = format!(
-            "SELECT checkpoint_id, parent_id, created_at, metadata, next_pos FROM em_log
-             WHERE tkey = ? {filter} ORDER BY checkpoint_id DESC LIMIT ?"
+            "SELECT l.checkpoint_id, {RESOLVED_PARENT}, l.created_at, l.metadata, l.next_pos
+             FROM em_log l WHERE l.tkey = ? {filter} ORDER BY l.checkpoint_id DESC LIMIT ?"
         );
         let mut all = vec![SqlValue::Integer(tkey)];
         all.extend(params);
@@ -116,7 +118,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.checkpoint_rows(
             thread_id,
             tkey,
-            "AND checkpoint_id = ?",
+            "AND l.checkpoint_id = ?",
             vec![id.as_str().into()],
             Some(1),
         )?
