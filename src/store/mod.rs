@@ -91,6 +91,20 @@ impl Namespace {
     pub fn truncated(&self, depth: usize) -> Namespace {
         Namespace(self.0.iter().take(depth).cloned().collect())
     }
+
+    /// The labels after the first `count`.
+    pub fn skipped(&self, count: usize) -> Namespace {
+        Namespace(self.0.iter().skip(count).cloned().collect())
+    }
+
+    /// `label` followed by these labels (`label` is one checked label).
+    pub fn under(&self, label: &str) -> Namespace {
+        Namespace(
+            std::iter::once(label.to_string())
+                .chain(self.0.iter().cloned())
+                .collect(),
+        )
+    }
 }
 
 /// LangGraph's rule: a label is a non-empty string without periods.
