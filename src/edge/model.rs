@@ -161,8 +161,8 @@ impl WorkerAi {
         // Reflect.apply, not `run.call(..)`: an RPC binding's `run` answers any property,
         // `call` included, as a remote method.
         let args = js_sys::Array::of2(&model.into(), &js_input);
-        let returned = js_sys::Reflect::apply(&run, &self.binding, &args)
-            .map_err(|e| Error::Upstream {
+        let returned =
+            js_sys::Reflect::apply(&run, &self.binding, &args).map_err(|e| Error::Upstream {
                 reason: format!("Workers AI refused the call: {}", js_error(&e)),
             })?;
         // A promise, or a thenable (an RPC binding's answer).
