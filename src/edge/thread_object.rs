@@ -79,12 +79,15 @@ impl DurableObject for ThreadObject {
         } else {
             None
         };
+        // One count of the object's rows (its directory shard's table counted apart).
+        let counters: Rc<super::do_sql::SqlCounters> = Rc::default();
+        let counted = || DoSql::counted_by(state.storage(), counters.clone());
         ThreadObject {
             inner: Rc::new(ObjectInner {
-                store: SqlCheckpointer::new(DoSql::new(state.storage())),
+                store: SqlCheckpointer::new(counted()),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
-                assistants: SqlAssistants::new(DoSql::new(state.storage())),
-                items: crate::store::sql::SqlStore::new(DoSql::new(state.storage())),
+                assistants: SqlAssistants::new(counted()),
+                items: crate::store::sql::SqlStore::new(counted()),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
@@ -92,7 +95,7 @@ impl DurableObject for ThreadObject {
                 kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
                 runs: RunGate::new(),
                 live: LiveRuns::new(),
-                run_records: SqlRuns::new(DoSql::new(state.storage())),
+                run_records: SqlRuns::new(counted()),
                 runs_reconciled: std::cell::Cell::new(false),
                 state,
                 env,

@@ -31,6 +31,7 @@ impl ObjectInner {
             thread_id: thread_id.clone(),
             expires_at_ms: SystemClock.now_ms() + in_ms,
         };
+        self.store.exec().counters().count_storage_write();
         match self.state.storage().put(TTL_KEY, &expiry).await {
             Ok(()) => self.arm_alarm_within(in_ms).await,
             Err(err) => worker::console_error!("edge-memory: thread TTL not set: {err}"),
