@@ -9,7 +9,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, State};
 use super::do_sql::DoSql;
 use super::model::EdgeModel;
 use super::store::EdgeStore;
-use super::worker_kv::{WorkerKv, KV_BINDING};
+use super::worker_kv::{ObjectRegister, WorkerKv, KV_BINDING};
 use super::{Backend, EdgeConfig};
 use crate::api::directory::DirectorySync;
 use crate::api::runs::{LiveRuns, SqlRuns};
@@ -46,7 +46,7 @@ pub(super) struct ObjectInner {
     #[cfg(feature = "dev-routes")]
     pub(super) directory_previous: std::cell::RefCell<Option<IndexUpdate>>,
     /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
-    pub(super) kv: Option<KvCheckpointer<WorkerKv>>,
+    pub(super) kv: Option<KvCheckpointer<WorkerKv, ObjectRegister>>,
     pub(super) runs: RunGate,
     /// The runs under way in this object (their events, followers, stops).
     pub(super) live: LiveRuns,
@@ -89,7 +89,12 @@ impl DurableObject for ThreadObject {
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
                 directory_previous: std::cell::RefCell::new(None),
-                kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
+                kv: kv.map(|store| {
+                    KvCheckpointer::with_register(
+                        WorkerKv::new(store, &env),
+                        ObjectRegister::new(state.storage()),
+                    )
+                }),
                 runs: RunGate::new(),
                 live: LiveRuns::new(),
                 run_records: SqlRuns::new(DoSql::new(state.storage())),
