@@ -247,6 +247,75 @@ fn the_idempotency_window_is_not_bound_to_the_request_body() {
     assert_eq!(messages(&later), 4);
 }
 
+/// Finding "the idempotency window is shorter than the queue and not bound to the request
+/// body", its second half: a key was found only among the thread's newest 160
+/// checkpoints, so a retry after more turns than that ran again. A key is now kept for
+/// `IDEMPOTENCY_TTL_MS` (a day) however many turns follow: a retry after 170 turns is
+/// the same run, another body with the key is 422 with the thread unchanged, and only
+/// after a day does the key start a new run.
+#[test]
+fn idempotency_keys_are_kept_for_a_day_not_a_number_of_turns() {
+    use edge_memory::checkpoint::keys::SqlKeys;
+    use edge_memory::runtime::ManualClock;
+    let store = support::sqlite_store();
+    let keys = SqlKeys::new(support::RusqliteExec::in_memory());
+    let clock = ManualClock::new(1_800_000_000_000);
+    let mut engine = Engine::new(&store, &MemoryDemoResponder, &clock, &SystemEntropy);
+    engine.keys = Some(&keys);
+    let (info, gate) = (ServerInfo::default(), RunGate::new());
+    let send = |text: &str, key: Option<&str>| {
+        let body = json!({"input": {"messages": [{"role": "user", "content": text}]}, "if_not_exists": "create"});
+        let mut req = HttpRequest::json("POST", "/threads/kept/runs/wait", &body);
+        if let Some(key) = key {
+            req = req.with_header("idempotency-key", key);
+        }
+        pollster::block_on(api::handle(&req, &info, &engine, &gate))
+    };
+    let history = || {
+        let req = HttpRequest::empty("GET", "/threads/kept/state");
+        let resp = pollster::block_on(api::handle(&req, &info, &engine, &gate));
+        resp.json().unwrap()["values"]["messages"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let first = send("My name is Sam", Some("day-key"));
+    assert_eq!(first.status, 200);
+    let turns = 170;
+    assert!(
+        2 * turns > api::IDEMPOTENCY_WINDOW,
+        "past the newest-checkpoints window"
+    );
+    for i in 0..turns {
+        clock.advance(60_000);
+        assert_eq!(send(&format!("turn {i}"), None).status, 200);
+    }
+    let stored = history();
+    assert_eq!(stored, 2 + 2 * turns);
+
+    // The retry, hours later and 170 turns on: the original answer, nothing appended.
+    let retry = send("My name is Sam", Some("day-key"));
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.json(), first.json());
+    assert_eq!(history(), stored);
+
+    // Another body with the same key: 422 {detail, code}, the thread unchanged.
+    let reused = send("Transfer everything", Some("day-key"));
+    assert_eq!(reused.status, 422);
+    let problem = reused.json().unwrap();
+    assert_eq!(problem["code"], "invalid_input");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("different request body"));
+    assert_eq!(history(), stored);
+
+    // A day after the key was used, it names nothing: the same request is a new turn.
+    clock.advance(api::IDEMPOTENCY_TTL_MS);
+    assert_eq!(send("My name is Sam", Some("day-key")).status, 200);
+    assert_eq!(history(), stored + 2);
+}
+
 #[test]
 fn unscoped_search_merges_the_shared_shards_and_repairs_lost_deletes() {
     let store = support::sqlite_store();

@@ -16,6 +16,7 @@ use crate::api::runs::{LiveRuns, SqlRuns};
 use crate::api::{HttpResponse, IndexUpdate, RunGate, ThreadCall, ThreadCommand};
 use crate::checkpoint::assistants::SqlAssistants;
 use crate::checkpoint::directory::SqlDirectory;
+use crate::checkpoint::keys::{IdempotencyKeys, SqlKeys};
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
 use crate::error::Error;
@@ -52,6 +53,8 @@ pub(super) struct ObjectInner {
     pub(super) live: LiveRuns,
     /// The thread's run records and kept events.
     pub(super) run_records: SqlRuns<DoSql>,
+    /// Answered runs' idempotency keys, kept for a day.
+    pub(super) keys: SqlKeys<DoSql>,
     /// Whether this instance has looked for runs a restart left behind.
     pub(super) runs_reconciled: std::cell::Cell<bool>,
     pub(super) state: State,
@@ -98,6 +101,7 @@ impl DurableObject for ThreadObject {
                 runs: RunGate::new(),
                 live: LiveRuns::new(),
                 run_records: SqlRuns::new(DoSql::new(state.storage())),
+                keys: SqlKeys::new(DoSql::new(state.storage())),
                 runs_reconciled: std::cell::Cell::new(false),
                 state,
                 env,
@@ -186,6 +190,12 @@ impl ObjectInner {
         }
     }
 
+    /// Drops a deleted thread's run records, their kept events and its idempotency keys.
+    pub(super) fn forget_runs(&self, thread_id: &crate::thread::ThreadId) -> Result<(), Error> {
+        self.run_records.delete_thread(thread_id)?;
+        self.keys.delete_thread(thread_id)
+    }
+
     /// Carries out a thread call other than a run on this thread.
     async fn thread_call(self: &Rc<Self>, call: ThreadCall) -> HttpResponse {
         self.reconcile_runs();
@@ -201,7 +211,7 @@ impl ObjectInner {
             self.set_thread_ttl(&thread_id, minutes).await;
         }
         if deleting && response.status == 204 {
-            if let Err(err) = self.run_records.delete_thread(&thread_id) {
+            if let Err(err) = self.forget_runs(&thread_id) {
                 worker::console_error!("edge-memory: runs of a deleted thread kept: {err}");
             }
         }

@@ -98,6 +98,6 @@ test('KV lag, cached misses and cold starts: every acknowledged turn is an ances
   const served = acked.flat().length;
   t.diagnostic(`${served} turns acknowledged, ${counts.guarded} with expected_head, ${counts.conflicts} answered 409`);
   assert.ok(served >= THREADS * ROUNDS / 2, `most turns were served (${served} acknowledged, ${counts.conflicts} 409s)`);
-  assert.ok(counts.guarded >= 10, `turns sent expected_head (${counts.guarded})`);
+  assert.ok(counts.guarded >= 5, `turns sent expected_head (${counts.guarded})`);
   assert.ok(counts.conflicts > 0, 'the lag was seen: some requests were 409');
 });
