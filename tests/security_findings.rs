@@ -21,7 +21,7 @@ use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::directory::SqlDirectory;
 use edge_memory::checkpoint::{ThreadIndex, ThreadSearch};
-use edge_memory::runtime::{SystemClock, SystemEntropy};
+use edge_memory::runtime::{Clock, SystemClock, SystemEntropy};
 use edge_memory::thread::{ThreadId, ThreadRecord};
 use edge_memory::Result;
 use serde_json::{json, Value};
@@ -314,6 +314,63 @@ fn idempotency_keys_are_kept_for_a_day_not_a_number_of_turns() {
     clock.advance(api::IDEMPOTENCY_TTL_MS);
     assert_eq!(send("My name is Sam", Some("day-key")).status, 200);
     assert_eq!(history(), stored + 2);
+}
+
+/// Finding "JWT accepts any secret length, and `iat`/maximum lifetime/`iss`/`aud` are
+/// optional": a short HS256 secret is a configuration error (500 on every route, never
+/// open); a token without `exp`, one living longer than the maximum lifetime, one with an
+/// `iat` in the future, and, once `JWT_ISSUER`/`JWT_AUDIENCE` are set, one without them
+/// are 401 and see nothing.
+#[test]
+fn jwt_accepts_any_secret_length_and_optional_claims() {
+    use edge_memory::auth::sign_hs256;
+    let configured = |secret: &'static str| {
+        let vars = move |name: &str| match name {
+            "AUTH_MODE" => Some("jwt".to_string()),
+            "JWT_SECRET" => Some(secret.to_string()),
+            "JWT_ISSUER" => Some("https://issuer.example".to_string()),
+            "JWT_AUDIENCE" => Some("edge-memory".to_string()),
+            _ => None,
+        };
+        edge_memory::config::from_env(vars, |_: &str| None)
+    };
+    let refused = configured("short-secret").unwrap_err();
+    assert_eq!(refused.status(), 500, "{refused:?}");
+    let settings = configured("findings-secret-0123456789abcdef").unwrap();
+    let info = ServerInfo {
+        auth: settings.auth,
+        ..Default::default()
+    };
+    let store = support::sqlite_store();
+    let gate = RunGate::new();
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let now = SystemClock.now_ms() / 1000;
+    let status_with = |claims: Value| {
+        let token = sign_hs256(&claims, SECRET).unwrap();
+        let req = HttpRequest::json("POST", "/threads/search", &json!({}))
+            .with_header("authorization", &format!("Bearer {token}"));
+        pollster::block_on(api::handle(&req, &info, &engine, &gate)).status
+    };
+    let good = json!({"sub": "u", "iss": "https://issuer.example", "aud": "edge-memory", "iat": now, "exp": now + 600});
+    assert_eq!(status_with(good.clone()), 200, "the control: a good token");
+    let without = |key: &str| {
+        let mut claims = good.clone();
+        claims.as_object_mut().unwrap().remove(key);
+        claims
+    };
+    let mut forever = good.clone();
+    forever["exp"] = json!(now + 10 * 365 * 24 * 3600);
+    let mut future = good.clone();
+    future["iat"] = json!(now + 3600);
+    for (what, claims) in [
+        ("no exp", without("exp")),
+        ("a ten-year lifetime", forever),
+        ("iat in the future", future),
+        ("no iss", without("iss")),
+        ("no aud", without("aud")),
+    ] {
+        assert_eq!(status_with(claims), 401, "{what}");
+    }
 }
 
 #[test]
