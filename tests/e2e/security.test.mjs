@@ -216,3 +216,22 @@ test('MEMORY_BACKEND=kv without a KV binding quietly uses SQLite: now a configur
     removeDir(persistDir);
   }
 });
+
+test('a 500 returned after a run committed invites a duplicate: a failure after the commit (every directory update lost) still answers the run, once', async () => {
+  await withWorker({ AUTH_MODE: 'none', DEV_MODE: 'true', DEV_DIRECTORY_FAULTS: 'drop=1' }, async (worker) => {
+    const thread = (await api(worker.url, 'POST', '/threads', {})).body.thread_id;
+    const waited = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('My name is Sam'));
+    assert.equal(waited.status, 200, JSON.stringify(waited.body));
+    const streamed = await fetch(`${worker.url}/threads/${thread}/runs/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(say("What's my name?", { stream_mode: ['values'] })),
+    });
+    assert.equal(streamed.status, 200);
+    const text = await streamed.text();
+    assert.doesNotMatch(text, /event: error/);
+    assert.match(text, /Your name is Sam/);
+    const history = await api(worker.url, 'POST', `/threads/${thread}/history`, { limit: 10 });
+    assert.equal(history.body.length, 4, 'each run stored once');
+  });
+});
