@@ -232,8 +232,8 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     Ok(turn)
 }
 
-/// Keeps which reply answered a keyed run, when this run stored it (a retry answered
-/// again stores nothing). A failure loses nothing
+/// Keeps which reply answered a keyed run, when this run stored it whole (a retry
+/// answered again stores nothing). A failure loses nothing
 /// a retry soon after needs: the input's metadata carries the key too, and the newest
 /// checkpoints are searched for it.
 fn remember_reply<C, M>(
@@ -242,7 +242,9 @@ fn remember_reply<C, M>(
     keyed: KeyOfRun,
     (_, head, end): &TurnEvents,
 ) {
-    if let (Some((key, body)), true) = (keyed, end.written.contains(&head.checkpoint_id)) {
+    // A stopped run's partial reply may be rolled back: its retries use the checkpoints.
+    let stored = end.stopped.is_none() && end.written.contains(&head.checkpoint_id);
+    if let (Some((key, body)), true) = (keyed, stored) {
         let (keyed, now) = ((key.as_str(), body.as_deref()), engine.clock.now_ms());
         let _ = remember_keyed_reply(engine.keys, thread_id, keyed, &head.checkpoint_id, now);
     }
