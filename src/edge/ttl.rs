@@ -59,7 +59,7 @@ impl ObjectInner {
                     .await;
                 return;
             }
-            let _ = self.run_records.delete_thread(thread_id);
+            let _ = self.forget_runs(thread_id);
             let owner = owner_of(&record.metadata).map(str::to_string);
             let removal = IndexUpdate::Remove {
                 thread_id: thread_id.clone(),

@@ -93,6 +93,8 @@ add({ name: 'If-Match not the head', method: 'POST', path: '/threads/T/runs/wait
 add({ name: 'If-Match not an id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'not/an id' }, status: 422 });
 add({ name: 'If-Match another id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'abc' }, status: 409 });
 add({ name: 'Idempotency-Key too long', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'k'.repeat(300) }, status: 422 });
+// The corpus thread's first turn was sent with the key `corpus-key`: another body with it.
+add({ name: 'Idempotency-Key reused with another body', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'corpus-key' }, status: 422 });
 
 // Background runs and run records.
 for (const [name, body] of runBodies.slice(0, 12)) {
