@@ -23,6 +23,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+mod json;
 pub mod limits;
 pub mod message;
 pub mod runtime;

@@ -216,7 +216,7 @@ impl<K: KvPort, R: KvRegister> KvCheckpointer<K, R> {
                 .await?
                 .ok_or_else(|| Error::thread_not_found(t.as_str()))?,
         };
-        Ok(serde_json::from_str(&raw)?)
+        Ok(crate::json::from_text(&raw)?)
     }
 
     /// Newest checkpoint ids first, up to `limit` (all with `None`).
@@ -284,7 +284,7 @@ impl<K: KvPort, R: KvRegister> KvCheckpointer<K, R> {
             }
             Err(_) => raw,
         };
-        Ok(Some(serde_json::from_str(&text)?))
+        Ok(Some(crate::json::from_text(&text)?))
     }
 
     /// Loads a checkpoint the caller names; an id newer than the visible head that cannot
@@ -356,7 +356,7 @@ impl<K: KvPort, R: KvRegister> KvCheckpointer<K, R> {
         for (n, part) in parts.iter().enumerate() {
             self.kv.put(&part_key(t, id, n), part).await?;
         }
-        let header = serde_json::to_string(&SplitValue { parts: parts.len() })?;
+        let header = crate::json::to_text(&SplitValue { parts: parts.len() })?;
         self.kv.put(&checkpoint_key(t, id), &header).await
     }
 }
@@ -365,8 +365,7 @@ impl<K: KvPort, R: KvRegister> KvCheckpointer<K, R> {
 impl<K: KvPort, R: KvRegister> super::saver::SaverStore for KvCheckpointer<K, R> {}
 
 fn json(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| Error::backend(format_args!("does not serialize: {e}")))
+    crate::json::to_text(value).map_err(|e| Error::backend(format_args!("does not serialize: {e}")))
 }
 
 impl<K: KvPort, R: KvRegister> Checkpointer for KvCheckpointer<K, R> {

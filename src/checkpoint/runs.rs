@@ -180,7 +180,7 @@ impl<E: SqlExec> SqlRuns<E> {
             .into_iter()
             .map(|row| {
                 let text = Columns::new(row, "em_runs").text()?;
-                serde_json::from_str(&text)
+                crate::json::from_text(&text)
                     .map_err(|e| Error::backend(format_args!("em_runs: undecodable record: {e}")))
             })
             .collect()
@@ -190,7 +190,7 @@ impl<E: SqlExec> SqlRuns<E> {
     /// oldest finished records out.
     pub fn put(&self, record: &RunRecord) -> Result<()> {
         self.ensure_schema()?;
-        let text = serde_json::to_string(record).map_err(Error::backend)?;
+        let text = crate::json::to_text(record).map_err(Error::backend)?;
         let mut batch = vec![Statement::new(
             UPSERT,
             vec![

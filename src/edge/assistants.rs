@@ -36,7 +36,7 @@ pub(super) async fn assistant_call(env: &Env, call: AssistantCall) -> HttpRespon
     let owner = call.owner.clone();
     let changed = call.changes().map(str::to_string);
     let object = AssistantCall::object_name(owner.as_deref());
-    let response = match serde_json::to_string(&call) {
+    let response = match crate::json::to_text(&call) {
         Ok(payload) => call_object(env, &object, "/assistants", payload).await,
         Err(e) => Err(Error::backend(e)),
     };

@@ -41,7 +41,7 @@ pub(super) async fn shard_apply(
     shard: &Shard,
     update: &IndexUpdate,
 ) -> Result<(), Error> {
-    let payload = serde_json::to_string(update).map_err(Error::backend)?;
+    let payload = crate::json::to_text(update).map_err(Error::backend)?;
     let response = call_object(env, &shard.object_name(), "/index/apply", payload).await?;
     match response.status {
         200..=299 => Ok(()),
@@ -59,7 +59,7 @@ pub(super) async fn shard_query<T: serde::de::DeserializeOwned>(
     path: &str,
     query: &impl serde::Serialize,
 ) -> Result<T, Error> {
-    let payload = serde_json::to_string(query).map_err(Error::backend)?;
+    let payload = crate::json::to_text(query).map_err(Error::backend)?;
     let response = call_object(env, &shard.object_name(), path, payload).await?;
     match response.body {
         Body::Json(value) if response.status == 200 => {

@@ -225,7 +225,7 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
 
 fn to_worker_response(response: &HttpResponse) -> worker::Result<Response> {
     let out = match &response.body {
-        Body::Json(body) => Response::from_json(body)?,
+        Body::Json(body) => super::thread_object::json_text_response(body.to_string())?,
         Body::Empty => Response::empty()?,
         Body::EventStream(events) => {
             let text: String = events.iter().map(SseEvent::to_text).collect();

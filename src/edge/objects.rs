@@ -43,12 +43,13 @@ impl DurableObjects<'_> {
         if let api::ThreadCommand::Run(run) = &mut call.command {
             api::assistants::resolve(self, run).await?;
         }
-        let payload = serde_json::to_string(&call).map_err(Error::backend)?;
+        let payload = crate::json::to_text(&call).map_err(Error::backend)?;
         let mut response =
             fetch_object(self.env, call.thread_id.as_str(), "/call", payload).await?;
         let headers = response.headers().clone();
         if headers.get(STREAM_HEADER).ok().flatten().is_none() {
-            let http: HttpResponse = response.json().await.map_err(Error::backend)?;
+            let text = response.text().await.map_err(Error::backend)?;
+            let http: HttpResponse = crate::json::from_text(&text).map_err(Error::backend)?;
             return Ok(Served::Http(http));
         }
         let ResponseBody::Stream(body) = response.body() else {
@@ -73,7 +74,7 @@ impl DurableObjects<'_> {
 
 impl api::Backend for DurableObjects<'_> {
     async fn call(&self, call: ThreadCall) -> HttpResponse {
-        let result = match serde_json::to_string(&call) {
+        let result = match crate::json::to_text(&call) {
             Ok(payload) => call_object(self.env, call.thread_id.as_str(), "/call", payload).await,
             Err(e) => Err(Error::backend(e)),
         };
@@ -166,9 +167,10 @@ pub(super) async fn call_object(
     path: &str,
     payload: String,
 ) -> Result<HttpResponse, Error> {
-    fetch_object(env, name, path, payload)
+    let text = fetch_object(env, name, path, payload)
         .await?
-        .json::<HttpResponse>()
+        .text()
         .await
-        .map_err(Error::backend)
+        .map_err(Error::backend)?;
+    crate::json::from_text(&text).map_err(Error::backend)
 }

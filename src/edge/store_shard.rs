@@ -61,7 +61,7 @@ pub(super) async fn serve(env: &Env, plan: StorePlan) -> HttpResponse {
 
 impl StoreShards for EdgeStoreShards<'_> {
     async fn shard(&self, shard: &StoreShard, command: &ShardCommand) -> Result<serde_json::Value> {
-        let payload = serde_json::to_string(command).map_err(Error::backend)?;
+        let payload = crate::json::to_text(command).map_err(Error::backend)?;
         let response = call_object(self.env, &shard.object_name(), "/store", payload).await?;
         match response.body {
             Body::Json(value) if response.status == 200 => Ok(value),

@@ -175,12 +175,24 @@ pub(super) fn object_response(response: &HttpResponse) -> worker::Result<Respons
     if let Some(reason) = &response.internal_error {
         worker::console_error!("edge-memory thread object: {reason}");
     }
-    Response::from_json(response)
+    // Straight to text: a response's body can be a whole state, not worth a copy.
+    let text =
+        serde_json::to_string(response).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    json_text_response(text)
+}
+
+/// JSON text as a response.
+pub(super) fn json_text_response(text: String) -> worker::Result<Response> {
+    let mut response = Response::ok(text)?;
+    response
+        .headers_mut()
+        .set("content-type", "application/json")?;
+    Ok(response)
 }
 
 /// Decodes an internal request body (from the worker or another object).
 pub(super) fn decode<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, Error> {
-    serde_json::from_str(body)
+    crate::json::from_text(body)
         .map_err(|e| Error::backend(format_args!("undecodable internal request: {e}")))
 }
 
