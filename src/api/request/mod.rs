@@ -419,6 +419,11 @@ pub enum Plan {
     },
     /// A Store API request (`/store/*`).
     Store(crate::api::store::StorePlan),
+    /// `GET /diagnostics`: the caller's hints ([`crate::api::diagnostics`]).
+    Diagnostics {
+        /// The user asking, if scoped: a user sees only their own hints.
+        owner: Option<String>,
+    },
     /// `copy_thread` of the checkpointer storage.
     SaverCopy {
         /// The source thread.
@@ -529,6 +534,9 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
             plan.owner = Some(owner.to_string());
             Plan::Store(plan)
         }
+        Plan::Diagnostics { .. } => Plan::Diagnostics {
+            owner: Some(owner.to_string()),
+        },
         plan @ Plan::Respond(_) => plan,
     })
 }
