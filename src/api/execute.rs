@@ -62,7 +62,7 @@ async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str)
                 if matches!(
                     command,
                     ThreadCommand::Create { .. }
-                        | ThreadCommand::Saver(SaverCommand::Put(_))
+                        | ThreadCommand::Saver(SaverCommand::Put(_) | SaverCommand::PutWrites(_))
                         | ThreadCommand::UpdateState {
                             if_not_exists: IfNotExists::Create,
                             ..
@@ -191,9 +191,12 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             Ok(HttpResponse::ok(body))
         }
         ThreadCommand::Saver(command) => {
-            if let (Some(owner), SaverCommand::Put(_)) = (owner, &command) {
+            if let (Some(owner), SaverCommand::Put(_) | SaverCommand::PutWrites(_)) =
+                (owner, &command)
+            {
                 // A user's first checkpoint makes the thread, theirs (a saver put on an
-                // unknown thread otherwise makes an ownerless one).
+                // unknown thread otherwise makes an ownerless one). LangGraph sends a new
+                // thread's first writes beside its first put, in either order.
                 thread_for_write(engine, &thread_id, IfNotExists::Create, Some(owner)).await?;
             }
             saver::saver(engine, &thread_id, command, call.owner.as_deref())
