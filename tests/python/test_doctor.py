@@ -6,17 +6,12 @@ new thread id per invocation) and never for a stable one, and the missing thread
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
-import json
 import logging
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +21,7 @@ from edge_memory import EdgeMemorySaver
 from edge_memory.doctor import main as doctor
 from edge_memory.doctor import probe_graph
 
-from conftest import ROOT, Worker
+from conftest import ROOT, Worker, sign_hs256
 
 JWT_SECRET = "py-doctor-secret-0123456789-abcdefghij"
 # The worker judges a client's last 8 saver reads (src/api/diagnostics/detect.rs).
@@ -36,13 +31,7 @@ SAVER_KEYS = ("saver-new-id-per-call", "saver-stable")
 
 
 def token_for(sub: str) -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 600}).encode())
-    signature = hmac.new(JWT_SECRET.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
-    return f"{head}.{claims}.{b64(signature)}"
+    return sign_hs256(sub, JWT_SECRET)
 
 
 @pytest.fixture(scope="module")
