@@ -115,13 +115,15 @@ impl Detectors {
         }
         let state = clients.entry(client.clone()).or_default();
         state.last_seen_ms = now_ms;
-        let mut hints = Vec::new();
+        let mut found = state.observe(observation, outcome);
         if ephemeral || outcome.code.as_deref() == Some("memory_mismatch") {
-            hints.push(HintCode::EphemeralMemory);
+            found.push(HintCode::EphemeralMemory);
         }
-        hints.extend(state.observe(observation, outcome));
-        hints.sort();
-        hints.dedup();
+        // In the symptom map's order, each once (no sort: it would weigh on the wasm).
+        let hints: Vec<HintCode> = HintCode::ALL
+            .into_iter()
+            .filter(|hint| found.contains(hint))
+            .collect();
         let log = hints
             .iter()
             .copied()
@@ -130,16 +132,16 @@ impl Detectors {
         Verdict { hints, log }
     }
 
-    /// `GET /diagnostics`: the hints given to `client`, with their counts and when they
-    /// were first and last given.
+    /// `GET /diagnostics`: the hints given to `client` (in the symptom map's order), with
+    /// their counts and when they were first and last given.
     pub fn report(&self, client: &ClientKey) -> Value {
         let clients = self.clients.borrow();
         let hints: Vec<Value> = clients
             .get(client)
             .map(|state| {
-                let mut seen: Vec<_> = state.hints.iter().collect();
-                seen.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_ms));
-                seen.into_iter()
+                HintCode::ALL
+                    .iter()
+                    .filter_map(|hint| Some((hint, state.hints.get(hint)?)))
                     .map(|(hint, seen)| {
                         let mut entry = hint.to_json();
                         entry["count"] = json!(seen.count);
