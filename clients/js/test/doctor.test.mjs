@@ -5,13 +5,27 @@
 // API key each).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 
 import { AIMessage, HumanMessage } from '@langchain/core/messages';
 import { END, MessagesAnnotation, START, StateGraph } from '@langchain/langgraph';
 
 import { EdgeMemorySaver } from '../src/index.js';
 import { removeDir, startWorker, tempPersistDir } from '../../../tests/e2e/harness.mjs';
+
+const CLI = new URL('../bin/edge-memory.js', import.meta.url).pathname;
+
+/** Runs `edge-memory doctor URL ...args` as npx would; its exit status and output. */
+async function doctor(url, ...args) {
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'doctor', url, ...args], { timeout: 120_000 });
+    return { status: 0, out: stdout };
+  } catch (error) {
+    return { status: error.code, out: `${error.stdout}${error.stderr}` };
+  }
+}
 
 // The worker judges a client's last 8 saver reads (src/api/diagnostics/detect.rs).
 const SAVER_WINDOW = 8;
@@ -71,4 +85,27 @@ test('one stable thread: no hint', async () => {
   });
   assert.equal(state.messages.length, 2 * (SAVER_WINDOW + 2));
   assert.deepEqual(warnings.filter((w) => w.includes('edge-memory hint')), []);
+});
+
+test('npx @edge-memory/langgraph doctor: every row ✓ on a healthy worker (with --api-key), exit 0', async () => {
+  const { status, out } = await doctor(worker.url, '--api-key', KEYS[1]);
+  assert.equal(status, 0, out);
+  assert.equal((out.match(/^ {2}✓/gm) ?? []).length, 5, out);
+  assert.match(out, /all 5 rows passed/);
+  // Without credentials the worker refuses: the doctor cannot check (exit 2).
+  assert.equal((await doctor(worker.url)).status, 2);
+});
+
+test('npx @edge-memory/langgraph doctor: MEMORY_BACKEND=memory is a ✗ naming ephemeral_memory, exit 1', async () => {
+  const dir = tempPersistDir('js-doctor-memory');
+  const memory = await startWorker({ persistDir: dir, vars: { MEMORY_BACKEND: 'memory' } });
+  try {
+    const { status, out } = await doctor(memory.url);
+    assert.equal(status, 1, out);
+    assert.match(out, /✗ {2}Works locally only +ephemeral_memory/);
+    assert.match(out, /fix: set MEMORY_BACKEND=durable_object/);
+  } finally {
+    await memory.kill();
+    removeDir(dir);
+  }
 });
