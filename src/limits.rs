@@ -30,6 +30,12 @@ pub const METADATA_MAX_BYTES: usize = 64 * 1024;
 /// worker's run cache keeps them.
 pub const ASSISTANT_TEXT_MAX_BYTES: usize = 16 * 1024;
 
+/// How long an `Idempotency-Key` names its run, in ms: a day, as payment APIs keep theirs.
+/// A retry comes within minutes (or after a client's reconnect, hours); a key is kept
+/// that long however many turns the thread runs meanwhile, and a key reused later starts
+/// a new run. The bound keeps the thread object's key table about a day of keyed runs.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
 /// Most checkpoints one history or list call returns.
 pub const LIST_LIMIT_MAX: usize = 1000;
 

@@ -28,3 +28,11 @@ mod kv {
         edge_memory::checkpoint::kv::MemoryKv::new()
     ));
 }
+
+/// KV with the thread object's register (as the worker runs it).
+mod kv_with_register {
+    edge_memory::conformance_tests!(edge_memory::checkpoint::kv::KvCheckpointer::with_register(
+        edge_memory::checkpoint::kv::MemoryKv::new(),
+        edge_memory::checkpoint::kv::MemoryKv::new()
+    ));
+}

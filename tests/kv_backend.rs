@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::{Engine, Turn};
-use edge_memory::checkpoint::kv::{KvCheckpointer, KvPage, KvPort, MemoryKv};
+use edge_memory::checkpoint::kv::{KvCheckpointer, KvPage, KvPort, KvRegister, MemoryKv};
 use edge_memory::checkpoint::Checkpointer;
 use edge_memory::message::parse_messages;
 use edge_memory::runtime::{SystemClock, SystemEntropy};
@@ -117,6 +117,19 @@ impl<K: KvPort> KvPort for Shared<K> {
     }
     async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KvPage> {
         self.0.list(prefix, cursor, limit).await
+    }
+}
+
+/// The thread object's own storage, seen by the writer and by its next instance.
+impl KvRegister for Shared<MemoryKv> {
+    async fn read(&self, key: &str) -> Result<Option<String>> {
+        self.0.read(key).await
+    }
+    async fn write(&self, key: &str, value: &str) -> Result<()> {
+        self.0.write(key, value).await
+    }
+    async fn remove(&self, key: &str) -> Result<()> {
+        self.0.remove(key).await
     }
 }
 
@@ -366,7 +379,10 @@ fn amnesia_guard_bypass_on_kv_expected_head_resolves_or_409s() {
 }
 
 /// Creates `t` and runs "My name is Sam" on it; returns the reply's checkpoint id.
-async fn first_turn<K: KvPort>(writer: &KvCheckpointer<K>, t: &ThreadId) -> String {
+async fn first_turn<K: KvPort, R: KvRegister>(
+    writer: &KvCheckpointer<K, R>,
+    t: &ThreadId,
+) -> String {
     writer
         .create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0))
         .await
@@ -376,4 +392,53 @@ async fn first_turn<K: KvPort>(writer: &KvCheckpointer<K>, t: &ThreadId) -> Stri
         .await
         .unwrap();
     first.checkpoint.checkpoint_id.to_string()
+}
+
+/// KV-lag nemesis, natively: after a cold start, an unguarded turn (no `checkpoint_id`,
+/// no `expected_head`) continues from the head last written, which the object's register
+/// keeps, or is 409 while KV does not show it; never from the lagging listing's older
+/// head. Without the register (the control), the same turn starts from nothing.
+#[test]
+fn kv_lag_after_a_cold_start_an_unguarded_turn_continues_from_the_written_head_or_409s() {
+    pollster::block_on(async {
+        for (lag_everything, with_register) in [(false, true), (true, true), (false, false)] {
+            let t = ThreadId::parse("kv-unguarded").unwrap();
+            let register = std::rc::Rc::new(MemoryKv::new());
+            let kv = std::rc::Rc::new(LaggingIndex(DelayedKv::new(1_000)));
+            let all = std::rc::Rc::new(DelayedKv::new(1_000));
+            let ask = "What's my name?";
+            let outcome = if lag_everything {
+                let writer =
+                    KvCheckpointer::with_register(Shared(all.clone()), Shared(register.clone()));
+                first_turn(&writer, &t).await;
+                let store = KvCheckpointer::with_register(Shared(all), Shared(register));
+                let engine =
+                    Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+                engine.run_turn(turn(&t, ask, None)).await
+            } else if with_register {
+                let writer =
+                    KvCheckpointer::with_register(Shared(kv.clone()), Shared(register.clone()));
+                first_turn(&writer, &t).await;
+                let store = KvCheckpointer::with_register(Shared(kv), Shared(register));
+                let engine =
+                    Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+                engine.run_turn(turn(&t, ask, None)).await
+            } else {
+                first_turn(&KvCheckpointer::new(Shared(kv.clone())), &t).await;
+                let store = KvCheckpointer::new(Shared(kv));
+                let engine =
+                    Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+                engine.run_turn(turn(&t, ask, None)).await
+            };
+            match (lag_everything, with_register) {
+                (true, _) => assert_eq!(outcome.unwrap_err().status(), 409, "not visible yet"),
+                (false, true) => assert_eq!(outcome.unwrap().reply.text(), "Your name is Sam."),
+                (false, false) => assert_ne!(
+                    outcome.unwrap().reply.text(),
+                    "Your name is Sam.",
+                    "the control: KV alone continues from its lagging listing"
+                ),
+            }
+        }
+    });
 }

@@ -21,7 +21,7 @@ use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::Engine;
 use edge_memory::checkpoint::directory::SqlDirectory;
 use edge_memory::checkpoint::{ThreadIndex, ThreadSearch};
-use edge_memory::runtime::{SystemClock, SystemEntropy};
+use edge_memory::runtime::{Clock, SystemClock, SystemEntropy};
 use edge_memory::thread::{ThreadId, ThreadRecord};
 use edge_memory::Result;
 use serde_json::{json, Value};
@@ -245,6 +245,132 @@ fn the_idempotency_window_is_not_bound_to_the_request_body() {
     let later = run("My name is Sam", "key-1");
     assert_eq!(later.status, 200);
     assert_eq!(messages(&later), 4);
+}
+
+/// Finding "the idempotency window is shorter than the queue and not bound to the request
+/// body", its second half: a key was found only among the thread's newest 160
+/// checkpoints, so a retry after more turns than that ran again. A key is now kept for
+/// `IDEMPOTENCY_TTL_MS` (a day) however many turns follow: a retry after 170 turns is
+/// the same run, another body with the key is 422 with the thread unchanged, and only
+/// after a day does the key start a new run.
+#[test]
+fn idempotency_keys_are_kept_for_a_day_not_a_number_of_turns() {
+    use edge_memory::checkpoint::keys::SqlKeys;
+    use edge_memory::runtime::ManualClock;
+    let store = support::sqlite_store();
+    let keys = SqlKeys::new(support::RusqliteExec::in_memory());
+    let clock = ManualClock::new(1_800_000_000_000);
+    let mut engine = Engine::new(&store, &MemoryDemoResponder, &clock, &SystemEntropy);
+    engine.keys = Some(&keys);
+    let (info, gate) = (ServerInfo::default(), RunGate::new());
+    let send = |text: &str, key: Option<&str>| {
+        let body = json!({"input": {"messages": [{"role": "user", "content": text}]}, "if_not_exists": "create"});
+        let mut req = HttpRequest::json("POST", "/threads/kept/runs/wait", &body);
+        if let Some(key) = key {
+            req = req.with_header("idempotency-key", key);
+        }
+        pollster::block_on(api::handle(&req, &info, &engine, &gate))
+    };
+    let history = || {
+        let req = HttpRequest::empty("GET", "/threads/kept/state");
+        let resp = pollster::block_on(api::handle(&req, &info, &engine, &gate));
+        resp.json().unwrap()["values"]["messages"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let first = send("My name is Sam", Some("day-key"));
+    assert_eq!(first.status, 200);
+    let turns = 170;
+    assert!(
+        2 * turns > api::IDEMPOTENCY_WINDOW,
+        "past the newest-checkpoints window"
+    );
+    for i in 0..turns {
+        clock.advance(60_000);
+        assert_eq!(send(&format!("turn {i}"), None).status, 200);
+    }
+    let stored = history();
+    assert_eq!(stored, 2 + 2 * turns);
+
+    // The retry, hours later and 170 turns on: the original answer, nothing appended.
+    let retry = send("My name is Sam", Some("day-key"));
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.json(), first.json());
+    assert_eq!(history(), stored);
+
+    // Another body with the same key: 422 {detail, code}, the thread unchanged.
+    let reused = send("Transfer everything", Some("day-key"));
+    assert_eq!(reused.status, 422);
+    let problem = reused.json().unwrap();
+    assert_eq!(problem["code"], "invalid_input");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("different request body"));
+    assert_eq!(history(), stored);
+
+    // A day after the key was used, it names nothing: the same request is a new turn.
+    clock.advance(api::IDEMPOTENCY_TTL_MS);
+    assert_eq!(send("My name is Sam", Some("day-key")).status, 200);
+    assert_eq!(history(), stored + 2);
+}
+
+/// Finding "JWT accepts any secret length, and `iat`/maximum lifetime/`iss`/`aud` are
+/// optional": a short HS256 secret is a configuration error (500 on every route, never
+/// open); a token without `exp`, one living longer than the maximum lifetime, one with an
+/// `iat` in the future, and, once `JWT_ISSUER`/`JWT_AUDIENCE` are set, one without them
+/// are 401 and see nothing.
+#[test]
+fn jwt_accepts_any_secret_length_and_optional_claims() {
+    use edge_memory::auth::sign_hs256;
+    let configured = |secret: &'static str| {
+        let vars = move |name: &str| match name {
+            "AUTH_MODE" => Some("jwt".to_string()),
+            "JWT_SECRET" => Some(secret.to_string()),
+            "JWT_ISSUER" => Some("https://issuer.example".to_string()),
+            "JWT_AUDIENCE" => Some("edge-memory".to_string()),
+            _ => None,
+        };
+        edge_memory::config::from_env(vars, |_: &str| None)
+    };
+    let refused = configured("short-secret").unwrap_err();
+    assert_eq!(refused.status(), 500, "{refused:?}");
+    let settings = configured("findings-secret-0123456789abcdef").unwrap();
+    let info = ServerInfo {
+        auth: settings.auth,
+        ..Default::default()
+    };
+    let store = support::sqlite_store();
+    let gate = RunGate::new();
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let now = SystemClock.now_ms() / 1000;
+    let status_with = |claims: Value| {
+        let token = sign_hs256(&claims, SECRET).unwrap();
+        let req = HttpRequest::json("POST", "/threads/search", &json!({}))
+            .with_header("authorization", &format!("Bearer {token}"));
+        pollster::block_on(api::handle(&req, &info, &engine, &gate)).status
+    };
+    let good = json!({"sub": "u", "iss": "https://issuer.example", "aud": "edge-memory", "iat": now, "exp": now + 600});
+    assert_eq!(status_with(good.clone()), 200, "the control: a good token");
+    let without = |key: &str| {
+        let mut claims = good.clone();
+        claims.as_object_mut().unwrap().remove(key);
+        claims
+    };
+    let mut forever = good.clone();
+    forever["exp"] = json!(now + 10 * 365 * 24 * 3600);
+    let mut future = good.clone();
+    future["iat"] = json!(now + 3600);
+    for (what, claims) in [
+        ("no exp", without("exp")),
+        ("a ten-year lifetime", forever),
+        ("iat in the future", future),
+        ("no iss", without("iss")),
+        ("no aud", without("aud")),
+    ] {
+        assert_eq!(status_with(claims), 401, "{what}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use edge_memory::thread::{ThreadId, ThreadRecord};
 use serde_json::{json, Map, Value};
 
 fn total_bytes(stats: &Value) -> i64 {
-    ["em_threads", "em_checkpoints", "em_messages", "em_live"]
+    ["em_threads", "em_log", "em_live_ids", "em_body_parts"]
         .iter()
         .map(|t| stats[t]["bytes"].as_i64().unwrap())
         .sum()
@@ -34,11 +34,13 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
     let mut reads = Vec::new();
     let mut writes = Vec::new();
     let mut steps = Vec::new();
+    let mut rows_written = Vec::new();
     for turn in 1..=250 {
         // Measured outside the counted span: table_stats scans every table.
         let before_bytes = total_bytes(&store.table_stats().unwrap());
         let before_rows = store.exec().rows_returned.get();
         let before_steps = store.exec().vm_steps.get();
+        let before_changed = store.exec().rows_changed.get();
         let outcome = pollster::block_on(engine.run_turn(Turn {
             thread_id: t.clone(),
             input: input(turn),
@@ -48,6 +50,7 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
         .unwrap();
         assert!(outcome.context.len() <= CONTEXT_MAX_MESSAGES);
         let after_rows = store.exec().rows_returned.get();
+        rows_written.push(store.exec().rows_changed.get() - before_changed);
         steps.push(store.exec().vm_steps.get() - before_steps);
         let stats = store.table_stats().unwrap();
         reads.push(after_rows - before_rows);
@@ -71,16 +74,17 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
         (late as f64) <= 1.03 * early as f64,
         "bytes written per turn grew: {early} → {late}"
     );
+    // Two checkpoint rows (input, reply), one id row per new message: four rows.
+    assert!(
+        rows_written.iter().all(|&w| w == 4),
+        "rows written per turn: {rows_written:?}"
+    );
     // The state still reads back whole.
     let state = pollster::block_on(store.latest(&t)).unwrap().unwrap();
     assert_eq!(state.messages.len(), 500);
     let stats = store.table_stats().unwrap();
-    assert_eq!(stats["em_messages"]["rows"], 500);
-    assert_eq!(stats["em_live"]["rows"], 500);
-    assert_eq!(
-        stats["em_checkpoints"]["rows"], 500,
-        "input and reply per turn"
-    );
+    assert_eq!(stats["em_live_ids"]["rows"], 500);
+    assert_eq!(stats["em_log"]["rows"], 500, "input and reply per turn");
 }
 
 #[test]
@@ -98,13 +102,10 @@ fn a_message_larger_than_a_row_is_stored_in_parts() {
     }))
     .unwrap();
     let stats = store.table_stats().unwrap();
-    assert_eq!(
-        stats["em_message_parts"]["rows"], 3,
-        "2.7 MB in 1 MiB parts"
-    );
+    assert_eq!(stats["em_body_parts"]["rows"], 3, "2.7 MB in 1 MiB parts");
     let largest_row = edge_memory::checkpoint::sql::SqlExec::query(
         store.exec(),
-        "SELECT max(length(body)) FROM em_messages",
+        "SELECT max(length(ops)) FROM em_log",
         &[],
     )
     .unwrap();
@@ -115,7 +116,7 @@ fn a_message_larger_than_a_row_is_stored_in_parts() {
     let state = pollster::block_on(store.latest(&t)).unwrap().unwrap();
     assert_eq!(state.messages[0].text(), text, "read back byte-identical");
     pollster::block_on(store.delete_thread(&t)).unwrap();
-    assert_eq!(store.table_stats().unwrap()["em_message_parts"]["rows"], 0);
+    assert_eq!(store.table_stats().unwrap()["em_body_parts"]["rows"], 0);
 }
 
 /// A history page builds its entries' states in one replay of the newest one's chain:

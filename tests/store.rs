@@ -305,6 +305,11 @@ fn ttl_expires_refreshes_and_sweeps() {
         .query_row("SELECT COUNT(*) FROM em_store_items", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 2);
+    assert_eq!(
+        s.row_counts().unwrap().0,
+        2,
+        "the dev statistics count the same rows"
+    );
     assert_eq!(s.sweep(read_at + 10 * 60_000).unwrap(), None);
     // An expired namespace is not listed; an item put over an expired one is new.
     let mut again = put(&["t"], "long", json!({"v": 4}));

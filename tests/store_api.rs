@@ -249,6 +249,73 @@ fn users_see_only_their_own_root() {
 }
 
 #[test]
+fn a_service_reaches_a_user_through_the_root_label_and_no_further() {
+    let api = Api::new();
+    api.put(&["prefs"], "theme", json!({"dark": true}), Some("alice"));
+    api.put(&["prefs", "ui"], "font", json!({"size": 14}), Some("alice"));
+    api.put(
+        &["prefs"],
+        "theme",
+        json!({"dark": false}),
+        Some("a.b@x.io"),
+    );
+    // The service names alice's `["prefs"]` as `["user:alice", "prefs"]`.
+    let item = api.get("namespace=user:alice.prefs&key=theme", None);
+    let item = item.json().unwrap();
+    assert_eq!(item["value"], json!({"dark": true}));
+    assert_eq!(item["namespace"], json!(["user:alice", "prefs"]));
+    let found = api.json(
+        "POST",
+        "/store/items/search",
+        json!({"namespace_prefix": ["user:alice"]}),
+        None,
+    );
+    assert_eq!(
+        keys(&found),
+        ["user:alice.prefs/theme", "user:alice.prefs.ui/font"]
+    );
+    let listed = api.json(
+        "POST",
+        "/store/namespaces",
+        json!({"prefix": ["user:alice"], "max_depth": 2}),
+        None,
+    );
+    assert_eq!(listed["namespaces"], json!([["user:alice", "prefs"]]));
+    let root = api.json(
+        "POST",
+        "/store/namespaces",
+        json!({"prefix": ["user:alice"], "max_depth": 1}),
+        None,
+    );
+    assert_eq!(root["namespaces"], json!([["user:alice"]]));
+    // A sub with a period: escaped in its label.
+    let dotted = api.get("namespace=user:a%252Eb@x%252Eio.prefs&key=theme", None);
+    assert_eq!(dotted.json().unwrap()["value"], json!({"dark": false}));
+    // What the service writes into alice's root, alice reads as her own; bob does not.
+    let body = json!({"namespace": ["user:alice", "facts"], "key": "f", "value": {"t": 1}});
+    let put = api.send(HttpRequest::json("PUT", "/store/items", &body), None);
+    assert_eq!(put.status, 204);
+    let mine = api.get("namespace=facts&key=f", Some("alice"));
+    assert_eq!(mine.json().unwrap()["value"], json!({"t": 1}));
+    assert_eq!(
+        api.get("namespace=facts&key=f", Some("bob")).json(),
+        Some(&Value::Null)
+    );
+    // A service search without a root covers the shared shards only.
+    let shared = api.json("POST", "/store/items/search", json!({}), None);
+    assert_eq!(shared["items"], json!([]));
+    let names = api.json("POST", "/store/namespaces", json!({}), None);
+    assert_eq!(names["namespaces"], json!([]));
+    // A root with nothing after it is no item's namespace.
+    let body = json!({"namespace": ["user:alice"], "key": "k", "value": {}});
+    let refused = api.send(HttpRequest::json("PUT", "/store/items", &body), None);
+    assert_eq!(refused.status, 422);
+    let bad = json!({"namespace": ["user:al%ice", "x"], "key": "k", "value": {}});
+    let refused = api.send(HttpRequest::json("PUT", "/store/items", &bad), None);
+    assert_eq!(refused.status, 422);
+}
+
+#[test]
 fn bad_input_is_a_4xx_naming_it_and_stores_nothing() {
     let api = Api::new();
     let big = "x".repeat(1024 * 1024 + 1);

@@ -1,5 +1,6 @@
 //! The core compiled to wasm32 and run under Node by `wasm-pack test --node`: the
-//! reducer, the turn engine and the conformance suite on the memory backend.
+//! reducer, the turn engine and the conformance suite on the memory backend, and the
+//! secure random source check with `crypto.getRandomValues` broken.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(target_arch = "wasm32")]
@@ -55,4 +56,24 @@ async fn turn_engine_remembers_on_wasm() {
     let state = store.latest(&t).await.unwrap().unwrap();
     assert_eq!(state.messages.len(), 4);
     assert_eq!(state.messages[3].text(), "Your name is Sam.");
+}
+
+/// Finding "entropy failure falls back to clock-seeded ids instead of failing": with
+/// `crypto.getRandomValues` broken, the worker's check says the secure source is gone
+/// (the fetch handler and each thread object then refuse to serve), and answers again
+/// once it is back.
+#[wasm_bindgen_test]
+fn entropy_failure_falls_back_to_clock_seeded_ids_instead_of_failing() {
+    use js_sys::{Function, Reflect};
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).unwrap();
+    let working = Reflect::get(&crypto, &"getRandomValues".into()).unwrap();
+    let broken = Function::new_no_args("throw new Error('no entropy')");
+    Reflect::set(&crypto, &"getRandomValues".into(), &broken).unwrap();
+    let while_broken = edge_memory::runtime::secure_random_available();
+    Reflect::set(&crypto, &"getRandomValues".into(), &working).unwrap();
+    assert!(
+        !while_broken,
+        "a broken source is reported, not papered over"
+    );
+    assert!(edge_memory::runtime::secure_random_available());
 }

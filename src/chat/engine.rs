@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::context::{self, CONTEXT_READ_MAX};
 use super::input::{apply_to_view, forked, retried, Retried};
 use super::{ChatModel, ContextSettings, NoSink, ReplyEnd};
+use crate::checkpoint::keys::IdempotencyKeys;
 use crate::checkpoint::{
     CheckpointId, CheckpointRecord, CheckpointSource, Checkpointer, NewCheckpoint, Window,
 };
@@ -27,6 +28,9 @@ pub struct Engine<'a, C, M> {
     pub entropy: &'a dyn Entropy,
     /// What the model is shown.
     pub context: ContextSettings,
+    /// Where answered runs' `Idempotency-Key`s are kept for a day (the thread object's
+    /// SQLite); without it a key is found among the thread's newest checkpoints only.
+    pub keys: Option<&'a dyn IdempotencyKeys>,
 }
 
 impl<'a, C, M> Engine<'a, C, M> {
@@ -38,6 +42,7 @@ impl<'a, C, M> Engine<'a, C, M> {
             clock,
             entropy,
             context: ContextSettings::default(),
+            keys: None,
         }
     }
 
@@ -52,6 +57,7 @@ impl<'a, C, M> Engine<'a, C, M> {
             clock: self.clock,
             entropy: self.entropy,
             context: self.context.clone(),
+            keys: self.keys,
         }
     }
 }

@@ -22,6 +22,13 @@
 //! never shows a head that cannot be read; a failed second write leaves a checkpoint that
 //! only its id reaches. A checkpoint id newer than the visible head that cannot be read
 //! yet is answered with [`Error::Conflict`] ("not yet visible"), never with an older state.
+//!
+//! A listing can lag by a minute, also for the writer after a restart, which no longer
+//! remembers its own writes. So the one writer (the thread's Durable Object) also keeps
+//! the thread's record and its head's id in a [`KvRegister`], its own strongly consistent
+//! storage: the head is never older than the last one written, and a head KV does not
+//! show yet is a 409, never a turn continued from an older one (the KV-lag nemesis,
+//! `tests/e2e/nemesis_kv_lag.test.mjs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +70,37 @@ pub trait KvPort {
     async fn list(&self, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<KvPage>;
 }
 
+/// Strongly consistent storage beside the KV namespace, for what eventual consistency
+/// must not lose: the thread's record and its head's id (one small write per checkpoint).
+/// The thread object's own storage in the worker.
+///
+/// Not `Send` (see [`Checkpointer`]).
+#[allow(async_fn_in_trait)]
+pub trait KvRegister {
+    /// The value at `key`, if any.
+    async fn read(&self, key: &str) -> Result<Option<String>>;
+    /// Stores `value` at `key`.
+    async fn write(&self, key: &str, value: &str) -> Result<()>;
+    /// Removes `key` (no error if absent).
+    async fn remove(&self, key: &str) -> Result<()>;
+}
+
+/// No register: KV alone, whose listing is the head (tests of KV itself).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRegister;
+
+impl KvRegister for NoRegister {
+    async fn read(&self, _key: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+    async fn write(&self, _key: &str, _value: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn remove(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// What a checkpoint key holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredCheckpoint {
@@ -88,10 +126,11 @@ struct SplitValue {
 /// must read its own writes even when KV does not show them yet.
 pub const KV_OWN_WRITES_KEPT: usize = 4;
 
-/// A [`Checkpointer`] over any [`KvPort`].
+/// A [`Checkpointer`] over any [`KvPort`], with a [`KvRegister`] for its head.
 #[derive(Debug)]
-pub struct KvCheckpointer<K> {
+pub struct KvCheckpointer<K, R = NoRegister> {
     kv: K,
+    register: R,
     /// The latest checkpoints this instance wrote, newest last.
     own_writes: std::cell::RefCell<std::collections::VecDeque<StoredCheckpoint>>,
 }
@@ -112,6 +151,11 @@ fn head_prefix(t: &ThreadId) -> String {
     format!("t/{t}/h/")
 }
 
+/// The register's key for the thread's head id.
+fn head_key(t: &ThreadId) -> String {
+    format!("t/{t}/head")
+}
+
 /// Reverses the sort order of a hex id: each hex digit `d` becomes `f - d`.
 fn invert(id: &str) -> String {
     id.chars()
@@ -123,10 +167,18 @@ fn invert(id: &str) -> String {
 }
 
 impl<K: KvPort> KvCheckpointer<K> {
-    /// A checkpointer over `kv`.
+    /// A checkpointer over `kv` alone: its listing is the head.
     pub fn new(kv: K) -> Self {
+        Self::with_register(kv, NoRegister)
+    }
+}
+
+impl<K: KvPort, R: KvRegister> KvCheckpointer<K, R> {
+    /// A checkpointer over `kv` that keeps the thread's record and head in `register`.
+    pub fn with_register(kv: K, register: R) -> Self {
         KvCheckpointer {
             kv,
+            register,
             own_writes: Default::default(),
         }
     }
@@ -153,12 +205,17 @@ impl<K: KvPort> KvCheckpointer<K> {
         &self.kv
     }
 
+    /// The thread's record: the register's, else KV's (a thread written before the
+    /// register, or a checkpointer without one).
     async fn record(&self, t: &ThreadId) -> Result<ThreadRecord> {
-        let raw = self
-            .kv
-            .get(&thread_key(t))
-            .await?
-            .ok_or_else(|| Error::thread_not_found(t.as_str()))?;
+        let raw = match self.register.read(&thread_key(t)).await? {
+            Some(raw) => raw,
+            None => self
+                .kv
+                .get(&thread_key(t))
+                .await?
+                .ok_or_else(|| Error::thread_not_found(t.as_str()))?,
+        };
         Ok(serde_json::from_str(&raw)?)
     }
 
@@ -188,9 +245,19 @@ impl<K: KvPort> KvCheckpointer<K> {
         }
     }
 
+    /// The head as written: the newest of this instance's own writes and the register's
+    /// head, which the listing may not show yet.
+    async fn written_head(&self, t: &ThreadId) -> Result<Option<CheckpointId>> {
+        let registered = match self.register.read(&head_key(t)).await? {
+            Some(id) => Some(CheckpointId::parse(&id)?),
+            None => None,
+        };
+        Ok(registered.max(self.newest_own_write(t)))
+    }
+
     async fn head(&self, t: &ThreadId) -> Result<Option<CheckpointId>> {
         let listed = self.ids_newest_first(t, Some(1)).await?.into_iter().next();
-        Ok(listed.max(self.newest_own_write(t)))
+        Ok(listed.max(self.written_head(t).await?))
     }
 
     async fn load(&self, t: &ThreadId, id: &CheckpointId) -> Result<Option<StoredCheckpoint>> {
@@ -226,8 +293,9 @@ impl<K: KvPort> KvCheckpointer<K> {
         if let Some(found) = self.load(t, id).await? {
             return Ok(found);
         }
-        let head = self.head(t).await?;
-        if head.as_ref().is_none_or(|h| id > h) {
+        let listed = self.ids_newest_first(t, Some(1)).await?.into_iter().next();
+        let written = self.written_head(t).await?;
+        if listed.as_ref().is_none_or(|h| id > h) || written.as_ref() == Some(id) {
             return Err(Error::Conflict {
                 kind: crate::error::ConflictKind::NotVisibleYet,
                 reason: format!(
@@ -254,9 +322,14 @@ impl<K: KvPort> KvCheckpointer<K> {
             chain.push(current.ops.clone());
             match current.record.parent_id.clone() {
                 None => break,
+                // Checkpoints are never removed but with their thread: a parent KV
+                // does not show is one that has not reached this location yet.
                 Some(parent) => {
-                    current = self.load(t, &parent).await?.ok_or_else(|| {
-                        Error::backend(format_args!("parent checkpoint {parent} is missing"))
+                    current = self.load(t, &parent).await?.ok_or_else(|| Error::Conflict {
+                        kind: crate::error::ConflictKind::NotVisibleYet,
+                        reason: format!(
+                            "checkpoint {parent} is not visible yet (Workers KV is eventually consistent); retry shortly"
+                        ),
                     })?;
                 }
             }
@@ -289,28 +362,29 @@ impl<K: KvPort> KvCheckpointer<K> {
 }
 
 /// No LangGraph checkpointer storage on KV: every call keeps the trait's `Unsupported`.
-impl<K: KvPort> super::saver::SaverStore for KvCheckpointer<K> {}
+impl<K: KvPort, R: KvRegister> super::saver::SaverStore for KvCheckpointer<K, R> {}
 
 fn json(value: &impl Serialize) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|e| Error::backend(format_args!("does not serialize: {e}")))
 }
 
-impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
+impl<K: KvPort, R: KvRegister> Checkpointer for KvCheckpointer<K, R> {
     fn strongly_consistent(&self) -> bool {
         false
     }
 
     async fn create_thread(&self, thread: &ThreadRecord) -> Result<()> {
-        if self.kv.get(&thread_key(&thread.thread_id)).await?.is_some() {
+        let key = thread_key(&thread.thread_id);
+        if self.register.read(&key).await?.is_some() || self.kv.get(&key).await?.is_some() {
             return Err(Error::Conflict {
                 kind: crate::error::ConflictKind::ThreadExists,
                 reason: format!("Thread '{}' already exists", thread.thread_id),
             });
         }
-        self.kv
-            .put(&thread_key(&thread.thread_id), &json(thread)?)
-            .await
+        let value = json(thread)?;
+        self.kv.put(&key, &value).await?;
+        self.register.write(&key, &value).await
     }
 
     async fn get_thread(&self, thread_id: &ThreadId) -> Result<ThreadRecord> {
@@ -328,9 +402,9 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
         record.metadata = thread.metadata.clone();
         record.status = thread.status;
         record.updated_at_ms = thread.updated_at_ms;
-        self.kv
-            .put(&thread_key(&thread.thread_id), &json(&record)?)
-            .await
+        let (key, value) = (thread_key(&thread.thread_id), json(&record)?);
+        self.kv.put(&key, &value).await?;
+        self.register.write(&key, &value).await
     }
 
     async fn put(&self, checkpoint: &NewCheckpoint) -> Result<()> {
@@ -384,6 +458,9 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
                 "",
             )
             .await?;
+        self.register
+            .write(&head_key(t), record.checkpoint_id.as_str())
+            .await?;
         let mut own = self.own_writes.borrow_mut();
         if own.len() == KV_OWN_WRITES_KEPT {
             own.pop_front();
@@ -414,11 +491,17 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
 
     async fn list(&self, thread_id: &ThreadId, query: &ListQuery) -> Result<Vec<CheckpointRecord>> {
         self.record(thread_id).await?;
-        let ids = match &query.before {
+        let mut ids = match &query.before {
             // KV lists from the start of a prefix only: `before` walks the index.
             Some(_) => self.ids_newest_first(thread_id, None).await?,
             None => self.ids_newest_first(thread_id, Some(query.limit)).await?,
         };
+        // The head as written, which the listing may not show yet.
+        if let Some(written) = self.written_head(thread_id).await? {
+            if ids.first().is_none_or(|listed| written > *listed) {
+                ids.insert(0, written);
+            }
+        }
         let mut records = Vec::new();
         for id in ids
             .into_iter()
@@ -451,7 +534,9 @@ impl<K: KvPort> Checkpointer for KvCheckpointer<K> {
                 self.kv.delete(&key).await?;
             }
         }
-        self.kv.delete(&record_key).await
+        self.kv.delete(&record_key).await?;
+        self.register.remove(&head_key(thread_id)).await?;
+        self.register.remove(&record_key).await
     }
 
     async fn export_thread(&self, thread_id: &ThreadId) -> Result<Vec<NewCheckpoint>> {
@@ -499,6 +584,19 @@ impl MemoryKv {
     /// Whether it holds no key.
     pub fn is_empty(&self) -> bool {
         self.entries.borrow().is_empty()
+    }
+}
+
+/// A consistent map is a register too (tests: the thread object's storage).
+impl KvRegister for MemoryKv {
+    async fn read(&self, key: &str) -> Result<Option<String>> {
+        KvPort::get(self, key).await
+    }
+    async fn write(&self, key: &str, value: &str) -> Result<()> {
+        KvPort::put(self, key, value).await
+    }
+    async fn remove(&self, key: &str) -> Result<()> {
+        KvPort::delete(self, key).await
     }
 }
 

@@ -14,6 +14,7 @@ pub mod assistants;
 #[cfg(any(not(target_arch = "wasm32"), feature = "dev-routes"))]
 pub mod conformance;
 pub mod directory;
+pub mod keys;
 pub mod kv;
 pub mod memory;
 pub mod runs;

@@ -1,7 +1,8 @@
 //! Dev-only routes (`DEV_MODE=true`, and only in a build with the `dev-routes`
 //! feature, which `make dev` and the tests use and `make deploy` does not): the
 //! conformance suites (Checkpointer and saver) inside a Durable Object, storage
-//! statistics, the last run's time, and a cold start on demand.
+//! statistics (of threads, directory shards, store shards), the last run's time, and a
+//! cold start on demand.
 
 use serde_json::json;
 use worker::Env;
@@ -50,6 +51,11 @@ pub(super) async fn dev_route(
     ];
     if let Some(shard) = http.path.strip_prefix("/__dev/directory/") {
         return directory_stats(env, caller, shard).await.map(Some);
+    }
+    if let Some(shard) = http.path.strip_prefix("/__dev/store/") {
+        return super::store_shard::shard_stats(env, caller, shard)
+            .await
+            .map(Some);
     }
     for (method, prefix, object_path) in THREAD_ROUTES {
         let Some(thread) = http.path.strip_prefix(prefix) else {
@@ -117,6 +123,7 @@ pub(super) async fn object_route(inner: &ObjectInner, path: &str) -> HttpRespons
     match path {
         "/dev/conformance" => inner.conformance().await,
         "/dev/storage" => inner.storage_stats(),
+        "/dev/store" => inner.store_stats(),
         "/dev/last-run" => HttpResponse::ok(json!({
             "instance": inner.instance,
             "ms": inner.last_run_ms.get(),

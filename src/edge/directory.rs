@@ -239,6 +239,7 @@ impl ObjectInner {
             ..thread.clone()
         };
         let storage = self.state.storage();
+        self.store.exec().counters().count_storage_write();
         match storage.put(ALARM_THREAD_KEY, thread).await {
             Ok(()) => self.arm_alarm_within(in_ms).await,
             Err(err) => worker::console_error!("edge-memory: directory alarm not set: {err}"),
@@ -273,6 +274,7 @@ impl ObjectInner {
             .borrow_mut()
             .on_alarm(&update, SystemClock.now_ms());
         // Nothing is due once this goes: a failed send arms the alarm (and the key) again.
+        self.store.exec().counters().count_storage_write();
         let _ = storage.delete(ALARM_THREAD_KEY).await;
         self.directory_send(update).await;
     }

@@ -28,6 +28,13 @@ pub(crate) struct SqlCounters {
 }
 
 impl SqlCounters {
+    /// Counts a write through the key-value or alarm API: a row of the object's hidden
+    /// `__cf_kv` table (alarms keep their time in the object's storage too), billed as
+    /// a row written like any other.
+    pub(crate) fn count_storage_write(&self) {
+        self.rows_written.set(self.rows_written.get() + 1);
+    }
+
     fn add(&self, cursor: &SqlCursor) {
         self.rows_read
             .set(self.rows_read.get() + cursor.rows_read() as u64);
@@ -45,17 +52,22 @@ impl std::fmt::Debug for DoSql {
 impl DoSql {
     /// The port over `storage`.
     pub(crate) fn new(storage: Storage) -> Self {
+        Self::counted_by(storage, Rc::default())
+    }
+
+    /// The port over `storage`, adding to `counters` (shared by the ports of one object,
+    /// so its figures are the object's).
+    pub(crate) fn counted_by(storage: Storage, counters: Rc<SqlCounters>) -> Self {
         let sql = storage.sql();
         DoSql {
             storage,
             sql,
-            counters: Rc::default(),
+            counters,
         }
     }
 
     /// Rows read and written so far.
-    #[cfg(feature = "dev-routes")]
-    pub(crate) fn counters(&self) -> &SqlCounters {
+    pub(crate) fn counters(&self) -> &Rc<SqlCounters> {
         &self.counters
     }
 

@@ -132,10 +132,25 @@ pub(crate) struct WorkerAi {
     timeout_ms: u64,
 }
 
-impl AiBinding for WorkerAi {
-    type Body = TimedBody;
+impl WorkerAi {
+    /// `env.AI` with `timeout_ms` per wait; `setting` names what needs it in the error.
+    pub(crate) fn from_env(env: &Env, timeout_ms: u64, setting: &str) -> Result<Self> {
+        let binding = js_sys::Reflect::get(env, &AI_BINDING.into())
+            .ok()
+            .filter(|b| !b.is_undefined())
+            .ok_or_else(|| {
+                Error::backend(format_args!(
+                    "{setting} needs an [ai] binding named {AI_BINDING}"
+                ))
+            })?;
+        Ok(WorkerAi {
+            binding,
+            timeout_ms,
+        })
+    }
 
-    async fn run(&self, model: &str, input: &serde_json::Value) -> Result<TimedBody> {
+    /// What `AI.run(model, input)` resolves to, within the timeout.
+    pub(crate) async fn output(&self, model: &str, input: &serde_json::Value) -> Result<JsValue> {
         let js_input = js_sys::JSON::parse(&input.to_string())
             .map_err(|e| Error::backend(format_args!("AI input: {e:?}")))?;
         let run: js_sys::Function = js_sys::Reflect::get(&self.binding, &"run".into())
@@ -143,30 +158,37 @@ impl AiBinding for WorkerAi {
             .map_err(|_| Error::Upstream {
                 reason: format!("the {AI_BINDING} binding has no run()"),
             })?;
-        let promise: js_sys::Promise = run
-            .call2(&self.binding, &model.into(), &js_input)
-            .and_then(|p| p.dyn_into())
-            .map_err(|e| Error::Upstream {
+        // Reflect.apply, not `run.call(..)`: an RPC binding's `run` answers any property,
+        // `call` included, as a remote method.
+        let args = js_sys::Array::of2(&model.into(), &js_input);
+        let returned =
+            js_sys::Reflect::apply(&run, &self.binding, &args).map_err(|e| Error::Upstream {
                 reason: format!("Workers AI refused the call: {}", js_error(&e)),
             })?;
-        let output = match within(
+        // A promise, or a thenable (an RPC binding's answer).
+        let promise = js_sys::Promise::resolve(&returned);
+        match within(
             self.timeout_ms,
             worker::wasm_bindgen_futures::JsFuture::from(promise),
         )
         .await
         {
-            Some(Ok(output)) => output,
-            Some(Err(e)) => {
-                return Err(Error::Upstream {
-                    reason: format!("Workers AI failed: {}", js_error(&e)),
-                })
-            }
-            None => {
-                return Err(Error::UpstreamTimeout {
-                    waited_ms: self.timeout_ms,
-                })
-            }
-        };
+            Some(Ok(output)) => Ok(output),
+            Some(Err(e)) => Err(Error::Upstream {
+                reason: format!("Workers AI failed: {}", js_error(&e)),
+            }),
+            None => Err(Error::UpstreamTimeout {
+                waited_ms: self.timeout_ms,
+            }),
+        }
+    }
+}
+
+impl AiBinding for WorkerAi {
+    type Body = TimedBody;
+
+    async fn run(&self, model: &str, input: &serde_json::Value) -> Result<TimedBody> {
+        let output = self.output(model, input).await?;
         let stream: worker::web_sys::ReadableStream =
             output.dyn_into().map_err(|_| Error::Upstream {
                 reason: "Workers AI did not answer with a stream".into(),
@@ -236,25 +258,12 @@ impl Provider {
                 model,
                 max_tokens,
                 temperature,
-            } => {
-                let binding = js_sys::Reflect::get(env, &AI_BINDING.into())
-                    .ok()
-                    .filter(|b| !b.is_undefined())
-                    .ok_or_else(|| {
-                        Error::backend(format_args!(
-                            "MODEL_PROVIDER=workers-ai needs an [ai] binding named {AI_BINDING}"
-                        ))
-                    })?;
-                Provider::WorkersAi(WorkersAiModel {
-                    model: model.clone(),
-                    max_tokens: *max_tokens,
-                    temperature: temperature.clone(),
-                    ai: WorkerAi {
-                        binding,
-                        timeout_ms,
-                    },
-                })
-            }
+            } => Provider::WorkersAi(WorkersAiModel {
+                model: model.clone(),
+                max_tokens: *max_tokens,
+                temperature: temperature.clone(),
+                ai: WorkerAi::from_env(env, timeout_ms, "MODEL_PROVIDER=workers-ai")?,
+            }),
         })
     }
 }

@@ -249,7 +249,8 @@ impl ObjectInner {
             let config = EdgeConfig::from_env(&self.env)?.for_run(&run);
             let model = config.model(&self.env)?;
             let store = self.edge_store();
-            let engine = config.engine(&store, &model);
+            let mut engine = config.engine(&store, &model);
+            engine.keys = Some(&self.keys);
             let prepared = api::prepare_run(&engine, thread_id, run, owner.as_deref()).await?;
             Ok::<_, Error>((config, model, prepared))
         }
@@ -261,7 +262,8 @@ impl ObjectInner {
         self.directory_run_started(prepared.index_update());
         let was = prepared.record.status;
         let store = self.edge_store();
-        let engine = config.engine(&store, &model);
+        let mut engine = config.engine(&store, &model);
+        engine.keys = Some(&self.keys);
         let live_run: &LiveRun = live;
         let (response, end) = api::finish_run_until(&engine, prepared, live_run, live_run).await;
         (response, end, Some(was))
@@ -360,7 +362,7 @@ impl ObjectInner {
             worker::console_error!("edge-memory: stateless thread not deleted: {err}");
             return;
         }
-        let _ = self.run_records.delete_thread(thread_id);
+        let _ = self.forget_runs(thread_id);
         if let Ok(record) = record {
             let owner = crate::api::directory::owner_of(&record.metadata).map(str::to_string);
             let removal = crate::api::IndexUpdate::Remove {

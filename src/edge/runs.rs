@@ -316,7 +316,10 @@ impl ObjectInner {
         let at = now + in_ms.max(0);
         let armed = match storage.get_alarm().await {
             Ok(Some(set)) if set > now && set <= at => return,
-            Ok(_) => storage.set_alarm(in_ms.max(0)).await,
+            Ok(_) => {
+                self.store.exec().counters().count_storage_write();
+                storage.set_alarm(in_ms.max(0)).await
+            }
             Err(err) => Err(err),
         };
         if let Err(err) = armed {

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::thread::{ThreadId, ThreadRecord};
 
 use super::do_sql::DoSql;
-use super::worker_kv::WorkerKv;
+use super::worker_kv::{ObjectRegister, WorkerKv};
 
 /// The store of one request.
 #[derive(Clone, Copy)]
@@ -26,7 +26,7 @@ pub(crate) enum EdgeStore<'a> {
     /// The thread's Durable Object SQLite (the default).
     Sql(&'a SqlCheckpointer<DoSql>),
     /// Workers KV (`MEMORY_BACKEND=kv`).
-    Kv(&'a KvCheckpointer<WorkerKv>),
+    Kv(&'a KvCheckpointer<WorkerKv, ObjectRegister>),
     /// Isolate memory (`MEMORY_BACKEND=memory`, stateless runs).
     Memory(&'a MemoryCheckpointer),
 }

@@ -4,7 +4,7 @@
 
 use worker::Env;
 
-use super::model::FetchClient;
+use super::model::{FetchClient, WorkerAi};
 use super::objects::call_object;
 use super::thread_object::{decode, ObjectInner};
 use crate::api::store::{self, execute_shard, ShardCommand, StorePlan, StoreShard, StoreShards};
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{Clock, SystemClock};
 use crate::store::embed::LocalEmbedder;
 use crate::store::openai::{Embedder, EmbeddingsChoice, OpenAiEmbedder};
+use crate::store::workers_ai::{AiJsonBinding, WorkersAiEmbedder};
 
 /// The object-storage key set while a shard's expiry alarm is armed: the alarm of a
 /// store shard sweeps, a thread object's alarm (without it) does not touch store tables.
@@ -91,7 +92,31 @@ impl StoreShards for EdgeStoreShards<'_> {
                 .embed(texts)
                 .await
             }
+            EmbeddingsChoice::WorkersAi { model } => {
+                let ai = WorkerAi::from_env(
+                    self.env,
+                    MODEL_TIMEOUT_MS_DEFAULT,
+                    "STORE_EMBEDDINGS=workers-ai",
+                )?;
+                let model = model.clone();
+                WorkersAiEmbedder { model, ai }.embed(texts).await
+            }
         }
+    }
+}
+
+impl AiJsonBinding for WorkerAi {
+    async fn run_json(&self, model: &str, input: &serde_json::Value) -> Result<serde_json::Value> {
+        let output = self.output(model, input).await?;
+        let text = js_sys::JSON::stringify(&output)
+            .ok()
+            .and_then(|t| t.as_string())
+            .ok_or_else(|| Error::Upstream {
+                reason: "Workers AI answered with something that is not JSON".into(),
+            })?;
+        serde_json::from_str(&text).map_err(|e| Error::Upstream {
+            reason: format!("Workers AI answered with something that is not JSON ({e})"),
+        })
     }
 }
 
@@ -148,6 +173,55 @@ impl ObjectInner {
                 worker::console_error!("edge-memory: store sweep failed: {err}");
                 self.arm_store_alarm(SystemClock.now_ms() + 60_000).await;
             }
+        }
+    }
+}
+
+/// `GET /__dev/store/{s/N | u/OWNER}` (dev builds): a store shard's rows, expired ones
+/// included, and its next expiry. A JWT user sees only their own shard.
+#[cfg(feature = "dev-routes")]
+pub(super) async fn shard_stats(
+    env: &Env,
+    caller: &crate::api::auth::Caller,
+    name: &str,
+) -> Result<HttpResponse> {
+    let shard = match name.split_once('/') {
+        Some(("s", index)) => index
+            .parse::<u32>()
+            .ok()
+            .filter(|i| *i < store::SHARED_STORE_SHARDS)
+            .map(StoreShard::Shared),
+        Some(("u", owner)) if !owner.is_empty() => Some(StoreShard::Owner(owner.to_string())),
+        _ => None,
+    };
+    let not_found = || Error::NotFound {
+        what: "store shard",
+        id: name.to_string(),
+    };
+    let shard = shard.ok_or_else(not_found)?;
+    if let Some(me) = caller.owner() {
+        if shard != StoreShard::Owner(me.to_string()) {
+            return Err(not_found());
+        }
+    }
+    call_object(env, &shard.object_name(), "/dev/store", String::new()).await
+}
+
+#[cfg(feature = "dev-routes")]
+impl ObjectInner {
+    /// A store shard's rows and next expiry (`/dev/store`).
+    pub(super) fn store_stats(&self) -> HttpResponse {
+        let stats = self.items.row_counts().and_then(|(items, vectors)| {
+            let next_expiry = self.items.next_expiry()?;
+            Ok(serde_json::json!({
+                "items": items,
+                "vectors": vectors,
+                "next_expiry_ms": next_expiry,
+            }))
+        });
+        match stats {
+            Ok(body) => HttpResponse::ok(body),
+            Err(err) => HttpResponse::error(&err),
         }
     }
 }

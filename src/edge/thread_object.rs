@@ -9,13 +9,14 @@ use worker::{durable_object, DurableObject, Env, Request, Response, State};
 use super::do_sql::DoSql;
 use super::model::EdgeModel;
 use super::store::EdgeStore;
-use super::worker_kv::{WorkerKv, KV_BINDING};
+use super::worker_kv::{ObjectRegister, WorkerKv, KV_BINDING};
 use super::{Backend, EdgeConfig};
 use crate::api::directory::DirectorySync;
 use crate::api::runs::{LiveRuns, SqlRuns};
 use crate::api::{HttpResponse, IndexUpdate, RunGate, ThreadCall, ThreadCommand};
 use crate::checkpoint::assistants::SqlAssistants;
 use crate::checkpoint::directory::SqlDirectory;
+use crate::checkpoint::keys::{IdempotencyKeys, SqlKeys};
 use crate::checkpoint::kv::KvCheckpointer;
 use crate::checkpoint::sql::SqlCheckpointer;
 use crate::error::Error;
@@ -46,12 +47,14 @@ pub(super) struct ObjectInner {
     #[cfg(feature = "dev-routes")]
     pub(super) directory_previous: std::cell::RefCell<Option<IndexUpdate>>,
     /// The KV store, when `MEMORY_BACKEND=kv` and the namespace is bound.
-    pub(super) kv: Option<KvCheckpointer<WorkerKv>>,
+    pub(super) kv: Option<KvCheckpointer<WorkerKv, ObjectRegister>>,
     pub(super) runs: RunGate,
     /// The runs under way in this object (their events, followers, stops).
     pub(super) live: LiveRuns,
     /// The thread's run records and kept events.
     pub(super) run_records: SqlRuns<DoSql>,
+    /// Answered runs' idempotency keys, kept for a day.
+    pub(super) keys: SqlKeys<DoSql>,
     /// Whether this instance has looked for runs a restart left behind.
     pub(super) runs_reconciled: std::cell::Cell<bool>,
     pub(super) state: State,
@@ -79,20 +82,29 @@ impl DurableObject for ThreadObject {
         } else {
             None
         };
+        // One count of the object's rows (its directory shard's table counted apart).
+        let counters: Rc<super::do_sql::SqlCounters> = Rc::default();
+        let counted = || DoSql::counted_by(state.storage(), counters.clone());
         ThreadObject {
             inner: Rc::new(ObjectInner {
-                store: SqlCheckpointer::new(DoSql::new(state.storage())),
+                store: SqlCheckpointer::new(counted()),
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
-                assistants: SqlAssistants::new(DoSql::new(state.storage())),
-                items: crate::store::sql::SqlStore::new(DoSql::new(state.storage())),
+                assistants: SqlAssistants::new(counted()),
+                items: crate::store::sql::SqlStore::new(counted()),
                 directory_sync: std::cell::RefCell::new(DirectorySync::new()),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
                 directory_previous: std::cell::RefCell::new(None),
-                kv: kv.map(|store| KvCheckpointer::new(WorkerKv::new(store))),
+                kv: kv.map(|store| {
+                    KvCheckpointer::with_register(
+                        WorkerKv::new(store, &env),
+                        ObjectRegister::new(state.storage()),
+                    )
+                }),
                 runs: RunGate::new(),
                 live: LiveRuns::new(),
-                run_records: SqlRuns::new(DoSql::new(state.storage())),
+                run_records: SqlRuns::new(counted()),
+                keys: SqlKeys::new(counted()),
                 runs_reconciled: std::cell::Cell::new(false),
                 state,
                 env,
@@ -181,6 +193,12 @@ impl ObjectInner {
         }
     }
 
+    /// Drops a deleted thread's run records, their kept events and its idempotency keys.
+    pub(super) fn forget_runs(&self, thread_id: &crate::thread::ThreadId) -> Result<(), Error> {
+        self.run_records.delete_thread(thread_id)?;
+        self.keys.delete_thread(thread_id)
+    }
+
     /// Carries out a thread call other than a run on this thread.
     async fn thread_call(self: &Rc<Self>, call: ThreadCall) -> HttpResponse {
         self.reconcile_runs();
@@ -196,7 +214,7 @@ impl ObjectInner {
             self.set_thread_ttl(&thread_id, minutes).await;
         }
         if deleting && response.status == 204 {
-            if let Err(err) = self.run_records.delete_thread(&thread_id) {
+            if let Err(err) = self.forget_runs(&thread_id) {
                 worker::console_error!("edge-memory: runs of a deleted thread kept: {err}");
             }
         }

@@ -31,6 +31,7 @@ impl ObjectInner {
             thread_id: thread_id.clone(),
             expires_at_ms: SystemClock.now_ms() + in_ms,
         };
+        self.store.exec().counters().count_storage_write();
         match self.state.storage().put(TTL_KEY, &expiry).await {
             Ok(()) => self.arm_alarm_within(in_ms).await,
             Err(err) => worker::console_error!("edge-memory: thread TTL not set: {err}"),
@@ -58,7 +59,7 @@ impl ObjectInner {
                     .await;
                 return;
             }
-            let _ = self.run_records.delete_thread(thread_id);
+            let _ = self.forget_runs(thread_id);
             let owner = owner_of(&record.metadata).map(str::to_string);
             let removal = IndexUpdate::Remove {
                 thread_id: thread_id.clone(),

@@ -11,7 +11,9 @@
 //!   `InMemoryStore` (`$eq`, `$ne`, `$gt`, `$gte`, `$lt`, `$lte`).
 //! - [`embed`]: text embeddings for semantic search: the built-in local embedder
 //!   (hashed character n-grams), the text at an item's `index` paths, vectors as f32 blobs.
-//! - [`openai`]: the OpenAI-compatible `/embeddings` request and answer.
+//! - [`openai`]: the [`openai::Embedder`] port, the OpenAI-compatible `/embeddings`
+//!   request and answer, and `STORE_EMBEDDINGS` (which embedder).
+//! - [`workers_ai`]: embeddings by Workers AI (`@cf/baai/bge-*`) through the `AI` binding.
 //!
 //! Which shard holds an item, and the HTTP shapes, are the API's ([`crate::api::store`]).
 //!
@@ -21,6 +23,7 @@ pub mod embed;
 pub mod filter;
 pub mod openai;
 pub mod sql;
+pub mod workers_ai;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -90,6 +93,20 @@ impl Namespace {
     /// The first `depth` labels.
     pub fn truncated(&self, depth: usize) -> Namespace {
         Namespace(self.0.iter().take(depth).cloned().collect())
+    }
+
+    /// The labels after the first `count`.
+    pub fn skipped(&self, count: usize) -> Namespace {
+        Namespace(self.0.iter().skip(count).cloned().collect())
+    }
+
+    /// `label` followed by these labels (`label` is one checked label).
+    pub fn under(&self, label: &str) -> Namespace {
+        Namespace(
+            std::iter::once(label.to_string())
+                .chain(self.0.iter().cloned())
+                .collect(),
+        )
     }
 }
 

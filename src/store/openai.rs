@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::embed::LocalEmbedder;
+use super::workers_ai::WORKERS_AI_EMBEDDINGS_MODEL_DEFAULT;
 use crate::chat::upstream::{
     error_message, read_prefix, status_error, HttpClient, UpstreamRequest,
     UPSTREAM_ERROR_BODY_MAX_BYTES,
@@ -178,6 +179,12 @@ pub enum EmbeddingsChoice {
     /// `openai`: an OpenAI-compatible `/embeddings` server (`STORE_EMBEDDINGS_BASE_URL`,
     /// `STORE_EMBEDDINGS_MODEL`, secret `STORE_EMBEDDINGS_API_KEY`).
     OpenAi(EmbeddingsConfig),
+    /// `workers-ai`: Workers AI through the `AI` binding, `STORE_EMBEDDINGS_MODEL`
+    /// (default [`WORKERS_AI_EMBEDDINGS_MODEL_DEFAULT`]).
+    WorkersAi {
+        /// The model (`@cf/baai/bge-small-en-v1.5`, ...).
+        model: String,
+    },
     /// `off`: nothing is embedded and a search's `query` is ignored, as in LangGraph's
     /// server without an `index` configured.
     Off,
@@ -199,6 +206,11 @@ impl EmbeddingsChoice {
         match choice.as_deref() {
             None | Some("local") => Ok(EmbeddingsChoice::Local),
             Some("off") => Ok(EmbeddingsChoice::Off),
+            Some("workers-ai") => Ok(EmbeddingsChoice::WorkersAi {
+                model: var("STORE_EMBEDDINGS_MODEL")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| WORKERS_AI_EMBEDDINGS_MODEL_DEFAULT.into()),
+            }),
             Some("openai") => Ok(EmbeddingsChoice::OpenAi(EmbeddingsConfig {
                 base_url: var("STORE_EMBEDDINGS_BASE_URL")
                     .filter(|v| !v.is_empty())
@@ -211,7 +223,7 @@ impl EmbeddingsChoice {
                     .filter(|v| !v.is_empty()),
             })),
             Some(other) => Err(Error::backend(format_args!(
-                "STORE_EMBEDDINGS={other} is not one of local, openai, off"
+                "STORE_EMBEDDINGS={other} is not one of local, openai, workers-ai, off"
             ))),
         }
     }
@@ -242,6 +254,13 @@ mod choice_tests {
             }
             other => panic!("{other:?}"),
         }
+        let ai = |name: &str| (name == "STORE_EMBEDDINGS").then(|| "workers-ai".to_string());
+        assert_eq!(
+            EmbeddingsChoice::from_vars(ai, none).ok(),
+            Some(EmbeddingsChoice::WorkersAi {
+                model: WORKERS_AI_EMBEDDINGS_MODEL_DEFAULT.into()
+            })
+        );
         let bad = |name: &str| (name == "STORE_EMBEDDINGS").then(|| "magic".to_string());
         assert!(EmbeddingsChoice::from_vars(bad, none).is_err());
     }

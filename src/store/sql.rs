@@ -325,6 +325,22 @@ impl<E: SqlExec> SqlStore<E> {
         self.next_expiry()
     }
 
+    /// The rows stored, expired or not: `(items, vectors)` (dev statistics: what a sweep
+    /// removed is gone from these counts, not only from answers).
+    pub fn row_counts(&self) -> Result<(i64, i64)> {
+        self.ensure_schema()?;
+        let rows = self.exec.query(
+            "SELECT (SELECT COUNT(*) FROM em_store_items), (SELECT COUNT(*) FROM em_store_vectors)",
+            &[],
+        )?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::error::Error::backend("COUNT(*) returned no row"))?;
+        let mut columns = Columns::new(row, "em_store_items");
+        Ok((columns.integer()?, columns.integer()?))
+    }
+
     /// The earliest `expires_at` of any item.
     pub fn next_expiry(&self) -> Result<Option<i64>> {
         self.ensure_schema()?;

@@ -17,7 +17,12 @@ before(async () => {
   persistDir = tempPersistDir('bad-input');
   worker = await startWorker({ persistDir });
   thread = (await api(worker.url, 'POST', '/threads', { metadata: { purpose: 'corpus' } })).body.thread_id;
-  const turn = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('My name is Sam'));
+  // Keyed: the corpus reuses the key with another body.
+  const turn = await fetch(`${worker.url}/threads/${thread}/runs/wait`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': 'corpus-key' },
+    body: JSON.stringify(say('My name is Sam')),
+  });
   assert.equal(turn.status, 200);
 });
 

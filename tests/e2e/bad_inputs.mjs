@@ -93,6 +93,8 @@ add({ name: 'If-Match not the head', method: 'POST', path: '/threads/T/runs/wait
 add({ name: 'If-Match not an id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'not/an id' }, status: 422 });
 add({ name: 'If-Match another id', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'if-match': 'abc' }, status: 409 });
 add({ name: 'Idempotency-Key too long', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'k'.repeat(300) }, status: 422 });
+// The corpus thread's first turn was sent with the key `corpus-key`: another body with it.
+add({ name: 'Idempotency-Key reused with another body', method: 'POST', path: '/threads/T/runs/wait', body: say(hi), headers: { ...JSON_TYPE, 'idempotency-key': 'corpus-key' }, status: 422 });
 
 // Background runs and run records.
 for (const [name, body] of runBodies.slice(0, 12)) {
@@ -290,6 +292,9 @@ for (const [name, method, path, body] of [
   ['value a list', 'PUT', '/store/items', item({ value: [1, 2] })],
   ['value null', 'PUT', '/store/items', item({ value: null })],
   ['value too large', 'PUT', '/store/items', item({ value: { text: 'x'.repeat(1024 * 1024 + 1) } })],
+  ['a user root label alone', 'PUT', '/store/items', item({ namespace: ['user:alice'] })],
+  ['a user root label with a bad escape', 'PUT', '/store/items', item({ namespace: ['user:a%41', 'x'] })],
+  ['search: a user root label naming nobody', 'POST', '/store/items/search', { namespace_prefix: ['user:'] }],
   ['key a number', 'PUT', '/store/items', item({ key: 5 })],
   ['key missing', 'PUT', '/store/items', { namespace: ['ref'], value: {} }],
   ['ttl negative', 'PUT', '/store/items', item({ ttl: -5 })],

@@ -90,6 +90,31 @@ test('the same run sent 3× with one Idempotency-Key is one turn', async () => {
   assert.equal((await history(thread)).length, 4);
 });
 
+test('an Idempotency-Key is kept for a day, not a number of turns: a retry 170 turns on is the same run; another body is 422', async () => {
+  const thread = await newThread();
+  const send = (text, key) => fetch(`${worker.url}/threads/${thread}/runs/wait`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+    body: JSON.stringify(say(text)),
+  }).then(async (r) => ({ status: r.status, body: await r.json(), head: r.headers.get('x-thread-head') }));
+  const first = await send('My name is Sam', 'kept-key');
+  assert.equal(first.status, 200);
+  // More turns than the newest checkpoints a key used to be looked for in (160).
+  for (let i = 0; i < 170; i += 1) assert.equal((await send(`turn ${i}`)).status, 200);
+  const messages = async () => (await api(worker.url, 'GET', `/threads/${thread}/state`)).body.values.messages.length;
+  const before = await messages();
+  assert.equal(before, 2 + 2 * 170);
+  const retry = await send('My name is Sam', 'kept-key');
+  assert.equal(retry.status, 200);
+  assert.deepEqual(retry.body, first.body, 'the original answer');
+  assert.equal(await messages(), before, 'nothing appended');
+  const reused = await send('Transfer everything', 'kept-key');
+  assert.equal(reused.status, 422);
+  assert.equal(reused.body.code, 'invalid_input');
+  assert.match(reused.body.detail, /different request body/);
+  assert.equal(await messages(), before, 'the thread unchanged');
+});
+
 test('crash: 16 clients on 8 threads, SIGKILL mid-load, restart, go on: every acknowledged turn exactly once', async () => {
   const threads = [];
   for (let i = 0; i < 8; i += 1) threads.push(await newThread());

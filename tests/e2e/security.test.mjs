@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { startWorker, tempPersistDir, removeDir, api, say, signHs256 } from './harness.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, startWorker, tempPersistDir, removeDir, api, say, signHs256, until } from './harness.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -184,4 +186,52 @@ test("the run queue admits before it checks the owner: another user's 64 enqueue
   } finally {
     await mock.close();
   }
+});
+
+test('MEMORY_BACKEND=kv without a KV binding quietly uses SQLite: now a configuration error on every route, logged', async () => {
+  const persistDir = tempPersistDir('kv-unbound');
+  // The project's wrangler.toml without its KV namespace (and its static assets).
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
+    .replace(/^\[\[kv_namespaces\]\][^[]*/m, '')
+    .replace(/^\[assets\][^[]*/m, '')
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, 'build-dev/index.js'))}`);
+  assert.doesNotMatch(toml, /MEMORY_KV"/);
+  const config = join(persistDir, 'wrangler.toml');
+  writeFileSync(config, toml);
+  const worker = await startWorker({
+    persistDir, config, anyStatusIsUp: true, vars: { MEMORY_BACKEND: 'kv', AUTH_MODE: 'none', DEV_MODE: 'true' },
+  });
+  try {
+    for (const [method, path, body] of [
+      ['GET', '/info'],
+      ['POST', '/threads', {}],
+      ['POST', '/threads/00000000-0000-4000-8000-000000000000/runs/wait', say('hi', { if_not_exists: 'create' })],
+    ]) {
+      const res = await api(worker.url, method, path, body);
+      assert.equal(res.status, 500, `${method} ${path}: ${JSON.stringify(res.body)}`);
+    }
+    await until(() => worker.logText(), (log) => /MEMORY_BACKEND=kv needs a KV namespace bound as MEMORY_KV/.test(log), 5000);
+  } finally {
+    await worker.kill();
+    removeDir(persistDir);
+  }
+});
+
+test('a 500 returned after a run committed invites a duplicate: a failure after the commit (every directory update lost) still answers the run, once', async () => {
+  await withWorker({ AUTH_MODE: 'none', DEV_MODE: 'true', DEV_DIRECTORY_FAULTS: 'drop=1' }, async (worker) => {
+    const thread = (await api(worker.url, 'POST', '/threads', {})).body.thread_id;
+    const waited = await api(worker.url, 'POST', `/threads/${thread}/runs/wait`, say('My name is Sam'));
+    assert.equal(waited.status, 200, JSON.stringify(waited.body));
+    const streamed = await fetch(`${worker.url}/threads/${thread}/runs/stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(say("What's my name?", { stream_mode: ['values'] })),
+    });
+    assert.equal(streamed.status, 200);
+    const text = await streamed.text();
+    assert.doesNotMatch(text, /event: error/);
+    assert.match(text, /Your name is Sam/);
+    const history = await api(worker.url, 'POST', `/threads/${thread}/history`, { limit: 10 });
+    assert.equal(history.body.length, 4, 'each run stored once');
+  });
 });

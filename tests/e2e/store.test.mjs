@@ -1,25 +1,25 @@
 // The Store API (long-term memory) in workerd, driven by the real @langchain/langgraph-sdk
 // (JS, pinned in package.json) store client: items, filters, semantic search, pages,
 // namespaces, TTL, owners, a runtime SIGKILL and restart, and the OpenAI-compatible
-// embeddings port against the mock server.
+// embeddings port against the mock server, and Workers AI embeddings through an `AI`
+// binding that is a stand-in Worker (tests/e2e/workers_ai/).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@langchain/langgraph-sdk';
-import { startWorker, tempPersistDir, removeDir, api, signHs256, sleep } from './harness.mjs';
+import { startWorker, tempPersistDir, removeDir, api, signHs256, sleep, until } from './harness.mjs';
 import { startMockOpenAi } from './mock_openai.mjs';
+import { fileURLToPath } from 'node:url';
 
 const JWT_SECRET = 'e2e-store-secret-0123456789-abcdefghij';
 const API_KEY = 'store-service-key';
-const VARS = { AUTH_MODE: 'jwt', JWT_SECRET, API_KEYS: API_KEY };
+// DEV_MODE: /__dev/store/{shard} shows a shard's rows (the TTL alarm's test).
+const VARS = { AUTH_MODE: 'jwt', JWT_SECRET, API_KEYS: API_KEY, DEV_MODE: 'true' };
 let worker;
 let persistDir;
 
 const service = () => new Client({ apiUrl: worker.url, apiKey: API_KEY });
-const user = (sub) => new Client({
-  apiUrl: worker.url,
-  apiKey: null,
-  defaultHeaders: { authorization: `Bearer ${signHs256({ sub, exp: Math.floor(Date.now() / 1000) + 3600 }, JWT_SECRET)}` },
-});
+const bearer = (sub) => `Bearer ${signHs256({ sub, exp: Math.floor(Date.now() / 1000) + 3600 }, JWT_SECRET)}`;
+const user = (sub) => new Client({ apiUrl: worker.url, apiKey: null, defaultHeaders: { authorization: bearer(sub) } });
 const keys = (items) => items.map((i) => `${i.namespace.join('.')}/${i.key}`);
 
 before(async () => {
@@ -106,6 +106,27 @@ test('TTL: an item is gone once its minutes pass, before any sweep', async () =>
   assert.deepEqual(keys((await s.searchItems(['ttl'])).items), ['ttl/kept']);
 });
 
+test("TTL: the shard's alarm deletes expired rows from storage", async () => {
+  const tina = user('tina').store;
+  await tina.putItem(['ttl'], 'short', { text: 'gone soon' }, { ttl: 0.02 }); // 1.2 s
+  await tina.putItem(['ttl'], 'kept', { text: 'stays' });
+  const rows = async () => {
+    const res = await fetch(`${worker.url}/__dev/store/u/tina`, { headers: { authorization: bearer('tina') } });
+    assert.equal(res.status, 200);
+    return res.json();
+  };
+  const before = await rows();
+  assert.deepEqual([before.items, before.vectors], [2, 2]);
+  assert.ok(before.next_expiry_ms > Date.now() - 5_000);
+  // Nothing reads the items meanwhile: only the alarm can remove the row.
+  const after = await until(rows, (r) => r.items === 1, 15_000);
+  assert.deepEqual([after.items, after.vectors, after.next_expiry_ms], [1, 1, null]);
+  assert.deepEqual((await tina.getItem(['ttl'], 'kept')).value, { text: 'stays' });
+  // Another user cannot read this shard's statistics.
+  const other = await fetch(`${worker.url}/__dev/store/u/tina`, { headers: { authorization: bearer('eve') } });
+  assert.equal(other.status, 404);
+});
+
 test('a JWT user sees only their own items; a service and another user see none of them', async () => {
   const alice = user('alice').store;
   const eve = user('eve').store;
@@ -116,9 +137,38 @@ test('a JWT user sees only their own items; a service and another user see none 
   assert.deepEqual((await eve.listNamespaces()).namespaces, []);
   await eve.putItem(['prefs'], 'theme', { dark: false });
   assert.deepEqual((await alice.getItem(['prefs'], 'theme')).value, { dark: true }, 'not overwritten by eve');
-  assert.equal(await service().store.getItem(['prefs'], 'theme'), null);
+  assert.equal(await service().store.getItem(['prefs'], 'theme'), null, "a service's own space is apart");
   const anonymous = await api(worker.url, 'POST', '/store/items/search', {});
   assert.equal(anonymous.status, 401);
+});
+
+test("a service reads, searches and writes a user's items through the root label user:<sub>", async () => {
+  const s = service().store;
+  const carol = user('carol').store;
+  await carol.putItem(['memories'], 'm1', { text: 'Carol prefers tea' });
+  // The service names carol's ['memories'] as ['user:carol', 'memories'].
+  const item = await s.getItem(['user:carol', 'memories'], 'm1');
+  assert.deepEqual(item.value, { text: 'Carol prefers tea' });
+  assert.deepEqual(item.namespace, ['user:carol', 'memories']);
+  const found = await s.searchItems(['user:carol'], { query: 'what does Carol drink?' });
+  assert.deepEqual(keys(found.items), ['user:carol.memories/m1']);
+  assert.equal(typeof found.items[0].score, 'number');
+  assert.deepEqual((await s.listNamespaces({ prefix: ['user:carol'] })).namespaces, [['user:carol', 'memories']]);
+  // What the service writes into carol's root, carol reads as her own; dave sees none of it.
+  await s.putItem(['user:carol', 'memories'], 'm2', { text: 'Carol moved to Lyon' });
+  assert.deepEqual((await carol.getItem(['memories'], 'm2')).value, { text: 'Carol moved to Lyon' });
+  assert.deepEqual(keys((await carol.searchItems(['memories'])).items), ['memories/m1', 'memories/m2']);
+  const dave = user('dave').store;
+  assert.equal(await dave.getItem(['memories'], 'm2'), null);
+  assert.deepEqual((await dave.searchItems([])).items, []);
+  // A user's `user:carol` label is a label of the user's own space, not carol's root.
+  assert.equal(await dave.getItem(['user:carol', 'memories'], 'm1'), null);
+  assert.deepEqual((await dave.listNamespaces()).namespaces, []);
+  // Without a root label a service's search covers its own space only, never users' items.
+  const shared = await s.searchItems([], { limit: 100 });
+  assert.ok(shared.items.every((i) => !i.namespace[0].startsWith('user:')));
+  await s.deleteItem(['user:carol', 'memories'], 'm2');
+  assert.equal(await carol.getItem(['memories'], 'm2'), null);
 });
 
 test('bad input is a 4xx naming the problem and stores nothing', async () => {
@@ -182,6 +232,28 @@ test('the OpenAI-compatible embeddings port: request shape, key header, ranking'
   } finally {
     await embedWorker.kill();
     await mock.close();
+    removeDir(dir);
+  }
+});
+
+test('Workers AI embeddings (@cf/baai/bge-*) through the AI binding: request shape, ranking', async () => {
+  const configs = ['edge-memory.toml', 'mock-ai.toml']
+    .map((name) => fileURLToPath(new URL(`workers_ai/${name}`, import.meta.url)));
+  const dir = tempPersistDir('store-workers-ai');
+  const aiWorker = await startWorker({ persistDir: dir, config: configs });
+  try {
+    const s = new Client({ apiUrl: aiWorker.url, apiKey: null }).store;
+    // The stand-in refuses another model or input shape: each put and query would fail.
+    await s.putItem(['docs'], 'jazz', { text: 'jazz quiz night' });
+    await s.putItem(['docs'], 'bread', { text: 'bread and butter' }, { index: ['text'] });
+    await s.putItem(['docs'], 'tags', { tags: ['rust', 'wasm'] }, { index: ['tags[*]'] });
+    const found = await s.searchItems(['docs'], { query: 'a jazz quiz' });
+    assert.equal(found.items[0].key, 'jazz');
+    assert.ok(found.items[0].score > 0.5 && found.items[1].score < found.items[0].score);
+    const tagged = await s.searchItems(['docs'], { query: 'wasm', limit: 1 });
+    assert.deepEqual(tagged.items.map((i) => i.key), ['tags']);
+  } finally {
+    await aiWorker.kill();
     removeDir(dir);
   }
 });

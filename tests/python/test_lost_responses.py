@@ -6,6 +6,7 @@ deployment admits a client with `token=` and sees only that user's threads."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socketserver
 import tempfile
@@ -226,3 +227,51 @@ def _try(call) -> None:
         call()
     except EdgeMemoryError:
         pass  # the runtime was killed under it
+
+
+def test_python_client_retries_non_idempotent_writes():
+    """Finding "Python client retries non-idempotent writes" (and deterministic 500s four
+    times): against a server that always fails, a 500 is raised after one request; an
+    idempotent call on 503 is retried `retries` times; `copy_thread` (not idempotent) is
+    sent once even on 503."""
+    requests: list[str] = []
+    status = {"code": 500}
+
+    class Failing(BaseHTTPRequestHandler):
+        def _fail(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            self.rfile.read(length)
+            requests.append(self.path)
+            body = json.dumps({"detail": "failing on purpose", "code": "internal"}).encode()
+            self.send_response(status["code"])
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _fail
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", free_port()), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with EdgeMemorySaver(url, retries=3) as saver:
+            config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+            with pytest.raises(EdgeMemoryError):
+                saver.get_tuple(config)
+            assert len(requests) == 1, "a deterministic 500 is not retried"
+            status["code"] = 503
+            requests.clear()
+            with pytest.raises(EdgeMemoryError):
+                saver.get_tuple(config)
+            assert len(requests) == 4, "an idempotent call is retried on 503"
+            requests.clear()
+            with pytest.raises(EdgeMemoryError):
+                saver.copy_thread("t", "u")
+            assert len(requests) == 1, "copy_thread is not idempotent: sent once"
+    finally:
+        server.shutdown()
+        server.server_close()

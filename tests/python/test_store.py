@@ -18,7 +18,8 @@ from langgraph.store.memory import InMemoryStore
 from langgraph_sdk import get_sync_client
 
 from conftest import Worker
-from edge_memory import EdgeMemoryError, EdgeMemoryStore
+from edge_memory import EdgeMemoryError, EdgeMemoryStore, user_root
+from test_lost_responses import _jwt
 
 LABELS = ["a", "b", "c"]
 KEYS = [f"k{i}" for i in range(5)]
@@ -131,6 +132,30 @@ def test_bad_input_raises_with_the_workers_detail(worker):
     assert "unknown operator" in err.value.detail
     with pytest.raises(ValueError):  # BaseStore checks labels before any request
         store.put(("a.b",), "k", {"v": 1})
+
+
+def test_a_service_reaches_a_users_items_through_user_root():
+    secret, key = "python-store-jwt-secret-0123456789", "python-store-key"
+    persist_dir = Path(tempfile.mkdtemp(prefix="py-store-jwt-"))
+    worker = Worker(persist_dir, vars={"JWT_SECRET": secret, "API_KEYS": key}).start()
+    try:
+        sub = "ada.l@example.com"  # periods are escaped in the root label
+        ada = EdgeMemoryStore(worker.url, token=_jwt(sub, secret))
+        service = EdgeMemoryStore(worker.url, api_key=key)
+        bob = EdgeMemoryStore(worker.url, token=_jwt("bob", secret))
+        ada.put(("memories",), "tea", {"text": "Ada prefers green tea"})
+        root = user_root(sub)
+        assert root == "user:ada%2El@example%2Ecom"
+        assert service.get((root, "memories"), "tea").value == {"text": "Ada prefers green tea"}
+        service.put((root, "memories"), "city", {"text": "Ada lives in Lyon"})
+        assert [i.key for i in ada.search(("memories",))] == ["city", "tea"]
+        assert service.list_namespaces(prefix=(root,)) == [(root, "memories")]
+        assert bob.get(("memories",), "city") is None
+        assert bob.search(()) == []
+        assert service.search(()) == []  # without the root: the service's own items only
+    finally:
+        worker.kill()
+        shutil.rmtree(persist_dir, ignore_errors=True)
 
 
 def test_python_langgraph_sdk_store_client(worker):

@@ -17,6 +17,9 @@ pub struct RusqliteExec {
     /// database, independent of the machine's speed. A scan shows here even when it
     /// returns one row.
     pub vm_steps: std::cell::Cell<u64>,
+    /// Rows inserted, updated or deleted by batches so far (SQLite's change counts;
+    /// the thread tables have no secondary index that would add more).
+    pub rows_changed: std::cell::Cell<u64>,
 }
 
 impl RusqliteExec {
@@ -26,6 +29,7 @@ impl RusqliteExec {
             conn: Connection::open_in_memory().expect("open sqlite"),
             rows_returned: Default::default(),
             vm_steps: Default::default(),
+            rows_changed: Default::default(),
         }
     }
 
@@ -35,6 +39,7 @@ impl RusqliteExec {
             conn: Connection::open(path).expect("open sqlite file"),
             rows_returned: Default::default(),
             vm_steps: Default::default(),
+            rows_changed: Default::default(),
         }
     }
 
@@ -98,8 +103,11 @@ impl SqlExec for RusqliteExec {
         let tx = self.conn.unchecked_transaction().map_err(backend)?;
         for s in statements {
             let params: Vec<Sv> = s.params.iter().map(to_sql).collect();
-            tx.execute(&s.sql, rusqlite::params_from_iter(params))
+            let changed = tx
+                .execute(&s.sql, rusqlite::params_from_iter(params))
                 .map_err(backend)?;
+            self.rows_changed
+                .set(self.rows_changed.get() + changed as u64);
         }
         tx.commit().map_err(backend)
     }

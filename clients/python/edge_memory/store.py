@@ -41,7 +41,17 @@ from langgraph.store.base import (
 
 from edge_memory._http import DEFAULT_RETRIES, Transport
 
-__all__ = ["EdgeMemoryStore"]
+__all__ = ["EdgeMemoryStore", "user_root"]
+
+USER_ROOT_PREFIX = "user:"
+
+
+def user_root(sub: str) -> str:
+    """The first label by which a service (``api_key``) names a user's items: the service's
+    ``(user_root(sub), "memories")`` is that user's own ``("memories",)``. ``%`` and ``.`` of
+    ``sub`` are written ``%25`` and ``%2E`` (a label has no periods)."""
+    return USER_ROOT_PREFIX + sub.replace("%", "%25").replace(".", "%2E")
+
 
 
 class EdgeMemoryStore(BaseStore):
@@ -49,7 +59,8 @@ class EdgeMemoryStore(BaseStore):
 
     ``url`` is the worker's base URL; ``api_key`` is sent as ``x-api-key``, ``token`` (a
     JWT) as ``Authorization: Bearer``: with a token, every item lives under that user's
-    own root, invisible to other users. ``index`` (a list of paths, or ``False``) and
+    own root, invisible to other users; with an API key, that root is reached by
+    namespaces starting with ``user_root(sub)``. ``index`` (a list of paths, or ``False``) and
     ``ttl`` (minutes) of ``put`` are passed through to the worker.
 
     The API has one request per operation, so ``batch`` sends one request per op, in

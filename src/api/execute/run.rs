@@ -7,7 +7,9 @@ use std::cell::RefCell;
 use serde_json::{json, Map, Value};
 
 use super::events::GraphEvents;
-use super::idempotency::{find_keyed_run, Keyed, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY};
+use super::idempotency::{
+    find_keyed_run, remember_keyed_reply, Keyed, IDEMPOTENCY_BODY, IDEMPOTENCY_KEY,
+};
 use super::{finish_run, prepare_run, PreparedRun};
 use crate::api::runs::RunStatus;
 use crate::api::wire::{self, message_chunk_json, values_json};
@@ -171,7 +173,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         modes: run.stream.take().unwrap_or_default(),
     };
     let input = input_json(&run.input);
-    let mut stored = store_keyed_input(engine, &thread_id, run).await?;
+    let (mut stored, keyed) = store_keyed_input(engine, &thread_id, run).await?;
     let turn = stored.base.as_ref().map_or(0, CheckpointRecord::turns) + 1;
     sink.turn(turn);
     let run_id = name_run(engine, &mut stored);
@@ -235,7 +237,27 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         tuples: tell.has(StreamMode::MessagesTuple),
         events: &events,
     };
-    reply_events(engine, stored, (messages, end), (&tell, &deltas), stop).await
+    let turn = reply_events(engine, stored, (messages, end), (&tell, &deltas), stop).await?;
+    remember_reply(engine, &thread_id, keyed, &turn);
+    Ok(turn)
+}
+
+/// Keeps which reply answered a keyed run, when this run stored it whole (a retry
+/// answered again stores nothing). A failure loses nothing
+/// a retry soon after needs: the input's metadata carries the key too, and the newest
+/// checkpoints are searched for it.
+fn remember_reply<C, M>(
+    engine: &Engine<'_, C, M>,
+    thread_id: &ThreadId,
+    keyed: KeyOfRun,
+    (_, head, end): &TurnEvents,
+) {
+    // A stopped run's partial reply may be rolled back: its retries use the checkpoints.
+    let stored = end.stopped.is_none() && end.written.contains(&head.checkpoint_id);
+    if let (Some((key, body)), true) = (keyed, stored) {
+        let (keyed, now) = ((key.as_str(), body.as_deref()), engine.clock.now_ms());
+        let _ = remember_keyed_reply(engine.keys, thread_id, keyed, &head.checkpoint_id, now);
+    }
 }
 
 /// Stopped before the node, as LangGraph's `interrupt_before`: the input is stored, the
@@ -315,13 +337,18 @@ fn input_json(input: &[crate::message::MessageOp]) -> Value {
     json!({"messages": messages})
 }
 
+/// A run's `Idempotency-Key` and the digest of its request body.
+type KeyOfRun = Option<(String, Option<String>)>;
+
 /// Stores the run's input, unless its `Idempotency-Key` names a run already stored: then
-/// that run's input is answered (or its reply returned again), adding nothing.
+/// that run's input is answered (or its reply returned again), adding nothing. Returns
+/// the stored input and the run's key.
 async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
     engine: &Engine<'_, C, M>,
     thread_id: &ThreadId,
     run: RunRequest,
-) -> Result<StoredInput> {
+) -> Result<(StoredInput, KeyOfRun)> {
+    let key_of_run = (run.idempotency_key.clone()).map(|k| (k, run.idempotency_body.clone()));
     let mut metadata = run.metadata;
     if !run.delivery.run_id.is_empty() {
         metadata.insert("run_id".into(), json!(run.delivery.run_id));
@@ -334,7 +361,7 @@ async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
                 metadata.insert(IDEMPOTENCY_BODY.into(), json!(body));
             }
             let now = engine.clock.now_ms();
-            find_keyed_run(engine.store, thread_id, (key, body), now).await?
+            find_keyed_run((engine.store, engine.keys), thread_id, (key, body), now).await?
         }
         None => Keyed::New,
     };
@@ -365,7 +392,7 @@ async fn store_keyed_input<C: Checkpointer, M: ChatModel>(
     // The key belongs to the input's checkpoint only.
     stored.metadata.remove(IDEMPOTENCY_KEY);
     stored.metadata.remove(IDEMPOTENCY_BODY);
-    Ok(stored)
+    Ok((stored, key_of_run))
 }
 
 /// The run's id. A run is named by the checkpoint holding its input: its id is the run

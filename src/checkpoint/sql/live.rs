@@ -1,58 +1,61 @@
-//! The live list (`em_live`): the head's state as positions → message rows, read for
-//! the head and its context window, edited op by op as each put continues it.
+//! The head's ids (`em_live_ids`): which message ids the newest checkpoint's state holds,
+//! at which position, and which checkpoint holds each one's current body. A put edits
+//! it op by op (one row per new, replaced or removed message); the context window is read
+//! from the log's tail, with these rows as the fallback when removals make that walk long.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
+use super::log::{OpsRow, PlacedOp, StoredBody, PAGE_MAX_ROWS};
 use super::port::{SqlExec, Statement};
-use super::rows::ThreadKeys;
 use super::{Columns, SqlCheckpointer};
 use crate::error::Result;
 use crate::message::{Message, MessageOp};
 
-const SELECT_LIVE: &str = "SELECT m.seq, m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
-                 WHERE l.tkey = ? ORDER BY l.pos";
-const SELECT_LIVE_TAIL: &str =
-    "SELECT m.seq, m.body FROM em_live l JOIN em_messages m ON m.seq = l.seq
-                     WHERE l.tkey = ? ORDER BY l.pos DESC LIMIT ?";
-/// The planner, without statistics, would walk the list by position instead.
-const SELECT_POSITION: &str =
-    "SELECT l.pos FROM em_live l INDEXED BY em_live_by_hash JOIN em_messages m ON m.seq = l.seq
-             WHERE l.tkey = ? AND l.id_hash = ? AND json_extract(m.body, '$.id') = ?";
-const SELECT_NEXT_POSITION: &str = "SELECT coalesce(max(pos), 0) + 1 FROM em_live WHERE tkey = ?";
-const CLEAR: &str = "DELETE FROM em_live WHERE tkey = ?";
-const DELETE_AT: &str = "DELETE FROM em_live WHERE tkey = ? AND pos = ?";
-const INSERT_AT: &str = "INSERT INTO em_live (tkey, pos, id_hash, seq) VALUES (?, ?, ?, ?)";
-/// last_insert_rowid(): the seq of the em_messages row just inserted.
-const INSERT_NEWEST_AT: &str =
-    "INSERT INTO em_live (tkey, pos, id_hash, seq) VALUES (?, ?, ?, last_insert_rowid())";
-const SET_NEWEST_AT: &str =
-    "UPDATE em_live SET seq = last_insert_rowid() WHERE tkey = ? AND pos = ?";
+const SELECT_POSITION: &str = "SELECT pos FROM em_live_ids WHERE tkey = ? AND msg_id = ?";
+const SELECT_ALL: &str = "SELECT pos, checkpoint_id FROM em_live_ids WHERE tkey = ?";
+const CLEAR: &str = "DELETE FROM em_live_ids WHERE tkey = ?";
+const DELETE_ID: &str = "DELETE FROM em_live_ids WHERE tkey = ? AND msg_id = ?";
+const INSERT_ID: &str =
+    "INSERT INTO em_live_ids (tkey, msg_id, pos, checkpoint_id) VALUES (?, ?, ?, ?)";
+const MOVE_BODY: &str = "UPDATE em_live_ids SET checkpoint_id = ? WHERE tkey = ? AND msg_id = ?";
 
-/// A 52-bit FNV-1a hash of a message id. 52 bits so that it survives the trip through
-/// JavaScript numbers in Durable Object SQL unchanged.
-fn id_hash(id: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash & ((1 << 52) - 1)) as i64
-}
+/// The log rows a window walk reads, per message it wants, before it reads the head's
+/// ids instead (a thread whose old messages were mostly removed).
+const WALK_ROWS_PER_MESSAGE: usize = 2;
 
-/// How one put edits `em_live`: where each id of its ops sits, simulated op by op,
+/// How one put edits `em_live_ids`: where each id of its ops sits, simulated op by op,
 /// since the statements run only at the end, in one batch.
-pub(super) struct LiveEdit<'a> {
+pub(super) struct LiveEdit {
     tkey: i64,
-    positions: HashMap<&'a str, Option<i64>>,
+    checkpoint_id: String,
+    positions: HashMap<String, Option<i64>>,
     /// After a clear nothing older is live.
     cleared: bool,
-    /// The positions of a rebuilt list (not written yet), when the put does not
-    /// continue from the live head.
-    rebuilt: Option<HashMap<String, i64>>,
-    next_pos: i64,
+    /// The next position an appended message takes.
+    pub(super) next_pos: i64,
 }
 
-impl<'a> LiveEdit<'a> {
+impl LiveEdit {
+    /// An edit for the put of `checkpoint_id` continuing a list whose next free position
+    /// is `next_pos`; `known` holds ids already placed (a rebuilt list), `cleared` says
+    /// that no other id is live.
+    pub(super) fn new(
+        tkey: i64,
+        checkpoint_id: &str,
+        next_pos: i64,
+        known: HashMap<String, Option<i64>>,
+        cleared: bool,
+    ) -> Self {
+        LiveEdit {
+            tkey,
+            checkpoint_id: checkpoint_id.to_string(),
+            positions: known,
+            cleared,
+            next_pos,
+        }
+    }
+
     /// Where `id` sits when the ops so far have run.
     fn position_of<E: SqlExec>(&self, store: &SqlCheckpointer<E>, id: &str) -> Result<Option<i64>> {
         if let Some(known) = self.positions.get(id) {
@@ -61,169 +64,251 @@ impl<'a> LiveEdit<'a> {
         if self.cleared {
             return Ok(None);
         }
-        match &self.rebuilt {
-            Some(rebuilt) => Ok(rebuilt.get(id).copied()),
-            None => store.live_position(self.tkey, id),
-        }
+        store.live_position(self.tkey, id)
     }
 
-    /// Adds the statements that make `em_live` follow `op`, whose `em_messages` row was
-    /// just inserted.
-    pub(super) fn apply<E: SqlExec>(
+    /// Adds the statements that make `em_live_ids` follow `op`, and places it.
+    pub(super) fn apply<'a, E: SqlExec>(
         &mut self,
         store: &SqlCheckpointer<E>,
         op: &'a MessageOp,
         batch: &mut Vec<Statement>,
-    ) -> Result<()> {
+    ) -> Result<PlacedOp<'a>> {
         let tkey = self.tkey;
-        match op {
+        let pos = match op {
             MessageOp::Upsert { message } => {
                 let id = message.id.as_str();
                 match self.position_of(store, id)? {
                     Some(pos) => {
-                        batch.push(Statement::new(SET_NEWEST_AT, vec![tkey.into(), pos.into()]))
+                        batch.push(Statement::new(
+                            MOVE_BODY,
+                            vec![self.checkpoint_id.as_str().into(), tkey.into(), id.into()],
+                        ));
+                        pos
                     }
                     None => {
                         let pos = self.next_pos;
                         batch.push(Statement::new(
-                            INSERT_NEWEST_AT,
-                            vec![tkey.into(), pos.into(), id_hash(id).into()],
+                            INSERT_ID,
+                            vec![
+                                tkey.into(),
+                                id.into(),
+                                pos.into(),
+                                self.checkpoint_id.as_str().into(),
+                            ],
                         ));
-                        self.positions.insert(id, Some(pos));
+                        self.positions.insert(id.to_string(), Some(pos));
                         self.next_pos += 1;
+                        pos
                     }
                 }
             }
             MessageOp::Remove { id } => {
-                if let Some(pos) = self.position_of(store, id)? {
-                    batch.push(Statement::new(DELETE_AT, vec![tkey.into(), pos.into()]));
+                let pos = self.position_of(store, id)?;
+                if pos.is_some() {
+                    batch.push(Statement::new(
+                        DELETE_ID,
+                        vec![tkey.into(), id.as_str().into()],
+                    ));
                 }
-                self.positions.insert(id, None);
+                self.positions.insert(id.clone(), None);
+                // A removal of an id the list does not hold changes nothing.
+                pos.unwrap_or(0)
             }
             MessageOp::RemoveAll => {
                 batch.push(Statement::new(CLEAR, vec![tkey.into()]));
                 self.positions.clear();
                 self.cleared = true;
+                0
             }
-        }
-        Ok(())
+        };
+        Ok(PlacedOp { op, pos })
     }
 }
 
+/// A list rebuilt from a chain's ops: each live id's position and the checkpoint of its
+/// current body, and the next free position.
+pub(super) struct RebuiltList {
+    pub(super) live: HashMap<String, (i64, String)>,
+    pub(super) next_pos: i64,
+}
+
 impl<E: SqlExec> SqlCheckpointer<E> {
-    /// Starts the edit of `em_live` for a put on `parent`: incremental when it continues
-    /// from the live head (every ordinary turn), after a rebuild to the parent's state
-    /// otherwise. Returns the rebuild's statements (none for the live head).
-    pub(super) fn start_live_edit<'a>(
-        &self,
-        keys: ThreadKeys,
-        parent: Option<i64>,
-    ) -> Result<(Vec<Statement>, LiveEdit<'a>)> {
-        let tkey = keys.tkey;
-        if parent == keys.live_ckey {
-            let edit = LiveEdit {
-                tkey,
-                positions: HashMap::new(),
-                cleared: false,
-                rebuilt: None,
-                next_pos: self.next_live_position(tkey)?,
-            };
-            return Ok((Vec::new(), edit));
-        }
-        let (batch, rebuilt) = self.rebuild_live(tkey, parent)?;
-        let edit = LiveEdit {
-            tkey,
-            positions: HashMap::new(),
-            cleared: false,
-            next_pos: rebuilt.values().max().map_or(1, |p| p + 1),
-            rebuilt: Some(rebuilt),
-        };
-        Ok((batch, edit))
-    }
-
-    /// The live list, in order; only the last `tail` messages when given.
-    pub(super) fn live_messages(&self, tkey: i64, tail: Option<usize>) -> Result<Vec<Message>> {
-        let rows = match tail {
-            None => self.query(SELECT_LIVE, &[tkey.into()])?,
-            Some(n) => {
-                let mut rows = self.query(
-                    SELECT_LIVE_TAIL,
-                    &[tkey.into(), i64::try_from(n).unwrap_or(i64::MAX).into()],
-                )?;
-                rows.reverse();
-                rows
-            }
-        };
-        rows.into_iter()
-            .map(|row| {
-                let mut cols = Columns::new(row, "em_messages");
-                let seq = cols.integer()?;
-                let body = self.whole_body(seq, cols.text()?)?;
-                Ok(serde_json::from_str::<Message>(&body)?)
-            })
-            .collect()
-    }
-
     /// The position of live message `id`, if the head's state holds it.
     pub(super) fn live_position(&self, tkey: i64, id: &str) -> Result<Option<i64>> {
-        let rows = self.query(
-            SELECT_POSITION,
-            &[tkey.into(), id_hash(id).into(), id.into()],
-        )?;
+        let rows = self.query(SELECT_POSITION, &[tkey.into(), id.into()])?;
         match rows.into_iter().next() {
-            Some(row) => Ok(Some(Columns::new(row, "em_live").integer()?)),
+            Some(row) => Ok(Some(Columns::new(row, "em_live_ids").integer()?)),
             None => Ok(None),
         }
     }
 
-    /// The next free position in the live list.
-    fn next_live_position(&self, tkey: i64) -> Result<i64> {
-        let rows = self.query(SELECT_NEXT_POSITION, &[tkey.into()])?;
-        Columns::new(rows.into_iter().next().unwrap_or_default(), "em_live").integer()
+    /// The list at checkpoint `from` (or empty), from its chain's placed ops.
+    pub(super) fn rebuild_list(&self, tkey: i64, from: Option<&str>) -> Result<RebuiltList> {
+        let mut list = RebuiltList {
+            live: HashMap::new(),
+            next_pos: 1,
+        };
+        let Some(from) = from else {
+            return Ok(list);
+        };
+        let mut rows = Vec::new();
+        self.walk_chain(tkey, from, PAGE_MAX_ROWS, |row| {
+            rows.push(row);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        list.next_pos = rows.first().map_or(1, |r| r.next_pos);
+        for row in rows.into_iter().rev() {
+            for op in &row.ops {
+                match (&op.body, op.id()) {
+                    (StoredBody::RemoveAll, _) => list.live.clear(),
+                    (StoredBody::Remove(id), _) => {
+                        list.live.remove(id);
+                    }
+                    (_, Some(id)) => {
+                        list.live
+                            .insert(id.to_string(), (op.pos, row.checkpoint_id.clone()));
+                    }
+                    (_, None) => {}
+                }
+            }
+        }
+        Ok(list)
     }
 
-    /// Statements that make `em_live` hold the state at `ckey` (a full rebuild), and the
-    /// position each live id gets.
-    fn rebuild_live(
-        &self,
-        tkey: i64,
-        ckey: Option<i64>,
-    ) -> Result<(Vec<Statement>, HashMap<String, i64>)> {
+    /// Statements that make `em_live_ids` hold `list`.
+    pub(super) fn write_list(&self, tkey: i64, list: &RebuiltList) -> Vec<Statement> {
         let mut batch = vec![Statement::new(CLEAR, vec![tkey.into()])];
-        let mut positions = HashMap::new();
-        let Some(ckey) = ckey else {
-            return Ok((batch, positions));
-        };
-        // Replay keeping, per live id, its first position and its newest body's seq.
-        let mut order: Vec<String> = Vec::new();
-        let mut live: HashMap<String, i64> = HashMap::new();
-        for (seq, op) in self.chain_ops(ckey)? {
-            match op {
-                MessageOp::Upsert { message } => {
-                    if live.insert(message.id.clone(), seq).is_none() {
-                        order.push(message.id);
+        for (id, (pos, checkpoint_id)) in &list.live {
+            batch.push(Statement::new(
+                INSERT_ID,
+                vec![
+                    tkey.into(),
+                    id.as_str().into(),
+                    (*pos).into(),
+                    checkpoint_id.as_str().into(),
+                ],
+            ));
+        }
+        batch
+    }
+
+    /// The last `max` messages of the state at the head `head_id`: the log's tail walked
+    /// back until no older row can hold one of them; when removals make that walk long,
+    /// the head's ids name the rows to read instead.
+    pub(super) fn live_tail(&self, tkey: i64, head_id: &str, max: usize) -> Result<Vec<Message>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let budget = max.saturating_mul(WALK_ROWS_PER_MESSAGE) + 8;
+        let mut decided: BTreeMap<i64, Option<(String, usize)>> = BTreeMap::new();
+        let mut bodies: HashMap<(String, usize), StoredBody> = HashMap::new();
+        let mut walked = 0usize;
+        let mut complete = false;
+        // A row holds at least one message as a rule: one more row decides the stop.
+        let first_page = i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1);
+        self.walk_chain(tkey, head_id, first_page, |row: OpsRow| {
+            if decided
+                .range(row.next_pos..)
+                .filter(|(_, v)| v.is_some())
+                .count()
+                >= max
+            {
+                complete = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            walked += 1;
+            if walked > budget {
+                return Ok(ControlFlow::Break(()));
+            }
+            for (index, op) in row.ops.into_iter().enumerate().rev() {
+                match op.body {
+                    StoredBody::RemoveAll => {
+                        complete = true;
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    StoredBody::Remove(_) => {
+                        decided.entry(op.pos).or_insert(None);
+                    }
+                    body => {
+                        if decided.contains_key(&op.pos) {
+                            continue;
+                        }
+                        let key = (row.checkpoint_id.clone(), index);
+                        decided.insert(op.pos, Some(key.clone()));
+                        bodies.insert(key, body);
                     }
                 }
-                MessageOp::Remove { id } => {
-                    live.remove(&id);
-                }
-                MessageOp::RemoveAll => {
-                    live.clear();
-                    order.clear();
-                }
             }
-        }
-        let mut pos = 0i64;
-        for id in order {
-            if let Some(seq) = live.remove(&id) {
-                pos += 1;
-                batch.push(Statement::new(
-                    INSERT_AT,
-                    vec![tkey.into(), pos.into(), id_hash(&id).into(), seq.into()],
-                ));
-                positions.insert(id, pos);
+            if row.is_root {
+                complete = true;
             }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if !complete {
+            return self.tail_from_ids(tkey, max);
         }
-        Ok((batch, positions))
+        let keys: Vec<(String, usize)> = decided.into_values().flatten().collect();
+        let start = keys.len().saturating_sub(max);
+        keys.into_iter()
+            .skip(start)
+            .map(|key| match bodies.remove(&key) {
+                Some(body) => self.resolve_message(tkey, &key.0, key.1, body),
+                None => Err(crate::error::Error::backend(format_args!(
+                    "em_log: no body for position in checkpoint {}",
+                    key.0
+                ))),
+            })
+            .collect()
+    }
+
+    /// The last `max` messages of the head's state, found through its ids: their rows
+    /// read whole (a thread whose old messages were mostly removed).
+    fn tail_from_ids(&self, tkey: i64, max: usize) -> Result<Vec<Message>> {
+        let mut placed: Vec<(i64, String)> = self
+            .query(SELECT_ALL, &[tkey.into()])?
+            .into_iter()
+            .map(|row| {
+                let mut cols = Columns::new(row, "em_live_ids");
+                Ok((cols.integer()?, cols.text()?))
+            })
+            .collect::<Result<_>>()?;
+        placed.sort_unstable();
+        let start = placed.len().saturating_sub(max);
+        let mut rows: HashMap<String, Vec<Option<StoredBody>>> = HashMap::new();
+        let mut positions: HashMap<String, Vec<i64>> = HashMap::new();
+        let mut out = Vec::new();
+        for (pos, checkpoint_id) in placed.into_iter().skip(start) {
+            if !rows.contains_key(&checkpoint_id) {
+                let ops = self.row_ops(tkey, &checkpoint_id)?;
+                positions.insert(checkpoint_id.clone(), ops.iter().map(|op| op.pos).collect());
+                rows.insert(
+                    checkpoint_id.clone(),
+                    ops.into_iter().map(|op| Some(op.body)).collect(),
+                );
+            }
+            let bodies = rows
+                .get_mut(&checkpoint_id)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            let at = &positions[&checkpoint_id];
+            let index = (0..bodies.len()).rev().find(|&i| {
+                at[i] == pos
+                    && matches!(
+                        bodies[i],
+                        Some(StoredBody::Upsert(_) | StoredBody::Parts { .. })
+                    )
+            });
+            let mut bodies = bodies;
+            let body = index.and_then(|i| bodies[i].take());
+            rows.insert(checkpoint_id.clone(), bodies);
+            let (Some(index), Some(body)) = (index, body) else {
+                return Err(crate::error::Error::backend(format_args!(
+                    "em_live_ids: checkpoint {checkpoint_id} holds no body at position {pos}"
+                )));
+            };
+            out.push(self.resolve_message(tkey, &checkpoint_id, index, body)?);
+        }
+        Ok(out)
     }
 }

@@ -6,23 +6,23 @@
 //! for explicitly with [`SqlExec::execute_batch`] (`storage.transactionSync` there, a
 //! transaction in SQLite).
 //!
-//! # Layout (append-only history, plus the head's live list)
-//! - `em_threads`: one row per thread (metadata, status, timestamps, and `live_ckey`: the
-//!   checkpoint whose state `em_live` holds).
-//! - `em_checkpoints`: one row per checkpoint: id, parent (as a row key), time, metadata.
-//! - `em_messages`: one row per message operation, tagged with its checkpoint's row key,
-//!   in write order (`seq`). Never updated.
-//! - `em_live`: the head's state as a list: position → the `seq` of the message's current
-//!   body, with a 52-bit hash of its id for look-ups (checked against the body's id, so a
-//!   collision costs a comparison, never a wrong answer). A turn inserts one small row
-//!   per new message; replacing or removing a message touches its one row.
+//! # Layout (an append-only log, plus the head's ids)
+//! - `em_threads`: one row per thread (metadata, status, timestamps).
+//! - `em_log`: one row per checkpoint: id, parent id, time, metadata, and its message
+//!   operations inline (`[[op, position, body], ...]`), each with the position its
+//!   message has in the list, and the next free position after it. Never updated.
+//!   Bodies too large for the row are in `em_body_parts`.
+//! - `em_live_ids`: the head's state as ids: which ids the newest checkpoint's list
+//!   holds, at which position, and which checkpoint holds each one's current body.
 //!
-//! A turn inserts one checkpoint row and one `em_messages` + `em_live` row per new
-//! message; it never rewrites earlier history, so the bytes written per turn do not grow
-//! with the thread. A turn reads only the tail of `em_live` (its context window) and the
-//! ids it needs to check, so its cost does not grow either. The state at an older
-//! checkpoint is rebuilt by replaying the message rows of its parent chain (one recursive
-//! query); continuing from an older checkpoint (a fork) rebuilds `em_live` once.
+//! A turn writes four rows: its input's checkpoint and its reply's, each with one
+//! `em_live_ids` row per new message (replacing or removing a message touches its one
+//! row). The tables are `WITHOUT ROWID`, keyed by what is looked up, so no index adds a
+//! write. A turn reads the log's tail back from the head until no older row can hold
+//! one of the last messages (its context window), and one `em_live_ids` row per id it
+//! checks; so its cost does not grow with the thread. The state at any checkpoint is
+//! its chain's operations replayed; continuing from an older checkpoint (a fork)
+//! rebuilds `em_live_ids` once.
 //!
 //! # Schema evolution
 //! [`MIGRATIONS`] is append-only; its index is the schema version, stored in
@@ -31,25 +31,27 @@
 //!
 //! # Files
 //! `port` (the [`SqlExec`] port), `schema` (migrations and the table registry),
-//! `checkpointer` (the [`Checkpointer`](crate::checkpoint::Checkpointer) impl), `rows`
-//! (reading rows and states), `live` (the live list), `parts` (message rows, and the
-//! parts of large ones), `stats` (table statistics), `index` (the store as its own
-//! thread directory).
+//! `upgrade` (the move from the layout before the log), `checkpointer` (the
+//! [`Checkpointer`](crate::checkpoint::Checkpointer) impl), `rows` (reading rows and
+//! states), `log` (log rows, their ops, walking a chain, parts of large bodies), `live`
+//! (the head's ids and the context window), `stats` (table statistics), `index` (the
+//! store as its own thread directory).
 
 mod checkpointer;
 mod index;
 mod live;
-mod parts;
+mod log;
 mod port;
 mod rows;
 mod schema;
 mod stats;
+mod upgrade;
 
 use std::cell::Cell;
 
 use serde_json::{Map, Value};
 
-pub use parts::MESSAGE_PART_BYTES;
+pub use log::MESSAGE_PART_BYTES;
 pub use port::{SqlExec, SqlValue, Statement};
 pub use schema::MIGRATIONS;
 pub(crate) use schema::{delete_thread_rows, tables_of, Group};
@@ -95,14 +97,14 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     /// The thread's row key, creating the thread record if it does not exist (a
     /// LangGraph checkpointer creates threads implicitly on first write).
     pub(crate) fn ensure_thread_key(&self, thread_id: &ThreadId, now_ms: i64) -> Result<i64> {
-        match self.thread_keys(thread_id) {
-            Ok(keys) => Ok(keys.tkey),
+        match self.thread_tkey(thread_id) {
+            Ok(tkey) => Ok(tkey),
             Err(Error::NotFound { .. }) => {
                 self.execute(&[Statement::new(
                     INSERT_IMPLICIT_THREAD,
                     vec![thread_id.as_str().into(), now_ms.into(), now_ms.into()],
                 )])?;
-                Ok(self.thread_keys(thread_id)?.tkey)
+                self.thread_tkey(thread_id)
             }
             Err(err) => Err(err),
         }
@@ -110,8 +112,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 
     /// The thread's row key, if the thread exists.
     pub(crate) fn thread_key(&self, thread_id: &ThreadId) -> Result<Option<i64>> {
-        match self.thread_keys(thread_id) {
-            Ok(keys) => Ok(Some(keys.tkey)),
+        match self.thread_tkey(thread_id) {
+            Ok(tkey) => Ok(Some(tkey)),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(err),
         }

@@ -1,40 +1,35 @@
-//! Reading rows: a thread's keys and record, its checkpoint rows, and the state at a
-//! checkpoint (from the live list, or by replaying its parent chain).
+//! Reading rows: a thread's key and record, its checkpoint rows, and the state at a
+//! checkpoint (by replaying its parent chain).
 
-use super::parts::decode_op;
+use std::collections::{HashMap, HashSet};
+
+use super::log::RESOLVED_PARENT;
 use super::port::{SqlExec, SqlValue};
 use super::{Columns, SqlCheckpointer};
 use crate::checkpoint::{CheckpointId, CheckpointRecord};
 use crate::error::{Error, Result};
-use crate::message::{Message, MessageOp};
+use crate::message::Message;
 use crate::thread::{ThreadId, ThreadRecord, ThreadStatus};
 
-const SELECT_THREAD: &str =
-    "SELECT created_at, updated_at, metadata, status FROM em_threads WHERE thread_id = ?";
-const SELECT_THREAD_KEYS: &str = "SELECT tkey, live_ckey FROM em_threads WHERE thread_id = ?";
-/// The message rows of a checkpoint's parent chain, oldest first.
-const SELECT_CHAIN_OPS: &str = "WITH RECURSIVE chain(ckey) AS (
-                SELECT ?
-                UNION ALL
-                SELECT c.parent FROM em_checkpoints c JOIN chain ON c.ckey = chain.ckey
-                WHERE c.parent IS NOT NULL
-            )
-            SELECT seq, op, body, ckey FROM em_messages
-            WHERE ckey IN (SELECT ckey FROM chain)
-            ORDER BY seq";
+/// A thread's record; its `updated_at` is the later of the record's and its newest
+/// checkpoint's (a put does not rewrite the thread row).
+const SELECT_THREAD: &str = "SELECT t.created_at,
+               max(t.updated_at, coalesce((SELECT l.created_at FROM em_log l WHERE l.tkey = t.tkey
+                 ORDER BY l.checkpoint_id DESC LIMIT 1), 0)),
+               t.metadata, t.status
+             FROM em_threads t WHERE t.thread_id = ?";
+const SELECT_THREAD_KEY: &str = "SELECT tkey FROM em_threads WHERE thread_id = ?";
 
-/// A thread's row keys.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ThreadKeys {
-    pub(super) tkey: i64,
-    /// The checkpoint whose state `em_live` holds.
-    pub(super) live_ckey: Option<i64>,
+/// A checkpoint row: its record and the next free list position after it.
+pub(super) struct CheckpointRow {
+    pub(super) record: CheckpointRecord,
+    pub(super) next_pos: i64,
 }
 
-/// A checkpoint row with its row keys.
-pub(super) struct CheckpointRow {
-    pub(super) ckey: i64,
-    pub(super) record: CheckpointRecord,
+impl CheckpointRow {
+    pub(super) fn id(&self) -> &str {
+        self.record.checkpoint_id.as_str()
+    }
 }
 
 impl<E: SqlExec> SqlCheckpointer<E> {
@@ -54,21 +49,18 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         }))
     }
 
-    /// The thread's row keys; not found when it does not exist.
-    pub(super) fn thread_keys(&self, thread_id: &ThreadId) -> Result<ThreadKeys> {
-        let rows = self.query(SELECT_THREAD_KEYS, &[thread_id.as_str().into()])?;
+    /// The thread's row key; not found when it does not exist.
+    pub(super) fn thread_tkey(&self, thread_id: &ThreadId) -> Result<i64> {
+        let rows = self.query(SELECT_THREAD_KEY, &[thread_id.as_str().into()])?;
         let row = rows
             .into_iter()
             .next()
             .ok_or_else(|| Error::thread_not_found(thread_id.as_str()))?;
-        let mut cols = Columns::new(row, "em_threads");
-        Ok(ThreadKeys {
-            tkey: cols.integer()?,
-            live_ckey: cols.optional_integer()?,
-        })
+        Columns::new(row, "em_threads").integer()
     }
 
-    /// Checkpoint rows selected by `filter` (SQL after `WHERE c.tkey = ?`), newest first.
+    /// Checkpoint rows selected by `filter` (SQL after `WHERE l.tkey = ?`, over `em_log
+    /// l`), newest first.
     pub(super) fn checkpoint_rows(
         &self,
         thread_id: &ThreadId,
@@ -78,9 +70,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         limit: Option<usize>,
     ) -> Result<Vec<CheckpointRow>> {
         let sql = format!(
-            "SELECT c.ckey, c.checkpoint_id, p.checkpoint_id, c.created_at, c.metadata
-             FROM em_checkpoints c LEFT JOIN em_checkpoints p ON p.ckey = c.parent
-             WHERE c.tkey = ? {filter} ORDER BY c.checkpoint_id DESC LIMIT ?"
+            "SELECT l.checkpoint_id, {RESOLVED_PARENT}, l.created_at, l.metadata, l.next_pos
+             FROM em_log l WHERE l.tkey = ? {filter} ORDER BY l.checkpoint_id DESC LIMIT ?"
         );
         let mut all = vec![SqlValue::Integer(tkey)];
         all.extend(params);
@@ -91,9 +82,8 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.query(&sql, &all)?
             .into_iter()
             .map(|row| {
-                let mut cols = Columns::new(row, "em_checkpoints");
+                let mut cols = Columns::new(row, "em_log");
                 Ok(CheckpointRow {
-                    ckey: cols.integer()?,
                     record: CheckpointRecord {
                         thread_id: thread_id.clone(),
                         checkpoint_id: CheckpointId::parse(&cols.text()?)?,
@@ -104,12 +94,13 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                         created_at_ms: cols.integer()?,
                         metadata: cols.json_object()?,
                     },
+                    next_pos: cols.integer()?,
                 })
             })
             .collect()
     }
 
-    /// The newest checkpoint row.
+    /// The newest checkpoint row: the head, whose state `em_live_ids` holds.
     pub(super) fn head(&self, thread_id: &ThreadId, tkey: i64) -> Result<Option<CheckpointRow>> {
         Ok(self
             .checkpoint_rows(thread_id, tkey, "", vec![], Some(1))?
@@ -127,7 +118,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.checkpoint_rows(
             thread_id,
             tkey,
-            "AND c.checkpoint_id = ?",
+            "AND l.checkpoint_id = ?",
             vec![id.as_str().into()],
             Some(1),
         )?
@@ -139,81 +130,50 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         })
     }
 
-    /// The operations of a checkpoint's parent chain, oldest first, with their `seq`.
-    pub(super) fn chain_ops(&self, ckey: i64) -> Result<Vec<(i64, MessageOp)>> {
-        Ok(self
-            .chain_ops_by_checkpoint(ckey)?
-            .into_iter()
-            .map(|(seq, op, _)| (seq, op))
-            .collect())
-    }
-
-    /// The operations of a checkpoint's chain, oldest first, each with its sequence
-    /// number and the checkpoint (`ckey`) that stored it.
-    pub(super) fn chain_ops_by_checkpoint(&self, ckey: i64) -> Result<Vec<(i64, MessageOp, i64)>> {
-        let rows = self.query(SELECT_CHAIN_OPS, &[ckey.into()])?;
-        rows.into_iter()
-            .map(|row| {
-                let mut cols = Columns::new(row, "em_messages");
-                let seq = cols.integer()?;
-                let op = cols.integer()?;
-                let op = decode_op(op, self.whole_body(seq, cols.text()?)?)?;
-                Ok((seq, op, cols.integer()?))
-            })
-            .collect()
-    }
-
     /// The states at `rows` (checkpoints of one thread) in one replay of the newest
     /// one's chain: a checkpoint's state is the chain's operations up to its own (a
-    /// parent's `ckey` is always below its children's). Checkpoints off that chain (other
+    /// parent's id always sorts below its children's). Checkpoints off that chain (other
     /// branches) are rebuilt on their own.
-    pub(super) fn states_at(
-        &self,
-        keys: ThreadKeys,
-        rows: &[CheckpointRow],
-    ) -> Result<Vec<Vec<Message>>> {
-        let Some(newest) = rows.iter().max_by_key(|r| r.ckey) else {
+    pub(super) fn states_at(&self, tkey: i64, rows: &[CheckpointRow]) -> Result<Vec<Vec<Message>>> {
+        let Some(newest) = rows.iter().max_by(|a, b| a.id().cmp(b.id())) else {
             return Ok(Vec::new());
         };
-        let ops = self.chain_ops_by_checkpoint(newest.ckey)?;
-        let on_chain: std::collections::HashSet<i64> = ops.iter().map(|(_, _, c)| *c).collect();
-        let mut wanted: Vec<i64> = rows
+        let ops = self.chain_ops(tkey, newest.id())?;
+        let on_chain: HashSet<&str> = ops.iter().map(|(c, _)| c.as_str()).collect();
+        let mut wanted: Vec<&str> = rows
             .iter()
-            .map(|r| r.ckey)
-            .filter(|c| on_chain.contains(c) || *c == newest.ckey)
+            .map(CheckpointRow::id)
+            .filter(|c| on_chain.contains(c) || *c == newest.id())
             .collect();
         wanted.sort_unstable();
-        let mut built: std::collections::HashMap<i64, Vec<Message>> =
-            std::collections::HashMap::new();
+        wanted.dedup();
+        let mut built: HashMap<&str, Vec<Message>> = HashMap::new();
         let mut state = Vec::new();
         let mut next = 0;
         for target in wanted {
             let upto = ops[next..]
                 .iter()
-                .take_while(|(_, _, c)| *c <= target)
+                .take_while(|(c, _)| c.as_str() <= target)
                 .count();
             state = crate::message::add_messages(
                 state,
-                ops[next..next + upto].iter().map(|(_, op, _)| op),
+                ops[next..next + upto].iter().map(|(_, op)| op),
             )
             .map_err(|e| Error::backend(format_args!("stored history does not replay: {e}")))?;
             next += upto;
             built.insert(target, state.clone());
         }
         rows.iter()
-            .map(|row| match built.remove(&row.ckey) {
-                Some(messages) => Ok(messages),
-                None => self.state_at(keys, row),
+            .map(|row| match built.get(row.id()) {
+                Some(messages) => Ok(messages.clone()),
+                None => self.state_at(tkey, row),
             })
             .collect()
     }
 
-    /// The state at a checkpoint: from `em_live` for the live head, else by replay.
-    pub(super) fn state_at(&self, keys: ThreadKeys, row: &CheckpointRow) -> Result<Vec<Message>> {
-        if keys.live_ckey == Some(row.ckey) {
-            return self.live_messages(keys.tkey, None);
-        }
-        let ops = self.chain_ops(row.ckey)?;
+    /// The state at a checkpoint, by replaying its chain.
+    pub(super) fn state_at(&self, tkey: i64, row: &CheckpointRow) -> Result<Vec<Message>> {
+        let ops = self.chain_ops(tkey, row.id())?;
         crate::checkpoint::replay(ops.iter().map(|(_, op)| op))
     }
 }

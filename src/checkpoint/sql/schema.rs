@@ -127,7 +127,46 @@ pub const MIGRATIONS: &[&[&str]] = &[
         PRIMARY KEY (seq, part)
     ) WITHOUT ROWID",
     ],
+    &[
+        // One row per checkpoint with its ops inline, and the head's ids: a turn writes
+        // four rows (see `checkpoint::sql`). The rows of the layout before are converted
+        // between the creations and the drops (`upgrade`), in the same transaction.
+        "CREATE TABLE em_log (
+        tkey INTEGER NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        parent_id TEXT,
+        created_at INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        next_pos INTEGER NOT NULL,
+        ops TEXT NOT NULL,
+        PRIMARY KEY (tkey, checkpoint_id)
+    ) WITHOUT ROWID",
+        "CREATE TABLE em_live_ids (
+        tkey INTEGER NOT NULL,
+        msg_id TEXT NOT NULL,
+        pos INTEGER NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        PRIMARY KEY (tkey, msg_id)
+    ) WITHOUT ROWID",
+        "CREATE TABLE em_body_parts (
+        tkey INTEGER NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        op INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (tkey, checkpoint_id, op, part)
+    ) WITHOUT ROWID",
+        "DROP TABLE em_live",
+        "DROP TABLE em_message_parts",
+        "DROP TABLE em_messages",
+        "DROP TABLE em_checkpoints",
+        "UPDATE em_threads SET live_ckey = NULL",
+    ],
 ];
+
+/// The migration that moves rows from the layout before it: [`super::upgrade`] adds
+/// their conversion ahead of its first `DROP`.
+const LOG_MIGRATION: usize = 4;
 
 const SCHEMA_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS em_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)";
@@ -140,10 +179,6 @@ const SET_VERSION: &str = "INSERT INTO em_schema (id, version) VALUES (1, ?)
 pub(crate) enum Owner {
     /// By its `tkey` column.
     Thread,
-    /// By its `ckey` column: a row of `em_checkpoints`.
-    Checkpoint,
-    /// By its `seq` column: a row of `em_messages`.
-    Message,
 }
 
 /// Which store a table serves.
@@ -213,35 +248,41 @@ pub(crate) const TABLES: &[Table] = &[
         ],
     },
     Table {
-        name: "em_checkpoints",
+        name: "em_log",
         owner: Owner::Thread,
         group: Group::Checkpointer,
         columns: &[
-            ("ckey", Int),
             ("tkey", Int),
             ("checkpoint_id", Bytes),
-            ("parent", Int),
+            ("parent_id", Bytes),
             ("created_at", Int),
             ("metadata", Bytes),
+            ("next_pos", Int),
+            ("ops", Bytes),
         ],
     },
     Table {
-        name: "em_messages",
-        owner: Owner::Checkpoint,
-        group: Group::Checkpointer,
-        columns: &[("seq", Int), ("ckey", Int), ("op", Int), ("body", Bytes)],
-    },
-    Table {
-        name: "em_message_parts",
-        owner: Owner::Message,
-        group: Group::Checkpointer,
-        columns: &[("seq", Int), ("part", Int), ("data", Bytes)],
-    },
-    Table {
-        name: "em_live",
+        name: "em_body_parts",
         owner: Owner::Thread,
         group: Group::Checkpointer,
-        columns: &[("tkey", Int), ("pos", Int), ("id_hash", Int), ("seq", Int)],
+        columns: &[
+            ("tkey", Int),
+            ("checkpoint_id", Bytes),
+            ("op", Int),
+            ("part", Int),
+            ("data", Bytes),
+        ],
+    },
+    Table {
+        name: "em_live_ids",
+        owner: Owner::Thread,
+        group: Group::Checkpointer,
+        columns: &[
+            ("tkey", Int),
+            ("msg_id", Bytes),
+            ("pos", Int),
+            ("checkpoint_id", Bytes),
+        ],
     },
     Table {
         name: "em_saver_checkpoints",
@@ -345,13 +386,6 @@ impl Table {
         let name = self.name;
         let sql = match self.owner {
             Owner::Thread => format!("DELETE FROM {name} WHERE tkey = ?"),
-            Owner::Checkpoint => format!(
-                "DELETE FROM {name} WHERE ckey IN (SELECT ckey FROM em_checkpoints WHERE tkey = ?)"
-            ),
-            Owner::Message => format!(
-                "DELETE FROM {name} WHERE seq IN (SELECT m.seq FROM em_messages m
-                 JOIN em_checkpoints c ON c.ckey = m.ckey WHERE c.tkey = ?)"
-            ),
         };
         Statement::new(sql, vec![tkey.into()])
     }
@@ -394,6 +428,14 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 .iter()
                 .map(|sql| Statement::new(*sql, vec![]))
                 .collect();
+            if version == LOG_MIGRATION {
+                let at = batch
+                    .iter()
+                    .position(|s| s.sql.starts_with("DROP"))
+                    .unwrap_or(batch.len());
+                let converted = super::upgrade::log_rows_from_v4(&self.exec)?;
+                batch.splice(at..at, converted);
+            }
             batch.push(Statement::new(
                 SET_VERSION,
                 vec![SqlValue::Integer(version as i64 + 1)],

@@ -2,15 +2,19 @@
 
 use serde_json::{json, Map, Value};
 
-use super::parts::OP_UPSERT;
+use super::log::OP_UPSERT;
 use super::port::{SqlExec, SqlValue};
 use super::schema::{Kind, Table, TABLES};
 use super::{Columns, SqlCheckpointer};
 use crate::error::Result;
 
-/// The stored messages' content and JSON bytes.
-const SELECT_RAW_MESSAGE_BYTES: &str = "SELECT coalesce(sum(length(json_extract(body, '$.content'))), 0), coalesce(sum(length(body)), 0)
-             FROM em_messages WHERE op = ?";
+/// The stored messages' content and JSON bytes (inline bodies; parts count whole).
+const SELECT_RAW_MESSAGE_BYTES: &str = "SELECT
+               coalesce(sum(length(CAST(json_extract(o.value, '$[2].content') AS BLOB))), 0),
+               coalesce(sum(length(CAST(json(json_extract(o.value, '$[2]')) AS BLOB))), 0)
+             FROM em_log l, json_each(l.ops) o WHERE json_extract(o.value, '$[0]') = ?";
+const SELECT_PARTS_BYTES: &str =
+    "SELECT coalesce(sum(length(CAST(data AS BLOB))), 0) FROM em_body_parts";
 
 /// SQL for the bytes SQLite's record format gives integer column `col`: 0 to 8 by size.
 fn integer_bytes(col: &str) -> String {
@@ -68,6 +72,9 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     /// `{"content_bytes", "json_bytes"}` of the stored messages (not their removals).
     fn raw_message_bytes(&self) -> Result<Value> {
         let mut cols = one_row(self.query(SELECT_RAW_MESSAGE_BYTES, &[OP_UPSERT.into()])?);
-        Ok(json!({"content_bytes": cols.integer()?, "json_bytes": cols.integer()?}))
+        let (content, json) = (cols.integer()?, cols.integer()?);
+        // Parts hold whole bodies: counted as JSON and, an upper bound, as content.
+        let parts = one_row(self.query(SELECT_PARTS_BYTES, &[])?).integer()?;
+        Ok(json!({"content_bytes": content + parts, "json_bytes": json + parts}))
     }
 }

@@ -9,7 +9,8 @@
 //! search or listing whose prefix has two labels or more reads exactly one shard. A
 //! shorter prefix fans out to every shared shard (one subrequest each), whose pages are
 //! merged in order and paged: each shard returns at most `offset + limit` entries, so the
-//! work is bounded by the page, not by the number of items.
+//! work is bounded by the page, not by the number of items. A service reaches a user's
+//! items by a namespace starting with the user's root label, `user:<sub>` ([`Space`]).
 //!
 //! Items are embedded here, before they reach their shard: the shard stores vectors and
 //! ranks by them, the [`StoreShards`] backend supplies the embedder.
@@ -26,6 +27,9 @@ use crate::runtime::iso8601;
 use crate::store::embed::texts_at;
 use crate::store::sql::SqlStore;
 use crate::store::{Item, Namespace, NamespaceQuery, PutItem, SearchQuery};
+
+mod space;
+pub use space::{user_root, Space, USER_ROOT_PREFIX};
 
 /// Shards of items without an owner. A search with a short prefix asks each of them (a
 /// subrequest each): 32, as for the thread directory, stays inside the Free plan's 50
@@ -128,23 +132,19 @@ pub enum StoreShard {
 }
 
 impl StoreShard {
-    /// The shard of `namespace` for `owner`.
-    pub fn of(namespace: &Namespace, owner: Option<&str>) -> StoreShard {
-        match owner {
-            Some(owner) => StoreShard::Owner(owner.to_string()),
-            None => {
-                let head = namespace.truncated(2).path();
-                StoreShard::Shared(fnv1a(&head) % SHARED_STORE_SHARDS)
-            }
-        }
+    /// The shared shard of a service's `namespace`: by its first two labels.
+    pub fn shared_of(namespace: &Namespace) -> StoreShard {
+        let head = namespace.truncated(2).path();
+        StoreShard::Shared(fnv1a(&head) % SHARED_STORE_SHARDS)
     }
 
-    /// The shards that may hold namespaces starting with `prefix` (literal labels).
-    pub fn for_prefix(prefix: &Namespace, owner: Option<&str>) -> Vec<StoreShard> {
-        match owner {
-            Some(owner) => vec![StoreShard::Owner(owner.to_string())],
-            None if prefix.len() >= 2 => vec![StoreShard::of(prefix, None)],
-            None => (0..SHARED_STORE_SHARDS).map(StoreShard::Shared).collect(),
+    /// The shared shards that may hold a service's namespaces starting with `prefix`
+    /// (literal labels): one for two labels or more, else all of them.
+    pub fn shared_for_prefix(prefix: &Namespace) -> Vec<StoreShard> {
+        if prefix.len() >= 2 {
+            vec![StoreShard::shared_of(prefix)]
+        } else {
+            (0..SHARED_STORE_SHARDS).map(StoreShard::Shared).collect()
         }
     }
 
@@ -207,8 +207,8 @@ async fn carry_out_inner<S: StoreShards>(plan: StorePlan, shards: &S) -> Result<
             index,
             ttl_minutes,
         } => {
+            let (space, namespace) = Space::locate(&namespace, owner, false, "namespace")?;
             let vectors = embed_item(shards, &value, &index).await?;
-            let shard = StoreShard::of(&namespace, owner);
             let put = PutItem {
                 namespace,
                 key,
@@ -216,11 +216,13 @@ async fn carry_out_inner<S: StoreShards>(plan: StorePlan, shards: &S) -> Result<
                 vectors,
                 ttl_minutes,
             };
+            let shard = space.shard_of(&put.namespace);
             shards.shard(&shard, &ShardCommand::Put(vec![put])).await?;
             Ok(HttpResponse::no_content())
         }
         StoreOp::Delete { namespace, key } => {
-            let shard = StoreShard::of(&namespace, owner);
+            let (space, namespace) = Space::locate(&namespace, owner, false, "namespace")?;
+            let shard = space.shard_of(&namespace);
             let delete = PutItem {
                 namespace,
                 key,
@@ -238,16 +240,16 @@ async fn carry_out_inner<S: StoreShards>(plan: StorePlan, shards: &S) -> Result<
             key,
             refresh_ttl,
         } => {
-            let shard = StoreShard::of(&namespace, owner);
+            let (space, namespace) = Space::locate(&namespace, owner, false, "namespace")?;
+            let shard = space.shard_of(&namespace);
             let command = ShardCommand::Get {
                 namespace,
                 key,
                 refresh_ttl,
             };
             let item: Option<Item> = decode(shards.shard(&shard, &command).await?)?;
-            Ok(HttpResponse::ok(
-                item.map_or(Value::Null, |i| item_json(&i, false)),
-            ))
+            let answer = item.map_or(Value::Null, |i| item_json(&space.outward_item(i), false));
+            Ok(HttpResponse::ok(answer))
         }
         StoreOp::Search { query, text } => search(shards, query, text, owner).await,
         StoreOp::ListNamespaces(query) => list_namespaces(shards, query, owner).await,
@@ -283,15 +285,17 @@ async fn embed_item<S: StoreShards>(
 
 async fn search<S: StoreShards>(
     shards: &S,
-    mut query: SearchQuery,
+    query: SearchQuery,
     text: Option<String>,
     owner: Option<&str>,
 ) -> Result<HttpResponse> {
+    let (space, prefix) = Space::locate(&query.prefix, owner, true, "namespace_prefix")?;
+    let mut query = SearchQuery { prefix, ..query };
     if let Some(text) = text {
         let mut vectors = shards.embed(&[text]).await?;
         query.vector = vectors.pop();
     }
-    let targets = StoreShard::for_prefix(&query.prefix, owner);
+    let targets = space.shards_for_prefix(&query.prefix);
     let mut each = query.clone();
     each.limit = query.offset.saturating_add(query.limit);
     each.offset = 0;
@@ -304,10 +308,10 @@ async fn search<S: StoreShards>(
     // Each shard's list is in this order already; one sort merges them.
     items.sort_by(|a, b| rank(a, b, query.vector.is_some()));
     let page: Vec<Value> = items
-        .iter()
+        .into_iter()
         .skip(query.offset)
         .take(query.limit)
-        .map(|i| item_json(i, true))
+        .map(|i| item_json(&space.outward_item(i), true))
         .collect();
     Ok(HttpResponse::ok(json!({ "items": page })))
 }
@@ -332,21 +336,23 @@ async fn list_namespaces<S: StoreShards>(
     query: NamespaceQuery,
     owner: Option<&str>,
 ) -> Result<HttpResponse> {
-    let targets = StoreShard::for_prefix(&query.literal_prefix(), owner);
-    let mut each = query.clone();
-    each.limit = query.offset.saturating_add(query.limit);
+    let (space, inner) = Space::locate_listing(&query, owner)?;
+    let targets = space.shards_for_prefix(&inner.literal_prefix());
+    let mut each = inner.clone();
+    each.limit = inner.offset.saturating_add(inner.limit);
     each.offset = 0;
     let command = ShardCommand::ListNamespaces(each);
     let answers = all_of(targets.iter().map(|s| shards.shard(s, &command)).collect()).await;
     let mut found: Vec<Namespace> = Vec::new();
     for answer in answers {
-        found.extend(decode::<Vec<Namespace>>(answer?)?);
+        let namespaces = decode::<Vec<Namespace>>(answer?)?;
+        found.extend(namespaces.iter().map(|ns| space.outward(ns)));
     }
-    // Already cut to `max_depth` and matched by the shards: sort, dedupe, page.
+    // Already matched by the shards: sort, dedupe, page (and cut to `max_depth` again,
+    // for the root label put back).
     let page = NamespaceQuery {
         prefix: Vec::new(),
         suffix: Vec::new(),
-        max_depth: None,
         ..query
     }
     .select(found);
@@ -356,6 +362,16 @@ async fn list_namespaces<S: StoreShards>(
 fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
     serde_json::from_value(value)
         .map_err(|e| Error::backend(format_args!("a store shard's answer is malformed: {e}")))
+}
+
+impl Space {
+    /// An item of this space as the caller names it.
+    fn outward_item(&self, item: Item) -> Item {
+        Item {
+            namespace: self.outward(&item.namespace),
+            ..item
+        }
+    }
 }
 
 /// An item as LangGraph's API answers it; `score` (a number or `null`) on search results.
