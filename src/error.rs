@@ -252,6 +252,9 @@ impl Error {
     }
 }
 
+/// What a 404 for an unknown thread usually means, and what to pass instead.
+pub const THREAD_NOT_FOUND_HELP: &str = "This usually means the client's thread id is not stable (a new id per request, per process or per page load) or the thread was deleted: pass the thread_id the thread was created with (store it per user or session), or send if_not_exists: \"create\" to start a thread under your own id.";
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -272,6 +275,12 @@ impl fmt::Display for Error {
                 what: "assistant",
                 id,
             } => write!(f, "No assistant found for \"{id}\""),
+            // The memory doctor's words for the commonest cause (README: When memory does
+            // not persist).
+            Error::NotFound {
+                what: "thread",
+                id,
+            } => write!(f, "Thread '{id}' not found. {THREAD_NOT_FOUND_HELP}"),
             Error::NotFound { what, id } => write!(f, "{} '{id}' not found", capitalize(what)),
             Error::Conflict { reason, .. } => write!(f, "{reason}"),
             Error::TooLarge { what, size, limit } => {
@@ -326,7 +335,9 @@ mod tests {
     fn statuses_and_details() {
         let nf = Error::thread_not_found("abc");
         assert_eq!(nf.status(), 404);
-        assert_eq!(nf.client_detail(), "Thread 'abc' not found");
+        assert!(nf
+            .client_detail()
+            .starts_with("Thread 'abc' not found. This usually means"));
         let be = Error::backend("disk on fire");
         assert_eq!(be.status(), 500);
         assert_eq!(be.client_detail(), "Internal server error");

@@ -161,7 +161,12 @@ fn unknown_thread_is_404_unless_create() {
     };
     let r = api.post("/threads/nope/runs/wait", say("hi"));
     assert_eq!(r.status, 404);
-    assert_eq!(api.body(&r)["detail"], "Thread 'nope' not found");
+    let detail = api.body(&r)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(detail.starts_with("Thread 'nope' not found. This usually means"));
+    assert!(detail.contains("if_not_exists"), "{detail}");
     assert_eq!(api.get("/threads/nope/state").status, 404);
     let mut body = say("hi");
     body["if_not_exists"] = json!("create");

@@ -21,12 +21,16 @@ const state = {
 };
 localStorage.setItem(BROWSER_KEY, state.browserId);
 
+// This browser is a client of its own to the memory doctor (the worker's detectors).
+const clientHeaders = () => ({ 'x-edge-memory-client': state.browserId });
+
 async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? clientHeaders() : { ...clientHeaders(), 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  noteHints(res);
   if (!res.ok) {
     let detail = `${res.status} ${res.statusText}`;
     try { detail = (await res.json()).detail ?? detail; } catch { /* not JSON */ }
@@ -35,6 +39,34 @@ async function api(method, path, body) {
     throw err;
   }
   return res.status === 204 ? null : res.json();
+}
+
+// The memory doctor: a response naming a hint (x-edge-memory-hint) shows this browser's
+// hints from GET /diagnostics in the inspector, each with what it means and the fix.
+function noteHints(res) {
+  if (res.headers.get('x-edge-memory-hint')) showHints().catch(() => {});
+}
+
+async function showHints() {
+  const res = await fetch('/diagnostics', { headers: clientHeaders() });
+  if (!res.ok) return;
+  const { hints } = await res.json();
+  const list = $('hints');
+  list.replaceChildren();
+  for (const hint of hints) {
+    const li = document.createElement('li');
+    li.dataset.code = hint.code;
+    const code = document.createElement('code');
+    code.textContent = hint.code;
+    const what = document.createElement('p');
+    what.textContent = `${hint.symptom}: ${hint.explanation} (seen ${hint.count}×)`;
+    const fix = document.createElement('p');
+    fix.className = 'fix';
+    fix.textContent = `Fix: ${hint.fix}`;
+    li.append(code, what, fix);
+    list.append(li);
+  }
+  $('hints-none').hidden = hints.length > 0;
 }
 
 function showError(message) {
@@ -229,9 +261,10 @@ async function send(content) {
     if (state.head) body.expected_head = state.head;
     const res = await fetch(`/threads/${state.threadId}/runs/stream`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      headers: { ...clientHeaders(), 'content-type': 'application/json', accept: 'text/event-stream' },
       body: JSON.stringify(body),
     });
+    noteHints(res);
     if (!res.ok) {
       let detail = `${res.status}`;
       let code = null;

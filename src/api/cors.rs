@@ -16,9 +16,9 @@ use crate::error::Error;
 /// Methods the API uses.
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a browser app may send, when its preflight names none.
-const ALLOW_HEADERS: &str = "content-type, authorization, x-api-key, x-auth-scheme, idempotency-key, if-match, x-expected-head, x-expected-turns, last-event-id";
+const ALLOW_HEADERS: &str = "content-type, authorization, x-api-key, x-auth-scheme, idempotency-key, if-match, x-expected-head, x-expected-turns, last-event-id, x-edge-memory-client";
 /// Response headers a browser app may read.
-const EXPOSE_HEADERS: &str = "x-thread-head, x-thread-turns, server-timing, content-location, location, x-edge-memory-ignored-input-keys";
+const EXPOSE_HEADERS: &str = "x-thread-head, x-thread-turns, server-timing, content-location, location, x-edge-memory-ignored-input-keys, x-edge-memory-hint, x-edge-memory-turn";
 /// How long a browser may cache a preflight, in seconds.
 const PREFLIGHT_MAX_AGE_S: u32 = 600;
 /// Longest `access-control-request-headers` echoed back: a bound on work for a request

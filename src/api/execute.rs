@@ -62,7 +62,7 @@ async fn check_owner<C: Checkpointer>(store: &C, call: &ThreadCall, owner: &str)
                 if matches!(
                     command,
                     ThreadCommand::Create { .. }
-                        | ThreadCommand::Saver(SaverCommand::Put(_))
+                        | ThreadCommand::Saver(SaverCommand::Put(_) | SaverCommand::PutWrites(_))
                         | ThreadCommand::UpdateState {
                             if_not_exists: IfNotExists::Create,
                             ..
@@ -191,9 +191,12 @@ async fn execute_inner<C: Checkpointer + SaverStore, M: ChatModel>(
             Ok(HttpResponse::ok(body))
         }
         ThreadCommand::Saver(command) => {
-            if let (Some(owner), SaverCommand::Put(_)) = (owner, &command) {
+            if let (Some(owner), SaverCommand::Put(_) | SaverCommand::PutWrites(_)) =
+                (owner, &command)
+            {
                 // A user's first checkpoint makes the thread, theirs (a saver put on an
-                // unknown thread otherwise makes an ownerless one).
+                // unknown thread otherwise makes an ownerless one). LangGraph sends a new
+                // thread's first writes beside its first put, in either order.
                 thread_for_write(engine, &thread_id, IfNotExists::Create, Some(owner)).await?;
             }
             saver::saver(engine, &thread_id, command, call.owner.as_deref())
@@ -403,6 +406,14 @@ pub(crate) fn with_head(response: HttpResponse, head: &CheckpointRecord) -> Http
         .with_header("x-thread-turns", head.turns().to_string())
 }
 
+/// The turn header of a run that stored its input (the memory doctor reads it).
+fn with_turn(response: HttpResponse, end: &RunEnd) -> HttpResponse {
+    match end.turn {
+        Some(turn) => response.with_header(super::diagnostics::TURN_HEADER, turn.to_string()),
+        None => response,
+    }
+}
+
 /// Runs a prepared run, sending a streamed run's events to `sink` as they happen:
 /// metadata, values (input applied), messages (one per piece of the reply, then one
 /// with how it ended), updates, values (final). Answers the final response: the final
@@ -430,14 +441,18 @@ pub async fn finish_run_until<C: Checkpointer, M: ChatModel>(
     let transcript = transcript.map(|report| report.to_string());
     match run_turn_events(engine, prepared, sink, stop).await {
         Ok((_, head, end)) if stream => {
-            let mut response = with_head(HttpResponse::events(Vec::new()), &head);
+            let mut response = with_turn(with_head(HttpResponse::events(Vec::new()), &head), &end);
             if let Some(report) = transcript {
                 response = response.with_header(super::aisdk::TRANSCRIPT_HEADER, report);
             }
             (response.with_index(index), end)
         }
         Ok((messages, head, end)) => (
-            with_head(HttpResponse::ok(values_json(&messages)), &head).with_index(index),
+            with_turn(
+                with_head(HttpResponse::ok(values_json(&messages)), &head),
+                &end,
+            )
+            .with_index(index),
             end,
         ),
         Err(err) => (HttpResponse::error(&err), RunEnd::failed()),

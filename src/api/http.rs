@@ -23,7 +23,7 @@ pub struct HttpRequest {
 }
 
 /// The request headers the API reads; the edge copies only these.
-pub const READ_HEADERS: [&str; 11] = [
+pub const READ_HEADERS: [&str; 12] = [
     "x-api-key",
     "content-type",
     "authorization",
@@ -35,6 +35,8 @@ pub const READ_HEADERS: [&str; 11] = [
     "x-expected-head",
     "x-expected-turns",
     "last-event-id",
+    // A browser's own id, which the memory doctor tells clients apart by.
+    "x-edge-memory-client",
 ];
 
 impl HttpRequest {

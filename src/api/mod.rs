@@ -16,6 +16,7 @@ pub mod aisdk;
 pub mod assistants;
 pub mod auth;
 pub mod cors;
+pub mod diagnostics;
 pub mod directory;
 mod execute;
 mod gate;
@@ -391,6 +392,10 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
             HttpResponse::ok(Value::Array(runs))
         }
         Plan::Store(plan) => backend.store(plan).await,
+        // The detectors live in the worker's isolate, which answers this before here.
+        Plan::Diagnostics { .. } => HttpResponse::error(&Error::Unsupported {
+            what: "GET /diagnostics on this backend (the worker's detectors answer it)".into(),
+        }),
         Plan::SaverDeleteRuns { run_ids, owner } => {
             directory::delete_for_runs(backend, &run_ids, owner)
                 .await

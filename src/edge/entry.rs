@@ -7,6 +7,7 @@ use worker::{event, Context, Env, Method, Request, Response};
 use super::objects::{DurableObjects, Served};
 use super::store::EdgeStore;
 use super::{jwks, Backend, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
+use crate::api::diagnostics::{self, ClientKey, Detectors, Observation, Outcome, Verdict};
 use crate::api::{
     self, Body, HttpRequest, HttpResponse, LocalBackend, Plan, RunGate, SseEvent, ThreadCommand,
 };
@@ -20,6 +21,8 @@ thread_local! {
     static ISOLATE_MEMORY: &'static MemoryCheckpointer = Box::leak(Box::new(MemoryCheckpointer::new()));
     /// Runs in progress in this isolate (memory mode).
     static ISOLATE_RUNS: &'static RunGate = Box::leak(Box::new(RunGate::new()));
+    /// The memory doctor's detectors: a bounded window per client this isolate serves.
+    static DETECTORS: Detectors = Detectors::new();
 }
 
 /// The worker's fetch handler.
@@ -91,21 +94,61 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
     }
     let info = config.info();
     let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
-    let ignored = api::ignored_input_keys(&plan);
+    let client = ClientKey::of(&http, diagnostics::plan_owner(&plan));
+    if let Plan::Diagnostics { .. } = plan {
+        let mut report = DETECTORS.with(|d| d.report(&client));
+        report["storage_backend"] = info.backend.clone().into();
+        return Ok(Served::Http(HttpResponse::ok(report)));
+    }
+    let observation = Observation::of(&plan);
+    let mut headers: Vec<(&str, String)> = Vec::new();
+    if let Some(keys) = api::ignored_input_keys(&plan) {
+        headers.push((api::IGNORED_INPUT_KEYS_HEADER, keys));
+    }
     let served = carry_out(plan, env, config).await?;
-    Ok(match (served, ignored) {
-        (served, None) => served,
-        (Served::Http(response), Some(keys)) => {
-            Served::Http(response.with_header(api::IGNORED_INPUT_KEYS_HEADER, keys))
+    let outcome = match &served {
+        Served::Http(response) => Outcome::of(response),
+        Served::Stream(response) => stream_outcome(response),
+    };
+    let ephemeral = diagnostics::ephemeral(&info);
+    let now = SystemClock.now_ms();
+    let verdict = DETECTORS.with(|d| d.record(&client, &observation, &outcome, ephemeral, now));
+    for hint in &verdict.log {
+        worker::console_log!("{}", Verdict::log_line(&client, *hint, &http.path));
+    }
+    if let Some(hints) = verdict.header() {
+        headers.push((diagnostics::HINT_HEADER, hints));
+    }
+    Ok(match served {
+        Served::Http(mut response) => {
+            let extra = headers.into_iter().map(|(n, v)| (n.to_string(), v));
+            response.headers.extend(extra);
+            Served::Http(response)
         }
-        (Served::Stream(response), Some(keys)) => {
-            response
-                .headers()
-                .set(api::IGNORED_INPUT_KEYS_HEADER, &keys)
-                .map_err(Error::backend)?;
+        Served::Stream(response) => {
+            for (name, value) in &headers {
+                response
+                    .headers()
+                    .set(name, value)
+                    .map_err(Error::backend)?;
+            }
             Served::Stream(response)
         }
     })
+}
+
+/// What the detectors read of a run's event stream: its opening's status and turn.
+fn stream_outcome(response: &Response) -> Outcome {
+    let turn = response
+        .headers()
+        .get(diagnostics::TURN_HEADER)
+        .ok()
+        .flatten();
+    Outcome {
+        status: response.status_code(),
+        turn: turn.and_then(|t| t.parse().ok()),
+        ..Outcome::default()
+    }
 }
 
 /// Carries out a plan on the configured backend.

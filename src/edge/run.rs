@@ -13,6 +13,7 @@ use worker::Response;
 use super::objects::STREAM_HEADER;
 use super::thread_object::{object_response, precise_now_ms, server_timing, ObjectInner};
 use super::EdgeConfig;
+use crate::api::diagnostics::TURN_HEADER;
 use crate::api::runs::{
     run_json, run_location, LiveRun, Replay, RunItem, RunRecord, RunStatus, RUN_EVENTS_KEPT_MS,
 };
@@ -68,13 +69,18 @@ impl ObjectInner {
             return object_response(&answer.with_header("content-location", location));
         }
         let mut items = items;
-        match events_until_open(&mut items).await {
-            Opening::Stream(head) if chat => super::aisdk::ui_stream(head, items, &location),
-            Opening::Stream(head) => event_stream(head, items, &location),
+        let opened = match events_until_open(&mut items).await {
+            Opening::Stream(head) if chat => super::aisdk::ui_stream(head, items, &location)?,
+            Opening::Stream(head) => event_stream(head, items, &location)?,
             Opening::Whole(answer) => {
-                object_response(&answer.with_header("content-location", location))
+                return object_response(&answer.with_header("content-location", location))
             }
+        };
+        // Which turn of its thread the run makes, for the memory doctor in the worker.
+        if let Some(turn) = live.turn_of_thread() {
+            opened.headers().set(TURN_HEADER, &turn.to_string())?;
         }
+        Ok(opened)
     }
 
     /// Checks the caller, applies the run's `multitask_strategy` to the runs under way

@@ -157,3 +157,22 @@ test('a server that lost the conversation is caught, not answered as a stranger 
     removeDir(dir);
   }
 });
+
+test('the inspector shows the memory doctor\'s hint to a client that starts a new thread per message', async () => {
+  const page = await browser.newPage();
+  await open(page);
+  assert.equal(await page.isVisible('#hints-none'), true);
+  // A simulated client that opens a New chat for every message: each thread gets one turn.
+  // The worker judges a client's recent runs once it has 16 (src/api/diagnostics).
+  for (let i = 0; i < 16; i += 1) {
+    await page.click('#new-chat');
+    await say(page, `question ${i}`);
+    if (i < 15) assert.equal(await page.locator('#hints li').count(), 0, `no hint after ${i + 1} threads`);
+  }
+  const hint = page.locator('#hints li[data-code="new_thread_per_request"]');
+  await hint.waitFor();
+  assert.match(await hint.textContent(), /Fix: create a thread once per conversation/);
+  assert.equal(await page.isVisible('#hints-none'), false);
+  await page.screenshot({ path: join(OUT, 'demo-doctor-hint.png'), fullPage: true });
+  await page.close();
+});

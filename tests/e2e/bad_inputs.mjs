@@ -275,6 +275,9 @@ for (const [name, method, path, status] of [
   ['PUT runs/wait', 'PUT', '/threads/T/runs/wait', 405],
   ['GET runs/wait (no such run)', 'GET', '/threads/T/runs/wait', 404],
   ['dev routes are off', 'POST', '/__dev/conformance', 404],
+  ['POST diagnostics', 'POST', '/diagnostics', 405],
+  ['DELETE diagnostics', 'DELETE', '/diagnostics', 405],
+  ['a sub-route of diagnostics', 'GET', '/diagnostics/all', 404],
 ]) add({ name: `path: ${name}`, method, path, status });
 
 // The Store API (`/store/*`): LangGraph's shapes, each mistake a 4xx naming it.

@@ -6,9 +6,6 @@ deployment admits a client with `token=` and sees only that user's threads."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import shutil
 import socketserver
@@ -22,7 +19,7 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from conftest import Worker, free_port
+from conftest import Worker, free_port, sign_hs256
 from edge_memory import EdgeMemoryChatMessageHistory, EdgeMemoryError, EdgeMemorySaver
 
 
@@ -152,30 +149,20 @@ def test_delete_for_runs_once_when_its_response_is_lost(lossy, worker):
         assert runs("rollback-b") == []
 
 
-def _jwt(sub: str, secret: str) -> str:
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"sub": sub, "exp": int(time.time()) + 600}).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
-    return f"{head}.{claims}.{b64(signature)}"
-
-
 def test_a_user_token_is_sent_as_bearer_and_scopes_the_saver():
     secret = "python-clients-jwt-secret-0123456789"
     persist_dir = Path(tempfile.mkdtemp(prefix="py-jwt-"))
     worker = Worker(persist_dir, vars={"JWT_SECRET": secret}).start()
     try:
-        alice = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=_jwt("alice", secret))
+        alice = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=sign_hs256("alice", secret))
         alice.add_messages([HumanMessage("secret plans")])
         assert [m.content for m in alice.messages] == ["secret plans"]
-        mallory = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=_jwt("mallory", secret))
+        mallory = EdgeMemoryChatMessageHistory(worker.url, "alices-history", token=sign_hs256("mallory", secret))
         assert mallory.messages == [], "another user's thread reads as unknown"
         with pytest.raises(EdgeMemoryError) as err:
             EdgeMemoryChatMessageHistory(worker.url, "alices-history").add_messages([HumanMessage("x")])
         assert err.value.status == 401 and err.value.code == "unauthorized"
-        with EdgeMemorySaver.from_url(worker.url, token=_jwt("mallory", secret)) as saver:
+        with EdgeMemorySaver.from_url(worker.url, token=sign_hs256("mallory", secret)) as saver:
             assert saver.get_tuple({"configurable": {"thread_id": "alices-history"}}) is None
     finally:
         worker.kill()

@@ -62,6 +62,33 @@ async function errorOf(response, method, path) {
   return new EdgeMemoryError(response.status, text.slice(0, 500), { method, path });
 }
 
+/** The response header in which the worker names its memory doctor's hints. */
+export const HINT_HEADER = 'x-edge-memory-hint';
+
+/** The symptom map of memory that does not persist, by the worker's stable hint codes. */
+export const HINTS = {
+  ephemeral_memory: ['Works locally only', 'set MEMORY_BACKEND=durable_object (the default) and keep the thread ids and checkpoint ids the server returned'],
+  thread_id_not_stable: ["First message persists, second doesn't", 'generate the thread_id once per conversation (user, session or case id), store it, and pass the same one on every request'],
+  new_thread_per_request: ['A new conversation starts on every request', 'create a thread once per conversation and reuse its thread_id instead of creating one per request'],
+  checkpoints_unread: ["Checkpoints exist but aren't used", 'pass the same config on every call: { configurable: { thread_id: <stable id> } } (and the same checkpoint_ns), not a new id per invocation'],
+};
+
+/** Warns (`console.warn`) the first time each hint code comes back from the worker. */
+export class HintLog {
+  constructor() {
+    this.seen = new Set();
+  }
+
+  note(header) {
+    for (const code of (header ?? '').split(',').map((c) => c.trim()).filter(Boolean)) {
+      if (this.seen.has(code)) continue;
+      this.seen.add(code);
+      const [symptom, fix] = HINTS[code] ?? ['see GET /diagnostics on the worker', 'see the README: When memory does not persist'];
+      console.warn(`edge-memory hint ${code} (${symptom}). Fix: ${fix}`);
+    }
+  }
+}
+
 /**
  * Requests to one worker. Only idempotent calls are retried (network errors and
  * 502/503/504); any call is retried when it never reached the server. A 500 is a bug,
@@ -77,6 +104,8 @@ export class Transport {
     this.fetch = fetchFn ?? globalThis.fetch.bind(globalThis);
     this.timeoutMs = timeoutMs;
     this.retries = retries;
+    // The memory doctor's hints already warned about (once each).
+    this.hints = new HintLog();
   }
 
   /**
@@ -107,6 +136,7 @@ export class Transport {
   }
 
   async answer(response, method, path, allow404) {
+    this.hints.note(response.headers.get(HINT_HEADER));
     if (response.status >= 400) {
       const error = await errorOf(response, method, path);
       if (allow404 && response.status === 404 && (error.code === undefined || error.code === 'thread_not_found')) {

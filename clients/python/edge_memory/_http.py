@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from edge_memory.hints import HINT_HEADER, HintLog
+
 # Idempotent calls are retried this many times on network errors and 502/503/504.
 DEFAULT_RETRIES = 3
 RETRY_BACKOFF_S = 0.2
@@ -85,6 +87,8 @@ class Transport:
         self.timeout = timeout
         self.retries = retries
         self._client: httpx.Client | None = None
+        # The memory doctor's hints already warned about (once each).
+        self.hints = HintLog()
         # An AsyncClient belongs to the event loop it was made on: one, for the current loop.
         self._aclient: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
 
@@ -115,6 +119,7 @@ class Transport:
                 await client.aclose()
 
     def _answer(self, response: httpx.Response, method: str, path: str, *, allow_404: bool) -> Any:
+        self.hints.note(response.headers.get(HINT_HEADER))
         if response.status_code >= 400:
             error = _error(response, method, path)
             # An unknown (or another user's) thread reads as empty; a missing route does not.

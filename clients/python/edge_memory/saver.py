@@ -42,6 +42,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from edge_memory._http import EdgeMemoryError, Transport, thread_path
+from edge_memory.hints import logger
 
 MESSAGE_LIST_TYPE = "em:message_list"
 # Message lists whose last version the saver remembers (per thread, namespace and
@@ -103,11 +104,18 @@ def _thread_id(config: RunnableConfig | None, what: str) -> str:
     configurable = (config or {}).get("configurable") or {}
     thread_id = configurable.get("thread_id")
     if thread_id is None or thread_id == "":
-        raise ValueError(
-            f"EdgeMemorySaver.{what} needs config['configurable']['thread_id']: without a stable "
-            "thread id every call starts a new conversation. Pass "
-            "config={'configurable': {'thread_id': '<user or session id>'}}."
+        # LangChain moves a top-level `thread_id` into the metadata on its way here.
+        misplaced = "thread_id" in (config or {}) or "thread_id" in ((config or {}).get("metadata") or {})
+        where = " (it is at the top level of config, not under 'configurable')" if misplaced else ""
+        message = (
+            f"EdgeMemorySaver.{what} needs config['configurable']['thread_id']{where}. This is the "
+            "symptom 'first message persists, second doesn't' (a missing or changing thread_id): "
+            "without a stable thread id every call starts a new conversation and nothing is "
+            "remembered. Pass graph.invoke(..., config={'configurable': {'thread_id': '<user or "
+            "session id>'}}) with the same id on every call of the conversation."
         )
+        logger.warning(message)
+        raise ValueError(message)
     return str(thread_id)
 
 

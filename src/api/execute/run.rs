@@ -29,6 +29,10 @@ use crate::thread::ThreadId;
 pub trait RunSink {
     /// The next event of the stream.
     fn event(&self, event: SseEvent);
+
+    /// The run's input is stored: it makes turn `turn` of its thread (1: the thread's
+    /// first), which a streamed response's opening says ([`crate::api::diagnostics::TURN_HEADER`]).
+    fn turn(&self, _turn: u64) {}
 }
 
 /// Collects a run's events; the pure stand-in for a network stream.
@@ -108,6 +112,8 @@ pub struct RunEnd {
     /// Stopped before the model as asked (`interrupt_before`): the thread waits,
     /// `interrupted`, for a run that resumes it.
     pub paused: bool,
+    /// The turn of its thread the run makes, once its input is stored (1: the first).
+    pub turn: Option<u64>,
 }
 
 impl RunEnd {
@@ -119,6 +125,7 @@ impl RunEnd {
             written: Vec::new(),
             run_id: None,
             paused: false,
+            turn: None,
         }
     }
 }
@@ -167,6 +174,8 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     };
     let input = input_json(&run.input);
     let (mut stored, keyed) = store_keyed_input(engine, &thread_id, run).await?;
+    let turn = stored.base.as_ref().map_or(0, CheckpointRecord::turns) + 1;
+    sink.turn(turn);
     let run_id = name_run(engine, &mut stored);
     if streaming {
         tell.emit("metadata", json!({"run_id": run_id, "attempt": 1}));
@@ -212,6 +221,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
             .collect(),
         run_id: Some(run_id),
         paused: false,
+        turn: Some(turn),
     };
     if pause && stored.answered.is_none() {
         return paused(&tell, stored, (messages, end));

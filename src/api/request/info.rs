@@ -8,6 +8,8 @@ pub(super) fn plan_info(route: InfoRoute, incoming: &Incoming<'_>) -> Result<Pla
     let value = match route {
         InfoRoute::Ok => json!({"ok": true}),
         InfoRoute::Info => info_json(incoming.info),
+        // Scoped to the caller by `scope`; answered from the isolate's detectors.
+        InfoRoute::Diagnostics => return Ok(Plan::Diagnostics { owner: None }),
     };
     Ok(Plan::Respond(HttpResponse::ok(value)))
 }

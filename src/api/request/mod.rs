@@ -33,6 +33,7 @@ use fields::read_object;
 use info::plan_info;
 use route::Route;
 use run::plan_run;
+pub use run::RunGuard;
 use saver::plan_saver;
 use state::plan_state;
 use threads::plan_threads;
@@ -178,30 +179,6 @@ impl Multitask {
 
 /// Longest accepted `Idempotency-Key`; it is stored with the run's checkpoint.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
-
-/// What a client believes about a thread before it runs on it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunGuard {
-    /// `If-Match`: the head must be exactly this checkpoint (optimistic concurrency).
-    pub if_match: Option<CheckpointId>,
-    /// `expected_head` / `x-expected-head`: a checkpoint the client saw; the server must
-    /// have it, else the client remembers a conversation the server lost.
-    pub expected_head: Option<CheckpointId>,
-    /// `expected_turns` / `x-expected-turns`: the thread has at least this many turns.
-    pub expected_turns: Option<u64>,
-}
-
-impl RunGuard {
-    /// Whether the client claims the thread already has a history.
-    pub fn expects_memory(&self) -> bool {
-        self.expected_head.is_some() || self.expected_turns.is_some_and(|t| t > 0)
-    }
-
-    /// Whether anything is to be checked.
-    pub fn is_empty(&self) -> bool {
-        self.if_match.is_none() && self.expected_head.is_none() && self.expected_turns.is_none()
-    }
-}
 
 /// A command for one thread's storage.
 // A run's request is the large variant; commands are built once per request and moved,
@@ -419,6 +396,11 @@ pub enum Plan {
     },
     /// A Store API request (`/store/*`).
     Store(crate::api::store::StorePlan),
+    /// `GET /diagnostics`: the caller's hints ([`crate::api::diagnostics`]).
+    Diagnostics {
+        /// The user asking, if scoped: a user sees only their own hints.
+        owner: Option<String>,
+    },
     /// `copy_thread` of the checkpointer storage.
     SaverCopy {
         /// The source thread.
@@ -529,6 +511,9 @@ fn scope(plan: Plan, caller: &Caller) -> Result<Plan> {
             plan.owner = Some(owner.to_string());
             Plan::Store(plan)
         }
+        Plan::Diagnostics { .. } => Plan::Diagnostics {
+            owner: Some(owner.to_string()),
+        },
         plan @ Plan::Respond(_) => plan,
     })
 }

@@ -106,6 +106,8 @@ pub(super) enum InfoRoute {
     Ok,
     /// `GET /info`.
     Info,
+    /// `GET /diagnostics`: the memory doctor's hints for the caller.
+    Diagnostics,
 }
 
 /// The assistant routes.
@@ -225,6 +227,7 @@ impl<'a> Route<'a> {
         Some(match (method, segments) {
             ("GET", ["ok"]) => Route::Info(I::Ok),
             ("GET", ["info"]) => Route::Info(I::Info),
+            ("GET", ["diagnostics"]) => Route::Info(I::Diagnostics),
             (_, ["assistants", ..]) => return Self::find_assistants(method, segments),
             ("POST", ["threads"]) => Route::Threads(T::Create),
             ("POST", ["threads", "search"]) => Route::Threads(T::Search { count: false }),
@@ -339,6 +342,8 @@ mod tests {
             ("GET", "/threads/T/secrets", 404),
             ("POST", "/threads/T/runs/R/other", 404),
             ("GET", "/nothing/here", 404),
+            ("GET", "/diagnostics", 200),
+            ("POST", "/diagnostics", 405),
             ("POST", "/__dev/conformance", 404),
             ("GET", "/", 404),
         ] {

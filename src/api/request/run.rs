@@ -395,3 +395,27 @@ pub(super) fn bounded(ops: Vec<MessageOp>) -> Result<Vec<MessageOp>> {
     }
     Ok(ops)
 }
+
+/// What a client believes about a thread before it runs on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunGuard {
+    /// `If-Match`: the head must be exactly this checkpoint (optimistic concurrency).
+    pub if_match: Option<CheckpointId>,
+    /// `expected_head` / `x-expected-head`: a checkpoint the client saw; the server must
+    /// have it, else the client remembers a conversation the server lost.
+    pub expected_head: Option<CheckpointId>,
+    /// `expected_turns` / `x-expected-turns`: the thread has at least this many turns.
+    pub expected_turns: Option<u64>,
+}
+
+impl RunGuard {
+    /// Whether the client claims the thread already has a history.
+    pub fn expects_memory(&self) -> bool {
+        self.expected_head.is_some() || self.expected_turns.is_some_and(|t| t > 0)
+    }
+
+    /// Whether anything is to be checked.
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.expected_head.is_none() && self.expected_turns.is_none()
+    }
+}

@@ -73,6 +73,7 @@ pub struct LiveRun {
     stop: Cell<Option<StopAction>>,
     stop_wakers: RefCell<Vec<Waker>>,
     done: RefCell<Option<HttpResponse>>,
+    turn: Cell<Option<u64>>,
 }
 
 impl std::fmt::Debug for LiveRun {
@@ -97,7 +98,13 @@ impl LiveRun {
             stop: Cell::new(None),
             stop_wakers: RefCell::new(Vec::new()),
             done: RefCell::new(None),
+            turn: Cell::new(None),
         }
+    }
+
+    /// The turn of its thread this run makes, once its input is stored (1: the first).
+    pub fn turn_of_thread(&self) -> Option<u64> {
+        self.turn.get()
     }
 
     /// The run's record as it is now.
@@ -244,6 +251,10 @@ impl StopSignal for LiveRun {
 impl RunSink for LiveRun {
     fn event(&self, event: SseEvent) {
         self.push(event);
+    }
+
+    fn turn(&self, turn: u64) {
+        self.turn.set(Some(turn));
     }
 }
 
