@@ -17,9 +17,8 @@ import pytest
 from langgraph.store.memory import InMemoryStore
 from langgraph_sdk import get_sync_client
 
-from conftest import Worker
+from conftest import Worker, sign_hs256
 from edge_memory import EdgeMemoryError, EdgeMemoryStore, user_root
-from test_lost_responses import _jwt
 
 LABELS = ["a", "b", "c"]
 KEYS = [f"k{i}" for i in range(5)]
@@ -140,9 +139,9 @@ def test_a_service_reaches_a_users_items_through_user_root():
     worker = Worker(persist_dir, vars={"JWT_SECRET": secret, "API_KEYS": key}).start()
     try:
         sub = "ada.l@example.com"  # periods are escaped in the root label
-        ada = EdgeMemoryStore(worker.url, token=_jwt(sub, secret))
+        ada = EdgeMemoryStore(worker.url, token=sign_hs256(sub, secret))
         service = EdgeMemoryStore(worker.url, api_key=key)
-        bob = EdgeMemoryStore(worker.url, token=_jwt("bob", secret))
+        bob = EdgeMemoryStore(worker.url, token=sign_hs256("bob", secret))
         ada.put(("memories",), "tea", {"text": "Ada prefers green tea"})
         root = user_root(sub)
         assert root == "user:ada%2El@example%2Ecom"
