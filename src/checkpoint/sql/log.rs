@@ -238,6 +238,8 @@ enum Wanted {
     Id(String),
     /// The row just before the last one visited.
     Previous,
+    /// Nothing: the last row visited was its chain's first.
+    Done,
 }
 
 impl<E: SqlExec> SqlCheckpointer<E> {
@@ -335,6 +337,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 (Wanted::Id(id), _) => (SELECT_PAGE_FROM, id.clone()),
                 (Wanted::Previous, Some(last)) => (SELECT_PAGE_BELOW, last.clone()),
                 (Wanted::Previous, None) => return Err(Error::backend("em_log: no row to follow")),
+                (Wanted::Done, _) => return Ok(()),
             };
             let rows = self.query(sql, &[tkey.into(), cursor.as_str().into(), page.into()])?;
             let full = rows.len() as i64 == page;
@@ -353,11 +356,11 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                     ops: decode_ops(&cols.text()?)?,
                 };
                 wanted = match parent {
-                    None => Wanted::Id(String::new()),
+                    None => Wanted::Done,
                     Some(p) if p == PARENT_IS_PREVIOUS => Wanted::Previous,
                     Some(p) => Wanted::Id(p),
                 };
-                if visit(row)?.is_break() || matches!(&wanted, Wanted::Id(id) if id.is_empty()) {
+                if visit(row)?.is_break() || matches!(wanted, Wanted::Done) {
                     return Ok(());
                 }
             }
