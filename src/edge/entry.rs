@@ -4,10 +4,11 @@
 use futures_util::StreamExt;
 use worker::{event, Context, Env, Method, Request, Response};
 
+use super::doctor::{self, DETECTORS};
 use super::objects::{DurableObjects, Served};
 use super::store::EdgeStore;
 use super::{jwks, Backend, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
-use crate::api::diagnostics::{self, ClientKey, Detectors, Observation, Outcome, Verdict};
+use crate::api::diagnostics::{self, ClientKey, Observation, Outcome, Verdict};
 use crate::api::{
     self, Body, HttpRequest, HttpResponse, LocalBackend, Plan, RunGate, SseEvent, ThreadCommand,
 };
@@ -21,13 +22,11 @@ thread_local! {
     static ISOLATE_MEMORY: &'static MemoryCheckpointer = Box::leak(Box::new(MemoryCheckpointer::new()));
     /// Runs in progress in this isolate (memory mode).
     static ISOLATE_RUNS: &'static RunGate = Box::leak(Box::new(RunGate::new()));
-    /// The memory doctor's detectors: a bounded window per client this isolate serves.
-    static DETECTORS: Detectors = Detectors::new();
 }
 
 /// The worker's fetch handler.
 #[event(fetch)]
-pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+pub(crate) async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let mut cors = Vec::new();
     let served = match EdgeConfig::from_env(&env) {
         // Fail closed: without a secure random source, ids would be guessable.
@@ -41,7 +40,7 @@ pub(crate) async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::
                     cors.push((api::OPEN_HEADER.into(), "none".into()));
                 }
                 warn_if_open(&config);
-                serve(http, &env, &config).await
+                serve(http, &env, &ctx, &config).await
             }
             Err(err) => Err(err),
         },
@@ -82,7 +81,12 @@ fn warn_if_open(config: &EdgeConfig) {
     }
 }
 
-async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Served, Error> {
+async fn serve(
+    http: HttpRequest,
+    env: &Env,
+    ctx: &Context,
+    config: &EdgeConfig,
+) -> Result<Served, Error> {
     // Dev routes are answered before planning: check credentials here for them too. A
     // build without the `dev-routes` feature has none: `/__dev/*` is then an unknown route.
     #[cfg(feature = "dev-routes")]
@@ -96,7 +100,13 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
     let plan = api::plan(&http, &info, SystemClock.now_ms(), &SystemEntropy);
     let client = ClientKey::of(&http, diagnostics::plan_owner(&plan));
     if let Plan::Diagnostics { .. } = plan {
-        let mut report = DETECTORS.with(|d| d.report(&client));
+        // The client's object has every isolate's facts; this isolate's view if it is
+        // out of reach.
+        let record = match doctor::sync(env, &client).await {
+            Ok(record) => record,
+            Err(_) => DETECTORS.with(|d| d.view(&client)),
+        };
+        let mut report = record.report(&client);
         report["storage_backend"] = info.backend.clone().into();
         return Ok(Served::Http(HttpResponse::ok(report)));
     }
@@ -118,6 +128,13 @@ async fn serve(http: HttpRequest, env: &Env, config: &EdgeConfig) -> Result<Serv
     }
     if let Some(hints) = verdict.header() {
         headers.push((diagnostics::HINT_HEADER, hints));
+    }
+    if verdict.sync {
+        let (env, client) = (env.clone(), client.clone());
+        // After the response: the failure is logged by `sync`, the client never waits.
+        ctx.wait_until(async move {
+            let _ = doctor::sync(&env, &client).await;
+        });
     }
     Ok(match served {
         Served::Http(mut response) => {

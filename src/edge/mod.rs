@@ -20,6 +20,7 @@ mod assistants;
 mod dev;
 mod directory;
 mod do_sql;
+mod doctor;
 mod entry;
 mod jwks;
 mod model;

@@ -1,6 +1,7 @@
 //! The thread object: one Durable Object per thread, whose storage is the thread's
 //! memory. It serves thread calls (runs in `run`), directory shard routes, and the dev
-//! routes.
+//! routes. Objects named for other jobs (directory and store shards, an owner's
+//! assistants, a client's diagnostics) are the same class with their own routes.
 
 use std::rc::Rc;
 
@@ -159,6 +160,7 @@ impl DurableObject for ThreadObject {
             },
             index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
             "/assistants" => inner.assistants_route(&body),
+            "/doctor/sync" => inner.doctor_route(&body).await,
             "/store" => inner.store_route(&body).await,
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => super::dev::object_route(inner, dev).await,

@@ -193,3 +193,27 @@ test('GET /diagnostics: closed to callers without credentials, lists every code'
   const keyed = await (await fetch(`${worker.url}/diagnostics`, { headers: { 'x-api-key': 'doctor-key' } })).json();
   assert.match(keyed.client, /^key:[0-9a-f]{12}$/);
 });
+
+test("a client's record lives in its own diagnostics object: it outlives the isolate", async () => {
+  // A fresh runtime: no isolate remembers anything of 'per-request' (first test).
+  await worker.kill();
+  worker = await startWorker({ persistDir, port: worker.port, vars: { AUTH_MODE: 'jwt', JWT_SECRET, API_KEYS: 'doctor-key' } });
+  const client = as('per-request');
+  const report = await client.diagnostics();
+  assert.deepEqual(codes(report), ['new_thread_per_request']);
+  assert.equal(report.hints[0].count, 2);
+  // The fresh isolate judges with the record's window: told again within a few runs,
+  // where a client it had never seen needs 16.
+  let runs = 0;
+  let hint = null;
+  while (hint === null && runs < 4) {
+    const r = await client.run(await client.newThread(), `after the restart ${runs}`);
+    assert.equal(r.status, 200);
+    hint = r.hint;
+    runs += 1;
+  }
+  assert.equal(hint, 'new_thread_per_request', `no hint after ${runs} runs`);
+  assert.equal((await client.diagnostics()).hints[0].count, 3);
+  // A healthy client's record stays empty across the restart too.
+  assert.deepEqual(codes(await as('few-threads').diagnostics()), []);
+});

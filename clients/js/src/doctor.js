@@ -1,11 +1,14 @@
-// `npx @edge-memory/langgraph doctor URL [--api-key K | --token T]`: the articles'
+// `npx @edge-memory/langgraph doctor URL [--api-key K | --token T] [--state FILE]`: the articles'
 // integration test against a live deployment, as the Python package's
 // `python -m edge_memory doctor` runs it: two invocations of a one-node LangGraph.js graph
 // on one fresh thread with a stable id (the second must see the first), the checkpoint
 // read back over a fresh saver, a second thread isolated, the amnesia guard, `/info`'s
 // storage backend and `GET /diagnostics`. Prints the symptom map with ✓/✗ per row and the
 // fix for each ✗; exit status 1 on any ✗, 2 when the worker cannot be asked.
+// `--state FILE` keeps the probe thread between runs: the next run checks it is still
+// there (memory that outlived a restart or a redeploy), then deletes it.
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 import { EdgeMemoryError, HINTS, HINT_HEADER } from './http.js';
 import { EdgeMemorySaver } from './saver.js';
@@ -23,7 +26,8 @@ const ISOLATION_FIX = 'keep conversation state in one shared store: every worker
 
 /** The checks against one deployment, as one client; `run()` answers the exit status. */
 export class Doctor {
-  constructor({ url, apiKey, token, out = process.stdout }) {
+  constructor({ url, apiKey, token, stateFile, out = process.stdout }) {
+    this.stateFile = stateFile;
     this.url = String(url).replace(/\/+$/, '');
     this.credentials = { url: this.url, apiKey, token };
     this.headers = { 'content-type': 'application/json' };
@@ -67,16 +71,51 @@ export class Doctor {
     const backend = info.body.storage_backend;
     const ephemeral = backend === 'memory' && !info.body.dev_mode;
     this.check('ephemeral_memory', !ephemeral, `storage_backend is ${backend}`, `storage_backend is ${backend}: every thread is lost when the worker restarts`);
-    await this.conversation();
+    if (this.stateFile) await this.previousProbe();
+    const probe = await this.conversation();
     await this.guard();
     await this.diagnostics();
+    if (this.stateFile && probe) writeFileSync(this.stateFile, JSON.stringify({ ...probe, written_at: new Date().toISOString() }));
     for (const code of this.hintsSeen) {
       if (this.rows.has(code)) this.check(code, false, '', `the server returned hint ${code} (${HINT_HEADER})`);
     }
     return this.report(info.body) ? 1 : 0;
   }
 
-  /** Two invocations on one stable thread id, read back over a fresh saver; a second thread isolated. */
+  /** The probe thread of the doctor's last run (`--state`), if any, must still be there. */
+  async previousProbe() {
+    if (!existsSync(this.stateFile)) return;
+    const previous = JSON.parse(readFileSync(this.stateFile, 'utf8'));
+    const found = previous.api === 'runs' ? await this.probeRunsThere(previous) : await this.probeSaverThere(previous);
+
+    this.check('ephemeral_memory', found,
+      `the probe thread of the last run (${previous.written_at}) is still there`,
+      `the probe thread ${previous.thread_id} written by the last run (${previous.written_at}) is gone: memory did not survive`);
+  }
+
+  /** Whether a probe thread written through the saver is still there; deletes it. */
+  async probeSaverThere({ thread_id: thread, checkpoint_id: head }) {
+    const saver = new EdgeMemorySaver(this.credentials);
+    let found = false;
+    try {
+      found = (await saver.getTuple({ configurable: { thread_id: thread, checkpoint_ns: '', checkpoint_id: head } })) !== undefined;
+      if (found) await saver.deleteThread(thread);
+    } catch (error) {
+      if (!(error instanceof EdgeMemoryError)) throw error;
+    }
+    for (const code of saver.http.hints.seen) this.hintsSeen.add(code);
+    return found;
+  }
+
+  /** Whether a probe thread written through runs is still there; deletes it. */
+  async probeRunsThere({ thread_id: thread, checkpoint_id: head }) {
+    const found = (await this.call('GET', `/threads/${thread}/state/${head}`)).status === 200;
+    if (found) await this.call('DELETE', `/threads/${thread}`);
+    return found;
+  }
+
+  /** Two invocations on one stable thread id, read back over a fresh saver; a second
+   * thread isolated. The probe thread's id and head, for `--state`. */
   async conversation() {
     const { END, MessagesAnnotation, START, StateGraph } = await import('@langchain/langgraph');
     const { AIMessage, HumanMessage } = await import('@langchain/core/messages');
@@ -97,15 +136,47 @@ export class Doctor {
       const fresh = new EdgeMemorySaver(this.credentials);
       const read = await fresh.getTuple({ configurable: { thread_id: thread, checkpoint_ns: '' } });
       for (const s of [saver, fresh]) for (const code of s.http.hints.seen) this.hintsSeen.add(code);
-      const readId = read?.config.configurable.checkpoint_id;
-      const seen = humans(second);
-      this.check('thread_id_not_stable', seen.length === 2, 'two invocations on one thread id: the second saw the first', `the second invocation on one thread id saw ${JSON.stringify(seen)}, not both messages`);
-      this.check('checkpoints_unread', readId === head, 'the checkpoint read back directly (getTuple) is the graph\'s head', `getTuple read back ${readId}, not the graph's head ${head}`);
-      this.check(ISOLATION, readId === head && humans(lone).length === 1, 'a fresh connection reads the same head; a second thread sees nothing of the first', `a fresh connection read ${readId} (head ${head}); a second thread saw ${JSON.stringify(humans(lone))}`);
+      this.judge(humans(second), head, read?.config.configurable.checkpoint_id, humans(lone));
+      return { api: 'saver', thread_id: thread, checkpoint_id: head };
     } catch (error) {
       if (!(error instanceof EdgeMemoryError)) throw error;
+      // No checkpointer storage on this backend: the same test through runs.
+      if (error.code === 'unsupported') return this.conversationViaRuns();
       for (const key of ['thread_id_not_stable', ISOLATION, 'checkpoints_unread']) this.check(key, false, '', `the saver failed: ${error.message}`);
+      return null;
     }
+  }
+
+  /** The conversation checks through the runs API, on the deployment's own model. */
+  async conversationViaRuns() {
+    const thread = `doctor-${randomUUID()}`;
+    const other = `doctor-${randomUUID()}`;
+    const run = (id, content) => this.call('POST', `/threads/${id}/runs/wait`, {
+      assistant_id: 'agent', if_not_exists: 'create', input: { messages: [{ role: 'user', content }] },
+    });
+    const humans = (values) => (values?.messages ?? []).filter((m) => m.type === 'human').map((m) => m.content);
+    const answers = [await run(thread, 'My name is Sam'), await run(thread, "What's my name?"), await run(other, 'Hello')];
+    const failed = answers.find((a) => a.status !== 200);
+    if (failed) {
+      for (const key of ['thread_id_not_stable', ISOLATION, 'checkpoints_unread']) this.check(key, false, '', `a run answered ${failed.status}: ${failed.text.slice(0, 200)}`);
+      return null;
+    }
+    const head = answers[1].headers.get('x-thread-head');
+    const state = await this.call('GET', `/threads/${thread}/state`);
+    const readId = state.status === 200 ? state.body?.checkpoint?.checkpoint_id : undefined;
+    await this.call('DELETE', `/threads/${other}`);
+    this.judge(humans(answers[1].body), head, readId, humans(answers[2].body));
+    return { api: 'runs', thread_id: thread, checkpoint_id: head ?? '' };
+  }
+
+  /** The conversation's rows: what the second invocation saw, whether a fresh
+   * connection read back the conversation's head, what a second thread saw. */
+  judge(seen, head, readId, lone) {
+    const both = seen.length === 2 && seen[0] === 'My name is Sam';
+    this.check('thread_id_not_stable', both, 'two invocations on one thread id: the second saw the first', `the second invocation on one thread id saw ${JSON.stringify(seen)}, not both messages`);
+    const readBack = readId !== undefined && readId === head;
+    this.check('checkpoints_unread', readBack, 'the checkpoint read back directly is the conversation\'s head', `reading the thread back directly gave ${readId}, not the conversation's head ${head}`);
+    this.check(ISOLATION, readBack && lone.length === 1, 'a fresh connection reads the same head; a second thread sees nothing of the first', `a fresh connection read ${readId} (head ${head}); a second thread saw ${JSON.stringify(lone)}`);
   }
 
   /** A run expecting a head the server never had is refused, never answered from an empty thread. */
@@ -160,7 +231,7 @@ export class Doctor {
   }
 }
 
-/** The command line: `doctor URL [--api-key K | --token T]`; the exit status. */
+/** The command line: `doctor URL [--api-key K | --token T] [--state FILE]`; the exit status. */
 export async function main(argv, out = process.stdout) {
   const [command, url, ...rest] = argv;
   const option = (name) => {
@@ -168,8 +239,8 @@ export async function main(argv, out = process.stdout) {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   if (command !== 'doctor' || !url) {
-    out.write('usage: npx @edge-memory/langgraph doctor URL [--api-key K | --token T]\n');
+    out.write('usage: npx @edge-memory/langgraph doctor URL [--api-key K | --token T] [--state FILE]\n');
     return 2;
   }
-  return new Doctor({ url, apiKey: option('--api-key'), token: option('--token'), out }).run();
+  return new Doctor({ url, apiKey: option('--api-key'), token: option('--token'), stateFile: option('--state'), out }).run();
 }

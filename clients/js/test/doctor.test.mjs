@@ -2,11 +2,14 @@
 // graph invoked with a new thread id per call writes checkpoints it never reads back, and
 // the worker says so (`checkpoints_unread`); the saver warns (console.warn) the first time
 // only. The same graph on one stable thread gets no hint. Each is a client of its own (an
-// API key each).
+// API key each). The `doctor` command: healthy, on memory that forgets (through runs:
+// that backend has no checkpointer storage), and `--state` across restarts.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { AIMessage, HumanMessage } from '@langchain/core/messages';
@@ -98,14 +101,36 @@ test('npx @edge-memory/langgraph doctor: every row ✓ on a healthy worker (with
 
 test('npx @edge-memory/langgraph doctor: MEMORY_BACKEND=memory is a ✗ naming ephemeral_memory, exit 1', async () => {
   const dir = tempPersistDir('js-doctor-memory');
-  const memory = await startWorker({ persistDir: dir, vars: { MEMORY_BACKEND: 'memory' } });
+  let memory = await startWorker({ persistDir: dir, vars: { MEMORY_BACKEND: 'memory' } });
+  const state = join(dir, 'doctor-state.json');
   try {
-    const { status, out } = await doctor(memory.url);
+    const { status, out } = await doctor(memory.url, '--state', state);
     assert.equal(status, 1, out);
     assert.match(out, /✗ {2}Works locally only +ephemeral_memory/);
     assert.match(out, /fix: set MEMORY_BACKEND=durable_object/);
+    // No checkpointer storage on this backend: the conversation is checked through runs.
+    assert.match(out, /✓ {2}First message persists, second doesn't/);
+    assert.match(out, /✓ {2}Checkpoints exist but aren't used/);
+    assert.ok(existsSync(state), out);
+    // Restarted, the worker has forgotten the probe thread the last run left.
+    await memory.kill();
+    memory = await startWorker({ persistDir: dir, port: memory.port, vars: { MEMORY_BACKEND: 'memory' } });
+    const again = await doctor(memory.url, '--state', state);
+    assert.equal(again.status, 1, again.out);
+    assert.match(again.out, /is gone: memory did not survive/);
   } finally {
     await memory.kill();
     removeDir(dir);
   }
+});
+
+test('npx @edge-memory/langgraph doctor --state: the probe thread outlives a restart of durable storage', async () => {
+  const state = join(persistDir, 'doctor-state.json');
+  const first = await doctor(worker.url, '--api-key', KEYS[1], '--state', state);
+  assert.equal(first.status, 0, first.out);
+  await worker.kill();
+  worker = await startWorker({ persistDir, port: worker.port, vars: { AUTH_MODE: 'api_key', API_KEYS: KEYS.join(',') } });
+  const second = await doctor(worker.url, '--api-key', KEYS[1], '--state', state);
+  assert.equal(second.status, 0, second.out);
+  assert.match(second.out, /the probe thread of the last run \(.+\) is still there/);
 });

@@ -1,59 +1,37 @@
-//! The detectors: a bounded window per client, in the memory of the isolate that serves
-//! it. Nothing here reads or writes storage; a client's state is a few dozen bytes and
-//! the number of clients is capped, so memory stays flat whatever the traffic.
+//! The detectors: a bounded view of each client in the memory of the isolate that
+//! serves it: the record its diagnostics object last sent back ([`ClientRecord`]) with
+//! the facts seen here since. Judging a request reads no storage; the facts reach the
+//! object after the response, at most once per [`SYNC_INTERVAL_MS`] per client.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::record::{ClientRecord, Delta, ReadFact, RunFact, Seen, SYNC_INTERVAL_MS};
 use super::{ClientKey, HintCode, Observation, Outcome};
-use crate::runtime::iso8601;
 
-/// The runs of a client judged at once: its most recent ones.
-pub const RUN_WINDOW: usize = 24;
 /// Fewer runs than this say nothing yet: a client's first conversations all start, and
 /// a burst of new users is not a client that forgets its threads.
 const RUNS_JUDGED_MIN: usize = 16;
-/// The saver reads of a client judged at once (`get_tuple` of a thread's newest
-/// checkpoint): when every one of them missed while the client writes, it never reads
-/// back what it writes.
-pub const SAVER_WINDOW: usize = 8;
-/// The clients an isolate keeps state for; the least recently seen goes first.
+/// The clients an isolate keeps state for; the least recently seen goes first (with the
+/// facts it had not synced yet: at most one interval of one client).
 pub const CLIENTS_MAX: usize = 512;
 /// A hint is logged at most once per client per this interval (it is counted always).
 pub const LOG_INTERVAL_MS: i64 = 60_000;
 
-/// A run, as the window keeps it.
-#[derive(Debug, Clone)]
-struct RunFact {
-    /// Its thread.
-    thread_id: String,
-    /// The first turn of its thread, and no later run in the window continued it.
-    first: bool,
-    /// Sent with `if_not_exists: "create"`.
-    creates: bool,
-}
-
-/// When and how often a hint was given to a client.
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    count: u64,
-    first_ms: i64,
-    last_ms: i64,
-    logged_ms: Option<i64>,
-}
-
-/// What the detectors keep of one client.
+/// What an isolate keeps of one client.
 #[derive(Debug, Default)]
 struct ClientState {
-    runs: VecDeque<RunFact>,
-    /// Recent saver reads: `true` for one that found a checkpoint.
-    reads: VecDeque<bool>,
-    /// The client wrote checkpoints through the saver.
-    writes: bool,
-    hints: BTreeMap<HintCode, Seen>,
+    /// The client as judged: its object's record and the facts seen here since.
+    view: ClientRecord,
+    /// The facts seen here not yet sent to its object.
+    pending: Delta,
     last_seen_ms: i64,
+    /// When this isolate last sent its facts (none yet: the record is not loaded).
+    synced_ms: Option<i64>,
+    /// A sync is under way.
+    syncing: bool,
 }
 
 /// The hints of one response: those it carries, and those to log now.
@@ -63,6 +41,8 @@ pub struct Verdict {
     pub hints: Vec<HintCode>,
     /// Not logged for this client within [`LOG_INTERVAL_MS`]: log them now.
     pub log: Vec<HintCode>,
+    /// The client's facts are due at its diagnostics object: sync after the response.
+    pub sync: bool,
 }
 
 impl Verdict {
@@ -86,7 +66,7 @@ impl Verdict {
     }
 }
 
-/// The detectors of one isolate: clients' windows and the hints given to each.
+/// The detectors of one isolate: clients' views and the facts not yet synced.
 #[derive(Debug, Default)]
 pub struct Detectors {
     clients: RefCell<HashMap<ClientKey, ClientState>>,
@@ -115,7 +95,7 @@ impl Detectors {
         }
         let state = clients.entry(client.clone()).or_default();
         state.last_seen_ms = now_ms;
-        let mut found = state.observe(observation, outcome);
+        let mut found = state.observe(observation, outcome, now_ms);
         if ephemeral || outcome.code.as_deref() == Some("memory_mismatch") {
             found.push(HintCode::EphemeralMemory);
         }
@@ -124,45 +104,62 @@ impl Detectors {
             .into_iter()
             .filter(|hint| found.contains(hint))
             .collect();
+        let new_hint = hints.iter().any(|h| !state.view.hints.contains_key(h));
         let log = hints
             .iter()
             .copied()
             .filter(|hint| state.seen(*hint, now_ms))
             .collect();
-        Verdict { hints, log }
+        let sync = state.sync_due(now_ms, new_hint);
+        Verdict { hints, log, sync }
     }
 
-    /// `GET /diagnostics`: the hints given to `client` (in the symptom map's order), with
-    /// their counts and when they were first and last given.
-    pub fn report(&self, client: &ClientKey) -> Value {
+    /// Starts a sync of `client`: the facts to send its object (it answers with the
+    /// merged record, for [`Detectors::synced`]). Marks the sync under way.
+    pub fn take_pending(&self, client: &ClientKey, now_ms: i64) -> Delta {
+        let mut clients = self.clients.borrow_mut();
+        let Some(state) = clients.get_mut(client) else {
+            return Delta::default();
+        };
+        state.syncing = true;
+        state.synced_ms = Some(now_ms);
+        std::mem::take(&mut state.pending)
+    }
+
+    /// Ends a sync: the object's merged record (none when the sync failed: the facts it
+    /// carried are dropped, not resent, so nothing is counted twice) becomes the view,
+    /// with the facts seen here while it was under way.
+    pub fn synced(&self, client: &ClientKey, record: Option<ClientRecord>) {
+        let mut clients = self.clients.borrow_mut();
+        let Some(state) = clients.get_mut(client) else {
+            return;
+        };
+        state.syncing = false;
+        if let Some(mut record) = record {
+            record.merge(&state.pending);
+            state.view = record;
+        }
+    }
+
+    /// The view of `client` in this isolate (its object's record and the facts seen
+    /// here since): what `GET /diagnostics` lists when the object cannot be asked.
+    pub fn view(&self, client: &ClientKey) -> ClientRecord {
         let clients = self.clients.borrow();
-        let hints: Vec<Value> = clients
+        clients
             .get(client)
-            .map(|state| {
-                HintCode::ALL
-                    .iter()
-                    .filter_map(|hint| Some((hint, state.hints.get(hint)?)))
-                    .map(|(hint, seen)| {
-                        let mut entry = hint.to_json();
-                        entry["count"] = json!(seen.count);
-                        entry["first_seen"] = json!(iso8601(seen.first_ms));
-                        entry["last_seen"] = json!(iso8601(seen.last_ms));
-                        entry
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        json!({
-            "client": client.as_str(),
-            "hints": hints,
-            "codes": HintCode::ALL.iter().map(|h| h.to_json()).collect::<Vec<_>>(),
-        })
+            .map(|state| state.view.clone())
+            .unwrap_or_default()
     }
 }
 
 impl ClientState {
     /// The hints one request of this client shows, from its window.
-    fn observe(&mut self, observation: &Observation, outcome: &Outcome) -> Vec<HintCode> {
+    fn observe(
+        &mut self,
+        observation: &Observation,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Vec<HintCode> {
         let mut hints = Vec::new();
         match observation {
             Observation::Run {
@@ -176,31 +173,34 @@ impl ClientState {
                 let Some(turn) = outcome.turn else {
                     return hints;
                 };
-                let first = turn == 1;
-                if first && *creates && *follow_up {
+                if turn == 1 && *creates && *follow_up {
                     hints.push(HintCode::ThreadIdNotStable);
                 }
-                // A thread that got its second turn was no thread per request.
-                self.runs
-                    .iter_mut()
-                    .filter(|r| r.first && r.thread_id == *thread_id)
-                    .for_each(|r| r.first = false);
                 let fact = RunFact {
                     thread_id: thread_id.clone(),
-                    first,
+                    turn,
+                    first: turn == 1,
                     creates: *creates,
+                    at_ms: now_ms,
                 };
-                push_bounded(&mut self.runs, fact, RUN_WINDOW);
-                if first {
-                    hints.extend(judge_runs(&self.runs));
+                self.view.push_run(fact.clone());
+                self.pending.runs.push(fact);
+                if turn == 1 {
+                    hints.extend(judge_runs(&self.view));
                 }
             }
-            Observation::SaverPut { .. } if outcome.status < 300 => self.writes = true,
+            Observation::SaverPut { .. } if outcome.status < 300 => {
+                self.pending.writes |= !self.view.writes;
+                self.view.writes = true;
+            }
             Observation::SaverGet { .. } if outcome.status < 300 || outcome.status == 404 => {
                 let hit = outcome.status == 200 && !outcome.empty;
-                push_bounded(&mut self.reads, hit, SAVER_WINDOW);
-                let all_missed = self.reads.len() == SAVER_WINDOW && !self.reads.contains(&true);
-                if self.writes && all_missed {
+                let fact = ReadFact { hit, at_ms: now_ms };
+                self.view.push_read(fact);
+                self.pending.reads.push(fact);
+                let reads = &self.view.reads;
+                let all_missed = reads.len() == super::SAVER_WINDOW && reads.iter().all(|r| !r.hit);
+                if self.view.writes && all_missed {
                     hints.push(HintCode::CheckpointsUnread);
                 }
             }
@@ -211,12 +211,13 @@ impl ClientState {
 
     /// Counts `hint` as given now; whether it is due to be logged.
     fn seen(&mut self, hint: HintCode, now_ms: i64) -> bool {
-        let seen = self.hints.entry(hint).or_insert(Seen {
+        let fresh = Seen {
             count: 0,
             first_ms: now_ms,
             last_ms: now_ms,
             logged_ms: None,
-        });
+        };
+        let seen = self.view.hints.entry(hint).or_insert(fresh);
         seen.count += 1;
         seen.last_ms = now_ms;
         let due = seen
@@ -225,14 +226,33 @@ impl ClientState {
         if due {
             seen.logged_ms = Some(now_ms);
         }
+        let delta = self.pending.hints.entry(hint).or_insert(fresh);
+        delta.count += 1;
+        delta.last_ms = now_ms;
+        if due {
+            delta.logged_ms = Some(now_ms);
+        }
         due
+    }
+
+    /// Whether to send this client's facts to its object now: its record was never
+    /// loaded here, a hint is new to it, or the interval has passed with facts to send.
+    fn sync_due(&self, now_ms: i64, new_hint: bool) -> bool {
+        if self.syncing {
+            return false;
+        }
+        match self.synced_ms {
+            None => true,
+            Some(at) => !self.pending.is_empty() && (new_hint || now_ms - at >= SYNC_INTERVAL_MS),
+        }
     }
 }
 
 /// A client whose recent runs are mostly (three in four) a new thread's first turn: a
 /// thread per request. Threads the client names itself (`if_not_exists: "create"`)
 /// mean its id changes; threads it creates first mean it creates one per request.
-fn judge_runs(runs: &VecDeque<RunFact>) -> Option<HintCode> {
+fn judge_runs(record: &ClientRecord) -> Option<HintCode> {
+    let runs = &record.runs;
     if runs.len() < RUNS_JUDGED_MIN {
         return None;
     }
@@ -248,13 +268,6 @@ fn judge_runs(runs: &VecDeque<RunFact>) -> Option<HintCode> {
     })
 }
 
-fn push_bounded<T>(window: &mut VecDeque<T>, item: T, max: usize) {
-    if window.len() == max {
-        window.pop_front();
-    }
-    window.push_back(item);
-}
-
 fn evict_least_recent(clients: &mut HashMap<ClientKey, ClientState>) {
     let oldest = clients
         .iter()
@@ -267,6 +280,7 @@ fn evict_least_recent(clients: &mut HashMap<ClientKey, ClientState>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::SAVER_WINDOW;
     use super::*;
 
     fn client(name: &str) -> ClientKey {
@@ -355,7 +369,7 @@ mod tests {
         assert!(v.log.is_empty());
         let v = d.record(&client("a"), &run("y", true, true), &turn(2), false, 2);
         assert!(v.hints.is_empty());
-        let report = d.report(&client("a"));
+        let report = d.view(&client("a")).report(&client("a"));
         assert_eq!(report["hints"][0]["count"], 2);
         // A first message on an unknown thread is no hint.
         let v = d.record(&client("b"), &run("x", false, false), &not_found, false, 0);
@@ -427,5 +441,101 @@ mod tests {
         }
         assert_eq!(d.clients.borrow().len(), CLIENTS_MAX);
         assert!(!d.clients.borrow().contains_key(&client("c0")));
+    }
+
+    /// A diagnostics object: the record its isolates' syncs merge into.
+    fn object_sync(object: &mut ClientRecord, d: &Detectors, who: &ClientKey, now: i64) {
+        let delta = d.take_pending(who, now);
+        object.merge(&delta);
+        d.synced(who, Some(object.clone()));
+    }
+
+    #[test]
+    fn syncs_are_due_on_first_sight_then_per_interval_or_for_a_new_hint() {
+        let d = Detectors::new();
+        let a = client("a");
+        assert!(
+            d.record(&a, &run("t", false, false), &turn(1), false, 0)
+                .sync
+        );
+        let mut object = ClientRecord::default();
+        object_sync(&mut object, &d, &a, 0);
+        assert_eq!(object.runs.len(), 1);
+        // Facts wait for the interval...
+        assert!(
+            !d.record(&a, &run("t", false, false), &turn(2), false, 5)
+                .sync
+        );
+        assert!(
+            d.record(
+                &a,
+                &run("t", false, false),
+                &turn(3),
+                false,
+                SYNC_INTERVAL_MS
+            )
+            .sync
+        );
+        object_sync(&mut object, &d, &a, SYNC_INTERVAL_MS);
+        assert_eq!(object.runs.len(), 3);
+        // ...but a hint the record does not have goes at once.
+        let lost = Outcome {
+            status: 409,
+            code: Some("memory_mismatch".into()),
+            ..Outcome::default()
+        };
+        let v = d.record(
+            &a,
+            &run("t", false, false),
+            &lost,
+            false,
+            SYNC_INTERVAL_MS + 1,
+        );
+        assert!(v.sync && v.hints == vec![HintCode::EphemeralMemory]);
+        // Facts seen while a sync is under way stay in the view and are sent next time.
+        let delta = d.take_pending(&a, SYNC_INTERVAL_MS + 2);
+        assert!(
+            !d.record(
+                &a,
+                &run("u", false, false),
+                &turn(1),
+                false,
+                SYNC_INTERVAL_MS + 3
+            )
+            .sync
+        );
+        object.merge(&delta);
+        d.synced(&a, Some(object.clone()));
+        assert_eq!(d.view(&a).runs.len(), 4);
+        assert_eq!(d.view(&a).hints[&HintCode::EphemeralMemory].count, 1);
+        assert_eq!(d.take_pending(&a, SYNC_INTERVAL_MS + 4).runs.len(), 1);
+    }
+
+    #[test]
+    fn a_client_spread_over_isolates_is_judged_on_all_its_runs() {
+        // Two isolates each see half of a thread-per-request client's runs: neither has
+        // enough alone; through the object's record they are told (one run late: each
+        // judges the record as of its own last sync).
+        let (one, two) = (Detectors::new(), Detectors::new());
+        let who = client("spread");
+        let mut object = ClientRecord::default();
+        let mut last = Verdict::default();
+        for i in 0..=RUNS_JUDGED_MIN as i64 {
+            let isolate = if i % 2 == 0 { &one } else { &two };
+            last = isolate.record(
+                &who,
+                &run(&format!("t{i}"), false, false),
+                &turn(1),
+                false,
+                i,
+            );
+            object_sync(&mut object, isolate, &who, i);
+        }
+        assert_eq!(last.hints, vec![HintCode::NewThreadPerRequest]);
+        assert_eq!(object.hints[&HintCode::NewThreadPerRequest].count, 1);
+        // A turn on a thread seen by the other isolate clears that thread's first.
+        two.record(&who, &run("t0", false, false), &turn(2), false, 100);
+        object_sync(&mut object, &two, &who, 100);
+        assert!(!object.runs.iter().any(|r| r.thread_id == "t0" && r.first));
     }
 }

@@ -5,10 +5,13 @@
 //! Each request is reduced to an [`Observation`] (from its plan: which thread, how a run
 //! treats an unknown thread, whether its message reads like a follow-up) and, once
 //! answered, an [`Outcome`] (its status and code, the turn it made, a saver read's hit or
-//! miss). [`Detectors`] keep a small bounded window per client ([`ClientKey`]) in the
-//! worker isolate's memory: no storage is read or written for them, no object is added
-//! to a turn's path. A hint ([`HintCode`]) goes back in [`HINT_HEADER`], is logged once
-//! per client per interval, and is listed by `GET /diagnostics`.
+//! miss). Each client ([`ClientKey`]) has its own diagnostics object holding its record
+//! ([`ClientRecord`]: a bounded window of runs and saver reads, the hints it was given).
+//! [`Detectors`] judge each request in the isolate from that record as last synced plus
+//! the facts seen since: no storage is read for it and no object is added to a turn's
+//! path; the facts go to the object after the response, at most once per client per
+//! [`SYNC_INTERVAL_MS`]. A hint ([`HintCode`]) goes back in [`HINT_HEADER`], is logged
+//! once per client per interval, and is listed by `GET /diagnostics` (from the object).
 
 use serde_json::Value;
 
@@ -18,8 +21,13 @@ use super::{
 use crate::message::{MessageOp, MessageType};
 
 mod detect;
+mod record;
 
-pub use detect::{Detectors, Verdict, CLIENTS_MAX, LOG_INTERVAL_MS, RUN_WINDOW, SAVER_WINDOW};
+pub use detect::{Detectors, Verdict, CLIENTS_MAX, LOG_INTERVAL_MS};
+pub use record::{
+    object_name, ClientRecord, Delta, ReadFact, RunFact, Seen, RUN_WINDOW, SAVER_WINDOW,
+    SYNC_INTERVAL_MS,
+};
 
 /// The response header that names the hints of a response, comma-separated codes.
 pub const HINT_HEADER: &str = "x-edge-memory-hint";
@@ -34,7 +42,10 @@ pub const CLIENT_HEADER: &str = "x-edge-memory-client";
 pub const TURN_HEADER: &str = "x-edge-memory-turn";
 
 /// A diagnosis of the symptom map. The codes are stable: clients switch on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum HintCode {
     /// "First message persists, second doesn't": every request starts a new thread.
     NewThreadPerRequest,
