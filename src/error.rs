@@ -1,11 +1,15 @@
-//! The one error type of the crate.
+//! The core's error: what went wrong in storage, the engine or a request's content,
+//! by kind, with no notion of HTTP.
 //!
 //! Every backend fails the same way: a missing thread is [`Error::NotFound`] whether it
-//! lives in memory, in SQLite or in a Durable Object. The HTTP layer maps each variant to
-//! a status code (see [`Error::status`]); 4xx variants carry a reason meant for the
-//! client, [`Error::Backend`] is logged and answered with a generic 500.
+//! lives in memory, in SQLite or in a Durable Object. The API's error
+//! ([`crate::api::ApiError`]) wraps it, adds what only the HTTP layer can fail on
+//! (credentials, CORS, methods), and owns the status code, the stable `code` and the
+//! client-facing text; [`Error::Backend`] keeps its source for logs and is answered with
+//! a generic 500.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,35 +53,10 @@ pub enum Error {
         /// The limit it exceeded.
         limit: usize,
     },
-    /// The method is not allowed on this path.
-    MethodNotAllowed {
-        /// The method that was used.
-        method: String,
-    },
     /// The operation is valid but this backend or build does not support it.
     Unsupported {
         /// What is not supported.
         what: String,
-    },
-    /// The request carries no valid credentials (API key). Says nothing about threads.
-    Unauthorized,
-    /// The request's bearer token is not valid (expired, forged, ...). Says nothing
-    /// about threads.
-    InvalidToken {
-        /// What is wrong with the token.
-        reason: String,
-    },
-    /// The deployment has no authentication configured, so it refuses thread data
-    /// (closed by default). Answered 503 until an operator configures it.
-    AuthNotConfigured {
-        /// What to configure.
-        reason: String,
-    },
-    /// The request is refused whoever sends it (a CORS preflight from an origin not
-    /// on the list).
-    Forbidden {
-        /// Why.
-        reason: String,
     },
     /// The client remembers a conversation the server does not have (`expected_head`,
     /// `expected_turns`): answered 409 with `code: "memory_mismatch"` instead of a
@@ -117,8 +96,24 @@ pub enum Error {
     Backend {
         /// The backend's own description of the failure.
         reason: String,
+        /// The failure it came from, where its type can be kept (JSON, SQLite, I/O);
+        /// runtime errors that are JavaScript values keep their text in `reason`.
+        source: Option<Source>,
     },
 }
+
+/// The error a [`Error::Backend`] came from. Two sources are equal when they read the
+/// same: errors of other crates seldom compare.
+#[derive(Debug, Clone)]
+pub struct Source(Arc<dyn std::error::Error + Send + Sync>);
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Source {}
 
 /// Which conflict a [`Error::Conflict`] is: clients switch on its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,10 +170,22 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::Backend`].
+    /// Shorthand for [`Error::Backend`] from a description.
     pub fn backend(reason: impl fmt::Display) -> Self {
         Error::Backend {
             reason: reason.to_string(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Backend`] caused by `source`, which [`std::error::Error::source`] returns.
+    pub fn backend_from(
+        context: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Backend {
+            reason: format!("{context}: {source}"),
+            source: Some(Source(Arc::new(source))),
         }
     }
 
@@ -187,67 +194,6 @@ impl Error {
         Error::NotFound {
             what: "thread",
             id: id.into(),
-        }
-    }
-
-    /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::BadRequest { .. } => 400,
-            Error::Unauthorized | Error::InvalidToken { .. } => 401,
-            Error::MemoryMismatch { .. } => 409,
-            Error::Forbidden { .. } => 403,
-            Error::AuthNotConfigured { .. } => 503,
-            Error::NotFound { .. } => 404,
-            Error::MethodNotAllowed { .. } => 405,
-            Error::Conflict { .. } => 409,
-            Error::TooLarge { .. } => 413,
-            Error::InvalidInput { .. } | Error::Unsupported { .. } => 422,
-            Error::Upstream { .. } => 502,
-            Error::UpstreamBusy { .. } | Error::Unavailable { .. } => 503,
-            Error::UpstreamTimeout { .. } | Error::UpstreamDeadline { .. } => 504,
-            Error::Backend { .. } => 500,
-        }
-    }
-
-    /// A stable, machine-readable name of the error for clients to switch on (never
-    /// the `detail` text, which may change).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::BadRequest { .. } => "bad_request",
-            Error::InvalidInput { .. } => "invalid_input",
-            Error::NotFound { what, .. } => match *what {
-                "thread" => "thread_not_found",
-                "checkpoint" => "checkpoint_not_found",
-                "assistant" => "assistant_not_found",
-                "assistant version" => "assistant_version_not_found",
-                "graph" => "graph_not_found",
-                "route" => "route_not_found",
-                _ => "not_found",
-            },
-            Error::Conflict { kind, .. } => kind.code(),
-            Error::TooLarge { .. } => "too_large",
-            Error::MethodNotAllowed { .. } => "method_not_allowed",
-            Error::Unsupported { .. } => "unsupported",
-            Error::Unauthorized => "unauthorized",
-            Error::InvalidToken { .. } => "invalid_token",
-            Error::AuthNotConfigured { .. } => "auth_not_configured",
-            Error::Forbidden { .. } => "forbidden",
-            Error::MemoryMismatch { .. } => "memory_mismatch",
-            Error::Upstream { .. } => "model_failed",
-            Error::UpstreamBusy { .. } => "model_busy",
-            Error::Unavailable { .. } => "unavailable",
-            Error::UpstreamTimeout { .. } => "model_timeout",
-            Error::UpstreamDeadline { .. } => "model_deadline",
-            Error::Backend { .. } => "internal_error",
-        }
-    }
-
-    /// The `detail` text a client sees. Backend reasons are not exposed.
-    pub fn client_detail(&self) -> String {
-        match self {
-            Error::Backend { .. } => "Internal server error".to_string(),
-            other => other.to_string(),
         }
     }
 }
@@ -259,16 +205,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::BadRequest { reason } => write!(f, "Malformed request body: {reason}"),
-            Error::Unauthorized => write!(
-                f,
-                "Missing or invalid credentials (send x-api-key, or Authorization: Bearer <JWT>)"
-            ),
-            Error::InvalidToken { reason } => write!(f, "Invalid bearer token: {reason}"),
             Error::MemoryMismatch { reason } => write!(f, "Memory mismatch: {reason}"),
-            Error::Forbidden { reason } => write!(f, "Forbidden: {reason}"),
-            Error::AuthNotConfigured { reason } => {
-                write!(f, "This deployment refuses thread data: {reason}")
-            }
             Error::InvalidInput { field, reason } => write!(f, "Invalid `{field}`: {reason}"),
             // LangGraph's server's words for an unknown assistant.
             Error::NotFound {
@@ -289,9 +226,6 @@ impl fmt::Display for Error {
                     "{what} is too large: {size} exceeds the limit of {limit}"
                 )
             }
-            Error::MethodNotAllowed { method } => {
-                write!(f, "Method {method} is not allowed on this path")
-            }
             Error::Unsupported { what } => write!(f, "Not supported: {what}"),
             Error::Upstream { reason } => write!(f, "Model provider failed: {reason}"),
             Error::UpstreamBusy { reason } => write!(f, "Model provider busy: {reason}"),
@@ -304,12 +238,22 @@ impl fmt::Display for Error {
                 f,
                 "Model provider did not finish the reply within {deadline_ms} ms (MODEL_DEADLINE_MS)"
             ),
-            Error::Backend { reason } => write!(f, "storage backend failed: {reason}"),
+            Error::Backend { reason, .. } => write!(f, "storage backend failed: {reason}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Backend {
+                source: Some(Source(source)),
+                ..
+            } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 fn capitalize(word: &str) -> String {
     let mut chars = word.chars();
@@ -323,7 +267,7 @@ impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         // Only stored data is decoded with `?`; request bodies go through the API layer,
         // which reports their errors as `BadRequest`/`InvalidInput` itself.
-        Error::backend(format_args!("stored JSON could not be decoded: {err}"))
+        Error::backend_from("stored JSON could not be decoded", err)
     }
 }
 
@@ -332,17 +276,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_and_details() {
-        let nf = Error::thread_not_found("abc");
-        assert_eq!(nf.status(), 404);
-        assert!(nf
-            .client_detail()
-            .starts_with("Thread 'abc' not found. This usually means"));
-        let be = Error::backend("disk on fire");
-        assert_eq!(be.status(), 500);
-        assert_eq!(be.client_detail(), "Internal server error");
-        let inv = Error::invalid("input.messages", "expected a list");
-        assert_eq!(inv.status(), 422);
-        assert!(inv.client_detail().contains("input.messages"));
+    fn a_backend_error_keeps_its_source() {
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let err = Error::from(json);
+        let source = std::error::Error::source(&err).expect("the JSON error");
+        assert!(source.to_string().contains("EOF"), "{source}");
+        assert!(err
+            .to_string()
+            .starts_with("storage backend failed: stored JSON"));
+        assert!(std::error::Error::source(&Error::backend("disk on fire")).is_none());
+        assert_eq!(err.clone(), err);
+    }
+
+    #[test]
+    fn an_unknown_thread_says_what_it_usually_means() {
+        let text = Error::thread_not_found("abc").to_string();
+        assert!(text.starts_with("Thread 'abc' not found. This usually means"));
     }
 }

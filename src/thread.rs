@@ -166,7 +166,7 @@ mod tests {
     fn rejects_bad_ids_naming_the_problem() {
         for bad in ["", "a/b", "..", ".", "a b", "é", "a%2Fb"] {
             let err = ThreadId::parse(bad).unwrap_err();
-            assert_eq!(err.status(), 422, "{bad:?}");
+            assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}");
             assert!(err.to_string().contains("thread_id"), "{err}");
         }
         let long = ThreadId::parse(&"x".repeat(THREAD_ID_MAX_LEN + 1)).unwrap_err();

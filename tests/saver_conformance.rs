@@ -123,7 +123,8 @@ fn refuses_everything(store: &impl SaverStore) {
             matches!(&e, Error::Unsupported { what } if what.contains("durable_object")),
             "{e:?}"
         );
-        assert_eq!((e.code(), e.status()), ("unsupported", 422));
+        let answered = edge_memory::api::ApiError::from(e);
+        assert_eq!((answered.code(), answered.status()), ("unsupported", 422));
     }
 }
 

@@ -17,7 +17,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::error::{Error, Result};
+use super::ApiError;
+use crate::error::Error;
+
+/// Authentication fails with the API's errors (401, 503), not the core's.
+type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: clocks of token issuers and of
 /// the edge differ by a little; a minute is the common allowance.
@@ -131,7 +135,7 @@ pub fn authenticate(
     verified_token: Option<&str>,
 ) -> Result<Caller> {
     if let Some(reason) = &settings.not_configured {
-        return Err(Error::AuthNotConfigured {
+        return Err(ApiError::AuthNotConfigured {
             reason: reason.clone(),
         });
     }
@@ -156,11 +160,11 @@ pub fn authenticate(
         let token = token.trim_matches(|c: char| c == ' ' || c == '\t');
         return verify_jwt(token, jwt, now_ms.div_euclid(1000), verified_token).map(Caller::User);
     }
-    Err(Error::Unauthorized)
+    Err(ApiError::Unauthorized)
 }
 
-fn unauthorized(reason: &str) -> Error {
-    Error::InvalidToken {
+fn unauthorized(reason: &str) -> ApiError {
+    ApiError::InvalidToken {
         reason: reason.to_string(),
     }
 }

@@ -10,8 +10,7 @@
 //! headers, so browsers refuse them; a preflight from one is answered 403. Same-origin
 //! use (the demo, served by the worker itself) needs none of this.
 
-use super::{HttpRequest, HttpResponse};
-use crate::error::Error;
+use super::{ApiError, HttpRequest, HttpResponse};
 
 /// Methods the API uses.
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -111,7 +110,7 @@ fn allowed_request_headers(req: &HttpRequest) -> String {
 pub fn preflight(req: &HttpRequest, policy: &CorsPolicy) -> HttpResponse {
     let origin = req.header("origin").unwrap_or("");
     if policy.allow(origin).is_none() {
-        let mut response = HttpResponse::error(&Error::Forbidden {
+        let mut response = HttpResponse::error(ApiError::Forbidden {
             reason: format!(
                 "origin {origin:?} is not in ALLOWED_ORIGINS (local origins are allowed only with DEV_MODE=true)"
             ),

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cors;
 pub mod diagnostics;
 pub mod directory;
+mod error;
 mod execute;
 mod gate;
 mod http;
@@ -38,6 +39,7 @@ use crate::thread::{ThreadId, ThreadRecord};
 use assistants::AssistantCall;
 use auth::{authenticate, AuthSettings, Caller};
 use directory::Shard;
+pub use error::ApiError;
 
 pub use execute::{
     check_caller, error_event, execute, execute_stateless, finish_run, finish_run_until,
@@ -170,7 +172,8 @@ impl HttpResponse {
 
     /// The error response for `err`: `{"detail": ..., "code": ...}`; 5xx details stay
     /// in the logs.
-    pub fn error(err: &Error) -> Self {
+    pub fn error(err: impl Into<ApiError>) -> Self {
+        let err = err.into();
         let body = json!({ "detail": err.client_detail(), "code": err.code() });
         HttpResponse {
             status: err.status(),
@@ -237,7 +240,7 @@ pub struct ServerInfo {
 /// Authenticates `req`: `GET /ok` is open, and so is `GET /info` on a deployment with
 /// no authentication configured (it says why everything else is refused); everything
 /// else needs credentials when any are configured. The answer never mentions threads.
-pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<Caller> {
+pub fn authorize(req: &HttpRequest, auth: &AuthSettings, now_ms: i64) -> Result<Caller, ApiError> {
     let unconfigured_info = auth.not_configured.is_some() && req.path == "/info";
     if req.method == "GET" && (req.path == "/ok" || unconfigured_info) {
         return Ok(Caller::Anyone);
@@ -265,7 +268,7 @@ pub trait Backend {
     /// Carries out a Store API request (`/store/*`) on the store's shards. A backend
     /// without a store answers that it has none.
     async fn store(&self, _plan: store::StorePlan) -> HttpResponse {
-        HttpResponse::error(&Error::Unsupported {
+        HttpResponse::error(Error::Unsupported {
             what: "the Store API (/store/*) on this backend: it needs Durable Objects (MEMORY_BACKEND=durable_object)".into(),
         })
     }
@@ -393,7 +396,7 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
         }
         Plan::Store(plan) => backend.store(plan).await,
         // The detectors live in the worker's isolate, which answers this before here.
-        Plan::Diagnostics { .. } => HttpResponse::error(&Error::Unsupported {
+        Plan::Diagnostics { .. } => HttpResponse::error(Error::Unsupported {
             what: "GET /diagnostics on this backend (the worker's detectors answer it)".into(),
         }),
         Plan::SaverDeleteRuns { run_ids, owner } => {

@@ -129,7 +129,7 @@ pub(super) async fn object_route(inner: &ObjectInner, path: &str) -> HttpRespons
             "ms": inner.last_run_ms.get(),
         })),
         "/dev/abort" => inner.abort(),
-        other => HttpResponse::error(&Error::backend(format_args!(
+        other => HttpResponse::error(Error::backend(format_args!(
             "thread object has no route {other}"
         ))),
     }
@@ -153,7 +153,7 @@ impl ObjectInner {
             });
         match result {
             Ok(_) => HttpResponse::no_content(),
-            Err(e) => HttpResponse::error(&Error::backend(format_args!("abort failed: {e:?}"))),
+            Err(e) => HttpResponse::error(Error::backend(format_args!("abort failed: {e:?}"))),
         }
     }
 

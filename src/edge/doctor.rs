@@ -59,7 +59,7 @@ impl ObjectInner {
         match self.doctor_merge(body).await {
             Ok(record) => match serde_json::to_value(&record) {
                 Ok(value) => HttpResponse::ok(value),
-                Err(err) => HttpResponse::error(&Error::backend(err)),
+                Err(err) => HttpResponse::error(Error::backend(err)),
             },
             Err(err) => HttpResponse::error(&err),
         }

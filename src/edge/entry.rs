@@ -10,7 +10,8 @@ use super::store::EdgeStore;
 use super::{jwks, Backend, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
 use crate::api::diagnostics::{self, ClientKey, Observation, Outcome, Verdict};
 use crate::api::{
-    self, Body, HttpRequest, HttpResponse, LocalBackend, Plan, RunGate, SseEvent, ThreadCommand,
+    self, ApiError, Body, HttpRequest, HttpResponse, LocalBackend, Plan, RunGate, SseEvent,
+    ThreadCommand,
 };
 use crate::checkpoint::memory::MemoryCheckpointer;
 use crate::error::Error;
@@ -32,7 +33,8 @@ pub(crate) async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::R
         // Fail closed: without a secure random source, ids would be guessable.
         Ok(_) if !crate::runtime::secure_random_available() => Err(Error::backend(
             "crypto.getRandomValues failed: no secure random source, refusing to serve",
-        )),
+        )
+        .into()),
         Ok(config) => match read_request(&mut req, &config).await {
             Ok(http) => {
                 cors = api::cors::headers(&http, &config.settings.cors);
@@ -44,7 +46,7 @@ pub(crate) async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::R
             }
             Err(err) => Err(err),
         },
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     };
     let response = match served {
         Ok(Served::Stream(response)) => {
@@ -86,7 +88,7 @@ async fn serve(
     env: &Env,
     ctx: &Context,
     config: &EdgeConfig,
-) -> Result<Served, Error> {
+) -> Result<Served, ApiError> {
     // Dev routes are answered before planning: check credentials here for them too. A
     // build without the `dev-routes` feature has none: `/__dev/*` is then an unknown route.
     #[cfg(feature = "dev-routes")]
@@ -200,7 +202,7 @@ async fn carry_out(plan: Plan, env: &Env, config: &EdgeConfig) -> Result<Served,
 }
 
 /// Reads method, path and body, refusing bodies over the limit before buffering them.
-async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequest, Error> {
+async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequest, ApiError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -212,7 +214,8 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
             what: "request body (bytes)".into(),
             size,
             limit: REQUEST_BODY_MAX_BYTES,
-        });
+        }
+        .into());
     }
     let headers = api::READ_HEADERS
         .iter()

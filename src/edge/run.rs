@@ -185,7 +185,7 @@ impl ObjectInner {
         if let Err(err) = kept {
             worker::console_error!("edge-memory: run {} not recorded: {err}", record.run_id);
         }
-        live.finish(HttpResponse::error(&Error::Conflict {
+        live.finish(HttpResponse::error(Error::Conflict {
             kind: crate::error::ConflictKind::ThreadBusy,
             reason: format!(
                 "run {} was cancelled before it started (a cancel, or a newer run's multitask_strategy)",
@@ -417,7 +417,7 @@ async fn events_until_open(items: &mut UnboundedReceiver<RunItem>) -> Opening {
                 return Opening::Whole(api::whole_answer(response, before_open))
             }
             None => {
-                return Opening::Whole(HttpResponse::error(&Error::backend(
+                return Opening::Whole(HttpResponse::error(Error::backend(
                     "the run ended without an answer",
                 )))
             }

@@ -39,7 +39,7 @@ impl ObjectInner {
             ..
         } = call
         else {
-            return object_response(&HttpResponse::error(&Error::backend("not a run call")));
+            return object_response(&HttpResponse::error(Error::backend("not a run call")));
         };
         // The thread must exist (a run on it may have been deleted with it).
         if let Err(err) = inner.edge_store().get_thread(&thread_id).await {

@@ -164,7 +164,7 @@ impl DurableObject for ThreadObject {
             "/store" => inner.store_route(&body).await,
             #[cfg(feature = "dev-routes")]
             dev if dev.starts_with("/dev/") => super::dev::object_route(inner, dev).await,
-            other => HttpResponse::error(&Error::backend(format_args!(
+            other => HttpResponse::error(Error::backend(format_args!(
                 "thread object has no route {other}"
             ))),
         };

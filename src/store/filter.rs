@@ -216,7 +216,7 @@ mod tests {
             json!({"a": {"b": {"$regex": "x"}}}),
         ] {
             let err = filter(f.clone()).err().unwrap_or_else(|| panic!("{f}"));
-            assert_eq!(err.status(), 422, "{f}");
+            assert!(matches!(err, Error::InvalidInput { .. }), "{f}: {err:?}");
         }
     }
 }

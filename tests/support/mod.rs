@@ -60,7 +60,7 @@ fn to_sql(v: &SqlValue) -> Sv {
 }
 
 fn backend(e: rusqlite::Error) -> Error {
-    Error::backend(e)
+    Error::backend_from("SQLite failed", e)
 }
 
 impl SqlExec for RusqliteExec {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::assistants::{AssistantCall, RunAssistant};
-use super::{HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
+use super::{ApiError, HttpRequest, HttpResponse, ServerInfo, ASSISTANT_ID, ASSISTANT_UUID};
 use crate::api::auth::{Caller, OWNER_KEY};
 use crate::checkpoint::saver::{SaverExport, SaverList, SaverPut, SaverPutWrites};
 use crate::checkpoint::{CheckpointId, NewCheckpoint, ThreadSearch, ThreadSortKey};
@@ -425,7 +425,7 @@ fn plan_inner(
     info: &ServerInfo,
     now_ms: i64,
     entropy: &dyn Entropy,
-) -> Result<Plan> {
+) -> Result<Plan, ApiError> {
     // Browsers send preflights without credentials.
     if req.method == "OPTIONS" {
         return Ok(Plan::Respond(super::cors::preflight(req, &info.cors)));
@@ -435,7 +435,7 @@ fn plan_inner(
     // and `fetch` with a string body, none at all), as LangGraph's server does; a body
     // that is not JSON is a 400. Safe because credentials are never cookies: a
     // cross-site "simple" request carries none (README: Security).
-    scope(route(req, info, entropy, now_ms)?, &caller)
+    Ok(scope(route(req, info, entropy, now_ms)?, &caller)?)
 }
 
 /// Confines a user's plan to the user's threads: new threads are stamped with the
@@ -543,13 +543,19 @@ impl Incoming<'_> {
 
 /// Routes a request and validates its body: the body's size, then the [`Route`], then
 /// the route's own handler.
-fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i64) -> Result<Plan> {
+fn route(
+    req: &HttpRequest,
+    info: &ServerInfo,
+    entropy: &dyn Entropy,
+    now_ms: i64,
+) -> Result<Plan, ApiError> {
     if req.body.len() > REQUEST_BODY_MAX_BYTES {
         return Err(Error::TooLarge {
             what: "request body (bytes)".into(),
             size: req.body.len(),
             limit: REQUEST_BODY_MAX_BYTES,
-        });
+        }
+        .into());
     }
     let incoming = Incoming {
         req,
@@ -557,7 +563,7 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i6
         entropy,
         now_ms,
     };
-    match Route::parse(&req.method, &req.path)? {
+    let planned = match Route::parse(&req.method, &req.path)? {
         Route::Info(route) => plan_info(route, &incoming),
         Route::Assistants(route) => plan_assistants(route, &incoming),
         Route::Threads(route) => plan_threads(route, &incoming),
@@ -568,7 +574,8 @@ fn route(req: &HttpRequest, info: &ServerInfo, entropy: &dyn Entropy, now_ms: i6
         Route::Saver { thread, op } => plan_saver(thread, op, &incoming),
         Route::SaverDeleteRuns => saver::plan_delete_for_runs(&incoming),
         Route::Store(route) => store::plan_store(route, &incoming),
-    }
+    };
+    Ok(planned?)
 }
 
 /// A command for one thread, not yet scoped to an owner (see [`scope`]).

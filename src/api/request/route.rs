@@ -2,7 +2,8 @@
 //! the paths, so a path some other method serves is told apart (405) from an unknown
 //! one (404) by the same table that routes.
 
-use crate::error::{Error, Result};
+use crate::api::ApiError;
+use crate::error::Error;
 
 /// An endpoint of the API, with the raw path segments it carries. Ids stay unparsed
 /// here: each handler parses them in its own order, so that of two bad inputs the same
@@ -200,20 +201,21 @@ const METHODS: [&str; 5] = ["GET", "POST", "PATCH", "DELETE", "PUT"];
 impl<'a> Route<'a> {
     /// The route of `method` on `path`; a path some other method serves is a 405, any
     /// other a 404. A trailing slash is ignored.
-    pub(super) fn parse(method: &str, path: &'a str) -> Result<Self> {
+    pub(super) fn parse(method: &str, path: &'a str) -> Result<Self, ApiError> {
         let segments: Vec<&'a str> = path.trim_end_matches('/').split('/').skip(1).collect();
         if let Some(route) = Self::find(method, &segments) {
             return Ok(route);
         }
         if METHODS.iter().any(|m| Self::find(m, &segments).is_some()) {
-            return Err(Error::MethodNotAllowed {
+            return Err(ApiError::MethodNotAllowed {
                 method: method.to_string(),
             });
         }
         Err(Error::NotFound {
             what: "route",
             id: format!("{method} {path}"),
-        })
+        }
+        .into())
     }
 
     /// The table.

@@ -30,7 +30,7 @@ use super::{
     Typed, WriteIn, WriteOut,
 };
 use crate::checkpoint::conformance::{Failure, Report};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::runtime::{Clock, SystemClock, SystemEntropy};
 use crate::thread::ThreadId;
 
@@ -287,11 +287,15 @@ fn pending(tuple: &SaverTuple) -> Vec<String> {
     tuple.pending_writes.iter().map(show).collect()
 }
 
-/// The code and HTTP status an error answers with, or a failure if there was none.
-fn error_of(result: Result<()>) -> std::result::Result<(&'static str, u16), Failure> {
+/// The kind of error a call failed with (the conflict's code for a conflict), or a
+/// failure if there was none. Statuses are the API's ([`crate::api::ApiError`]).
+fn error_of(result: Result<()>) -> std::result::Result<&'static str, Failure> {
     match result {
         Ok(()) => Err(Failure("expected an error, the call succeeded".into())),
-        Err(e) => Ok((e.code(), e.status())),
+        Err(Error::InvalidInput { .. }) => Ok("invalid_input"),
+        Err(Error::TooLarge { .. }) => Ok("too_large"),
+        Err(Error::Conflict { kind, .. }) => Ok(kind.code()),
+        Err(other) => Err(Failure(format!("an unexpected error: {other}"))),
     }
 }
 
