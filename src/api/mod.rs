@@ -173,7 +173,11 @@ impl HttpResponse {
     /// The error response for `err`: `{"detail": ..., "code": ...}`; 5xx details stay
     /// in the logs.
     pub fn error(err: impl Into<ApiError>) -> Self {
-        let err = err.into();
+        Self::error_of(err.into())
+    }
+
+    /// [`HttpResponse::error`], not generic: one copy in the wasm.
+    fn error_of(err: ApiError) -> Self {
         let body = json!({ "detail": err.client_detail(), "code": err.code() });
         HttpResponse {
             status: err.status(),

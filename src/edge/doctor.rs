@@ -38,13 +38,10 @@ pub(super) async fn sync(env: &Env, client: &ClientKey) -> Result<ClientRecord, 
 }
 
 async fn send(env: &Env, client: &ClientKey, delta: &Delta) -> Result<ClientRecord, Error> {
-    let payload = crate::json::to_text(delta).map_err(Error::backend)?;
     let name = object_name(client);
-    let response = call_object(env, &name, "/doctor/sync", payload).await?;
+    let response = call_object(env, &name, "/doctor/sync", delta.to_json().to_string()).await?;
     match response.body {
-        Body::Json(value) if response.status == 200 => {
-            serde_json::from_value(value).map_err(Error::backend)
-        }
+        Body::Json(value) if response.status == 200 => Ok(ClientRecord::from_json(&value)),
         _ => Err(Error::backend(format_args!(
             "diagnostics object {name} answered {}",
             response.status
@@ -57,30 +54,27 @@ impl ObjectInner {
     /// (one stored value, written only when there is something new) and answers it.
     pub(super) async fn doctor_route(&self, body: &str) -> HttpResponse {
         match self.doctor_merge(body).await {
-            Ok(record) => match serde_json::to_value(&record) {
-                Ok(value) => HttpResponse::ok(value),
-                Err(err) => HttpResponse::error(Error::backend(err)),
-            },
+            Ok(record) => HttpResponse::ok(record.to_json()),
             Err(err) => HttpResponse::error(&err),
         }
     }
 
     async fn doctor_merge(&self, body: &str) -> Result<ClientRecord, Error> {
-        let delta: Delta = decode(body)?;
+        let delta = Delta::from_json(&decode::<serde_json::Value>(body)?);
         let storage = self.state.storage();
         let kept = storage
             .get::<String>(RECORD_KEY)
             .await
             .map_err(Error::backend)?;
-        let mut record: ClientRecord = match kept {
-            Some(text) => crate::json::from_text(&text).map_err(Error::backend)?,
+        let mut record = match kept {
+            Some(text) => ClientRecord::from_json(&crate::json::from_text(&text)?),
             None => ClientRecord::default(),
         };
         if !delta.is_empty() {
             record.merge(&delta);
-            let text = crate::json::to_text(&record).map_err(Error::backend)?;
+            let text = record.to_json().to_string();
             storage
-                .put(RECORD_KEY, text)
+                .put(RECORD_KEY, &text)
                 .await
                 .map_err(Error::backend)?;
         }

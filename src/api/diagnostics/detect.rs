@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::json;
 
-use super::record::{ClientRecord, Delta, ReadFact, RunFact, Seen, SYNC_INTERVAL_MS};
+use super::record::{ClientRecord, Delta, ReadFact, RunFact, SYNC_INTERVAL_MS};
 use super::{ClientKey, HintCode, Observation, Outcome};
 
 /// Fewer runs than this say nothing yet: a client's first conversations all start, and
@@ -104,7 +104,7 @@ impl Detectors {
             .into_iter()
             .filter(|hint| found.contains(hint))
             .collect();
-        let new_hint = hints.iter().any(|h| !state.view.hints.contains_key(h));
+        let new_hint = hints.iter().any(|h| state.view.hints.get(*h).is_none());
         let log = hints
             .iter()
             .copied()
@@ -211,13 +211,7 @@ impl ClientState {
 
     /// Counts `hint` as given now; whether it is due to be logged.
     fn seen(&mut self, hint: HintCode, now_ms: i64) -> bool {
-        let fresh = Seen {
-            count: 0,
-            first_ms: now_ms,
-            last_ms: now_ms,
-            logged_ms: None,
-        };
-        let seen = self.view.hints.entry(hint).or_insert(fresh);
+        let seen = self.view.hints.seen_now(hint, now_ms);
         seen.count += 1;
         seen.last_ms = now_ms;
         let due = seen
@@ -226,7 +220,7 @@ impl ClientState {
         if due {
             seen.logged_ms = Some(now_ms);
         }
-        let delta = self.pending.hints.entry(hint).or_insert(fresh);
+        let delta = self.pending.hints.seen_now(hint, now_ms);
         delta.count += 1;
         delta.last_ms = now_ms;
         if due {
@@ -507,7 +501,8 @@ mod tests {
         object.merge(&delta);
         d.synced(&a, Some(object.clone()));
         assert_eq!(d.view(&a).runs.len(), 4);
-        assert_eq!(d.view(&a).hints[&HintCode::EphemeralMemory].count, 1);
+        let seen = d.view(&a).hints.get(HintCode::EphemeralMemory).copied();
+        assert_eq!(seen.map(|s| s.count), Some(1));
         assert_eq!(d.take_pending(&a, SYNC_INTERVAL_MS + 4).runs.len(), 1);
     }
 
@@ -532,7 +527,8 @@ mod tests {
             object_sync(&mut object, isolate, &who, i);
         }
         assert_eq!(last.hints, vec![HintCode::NewThreadPerRequest]);
-        assert_eq!(object.hints[&HintCode::NewThreadPerRequest].count, 1);
+        let seen = object.hints.get(HintCode::NewThreadPerRequest).copied();
+        assert_eq!(seen.map(|s| s.count), Some(1));
         // A turn on a thread seen by the other isolate clears that thread's first.
         two.record(&who, &run("t0", false, false), &turn(2), false, 100);
         object_sync(&mut object, &two, &who, 100);

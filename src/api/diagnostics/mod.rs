@@ -25,7 +25,7 @@ mod record;
 
 pub use detect::{Detectors, Verdict, CLIENTS_MAX, LOG_INTERVAL_MS};
 pub use record::{
-    object_name, ClientRecord, Delta, ReadFact, RunFact, Seen, RUN_WINDOW, SAVER_WINDOW,
+    object_name, ClientRecord, Delta, HintsSeen, ReadFact, RunFact, Seen, RUN_WINDOW, SAVER_WINDOW,
     SYNC_INTERVAL_MS,
 };
 
@@ -42,10 +42,7 @@ pub const CLIENT_HEADER: &str = "x-edge-memory-client";
 pub const TURN_HEADER: &str = "x-edge-memory-turn";
 
 /// A diagnosis of the symptom map. The codes are stable: clients switch on them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HintCode {
     /// "First message persists, second doesn't": every request starts a new thread.
     NewThreadPerRequest,

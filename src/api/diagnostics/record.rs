@@ -4,9 +4,6 @@
 //! ([`Delta`]) at most once per [`SYNC_INTERVAL_MS`] (and at once for a hint it had not
 //! given before), and takes back the merged record as its view of the client.
 
-use std::collections::{BTreeMap, VecDeque};
-
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ClientKey, HintCode};
@@ -23,8 +20,6 @@ pub const SAVER_WINDOW: usize = 8;
 /// its object one request and one stored row per isolate per interval, not one per turn,
 /// and stays far below an object's ~1,000 requests per second.
 pub const SYNC_INTERVAL_MS: i64 = 10_000;
-/// The hints a record keeps (every code at most once).
-const HINTS_MAX: usize = HintCode::ALL.len();
 /// The longest thread id a record keeps: longer ones are cut (they only need to tell
 /// one thread from another among a client's last runs).
 const THREAD_ID_KEPT_MAX: usize = 128;
@@ -36,7 +31,7 @@ pub fn object_name(client: &ClientKey) -> String {
 }
 
 /// A run, as the window keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunFact {
     /// Its thread.
     pub thread_id: String,
@@ -51,7 +46,7 @@ pub struct RunFact {
 }
 
 /// A saver read of a thread's newest checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadFact {
     /// It found a checkpoint.
     pub hit: bool,
@@ -60,7 +55,7 @@ pub struct ReadFact {
 }
 
 /// When and how often a hint was given to a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
     /// Responses that carried it.
     pub count: u64,
@@ -82,16 +77,49 @@ impl Seen {
     }
 }
 
-/// A hint and when it was seen, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct HintSeen {
-    code: HintCode,
-    #[serde(flatten)]
-    seen: Seen,
+/// Each hint's [`Seen`], by code: one slot per code (a map would weigh on the wasm).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HintsSeen([Option<Seen>; HintCode::ALL.len()]);
+
+impl HintsSeen {
+    /// When `code` was seen, if ever.
+    pub fn get(&self, code: HintCode) -> Option<&Seen> {
+        self.0[code as usize].as_ref()
+    }
+
+    /// `code`'s slot, first seen now when it never was.
+    pub fn seen_now(&mut self, code: HintCode, now_ms: i64) -> &mut Seen {
+        self.0[code as usize].get_or_insert(Seen {
+            count: 0,
+            first_ms: now_ms,
+            last_ms: now_ms,
+            logged_ms: None,
+        })
+    }
+
+    /// Adds `seen` to `code`'s.
+    pub fn add(&mut self, code: HintCode, seen: &Seen) {
+        match &mut self.0[code as usize] {
+            Some(kept) => kept.merge(seen),
+            slot => *slot = Some(*seen),
+        }
+    }
+
+    /// The hints seen, in the symptom map's order.
+    pub fn iter(&self) -> impl Iterator<Item = (HintCode, &Seen)> {
+        HintCode::ALL
+            .into_iter()
+            .filter_map(|code| Some((code, self.get(code)?)))
+    }
+
+    /// None seen.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
 }
 
 /// The facts an isolate saw of a client since its last sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delta {
     /// Runs, oldest first.
     pub runs: Vec<RunFact>,
@@ -100,8 +128,7 @@ pub struct Delta {
     /// The client wrote checkpoints through the saver.
     pub writes: bool,
     /// The hints its responses carried, counted since the last sync.
-    #[serde(with = "hint_list")]
-    pub hints: BTreeMap<HintCode, Seen>,
+    pub hints: HintsSeen,
 }
 
 impl Delta {
@@ -113,17 +140,16 @@ impl Delta {
 
 /// What is known of one client: its recent runs and saver reads (the windows the
 /// detectors judge), and the hints it was given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientRecord {
     /// The last [`RUN_WINDOW`] runs, oldest first.
-    pub runs: VecDeque<RunFact>,
+    pub runs: Vec<RunFact>,
     /// The last [`SAVER_WINDOW`] saver reads, oldest first.
-    pub reads: VecDeque<ReadFact>,
+    pub reads: Vec<ReadFact>,
     /// The client wrote checkpoints through the saver.
     pub writes: bool,
     /// Each hint it was given.
-    #[serde(with = "hint_list")]
-    pub hints: BTreeMap<HintCode, Seen>,
+    pub hints: HintsSeen,
 }
 
 impl ClientRecord {
@@ -148,8 +174,8 @@ impl ClientRecord {
             .rposition(|r| r.at_ms <= fact.at_ms)
             .map_or(0, |i| i + 1);
         self.runs.insert(at, fact);
-        while self.runs.len() > RUN_WINDOW {
-            self.runs.pop_front();
+        if self.runs.len() > RUN_WINDOW {
+            self.runs.drain(..self.runs.len() - RUN_WINDOW);
         }
     }
 
@@ -161,18 +187,15 @@ impl ClientRecord {
             .rposition(|r| r.at_ms <= fact.at_ms)
             .map_or(0, |i| i + 1);
         self.reads.insert(at, fact);
-        while self.reads.len() > SAVER_WINDOW {
-            self.reads.pop_front();
+        if self.reads.len() > SAVER_WINDOW {
+            self.reads.drain(..self.reads.len() - SAVER_WINDOW);
         }
     }
 
     /// Counts hints given (one isolate's since its last sync).
-    pub fn add_hints(&mut self, hints: &BTreeMap<HintCode, Seen>) {
-        for (code, seen) in hints.iter().take(HINTS_MAX) {
-            self.hints
-                .entry(*code)
-                .and_modify(|kept| kept.merge(seen))
-                .or_insert(*seen);
+    pub fn add_hints(&mut self, hints: &HintsSeen) {
+        for (code, seen) in hints.iter() {
+            self.hints.add(code, seen);
         }
     }
 
@@ -187,9 +210,9 @@ impl ClientRecord {
     /// `GET /diagnostics`: the hints given to `client` (in the symptom map's order), with
     /// their counts and when they were first and last given.
     pub fn report(&self, client: &ClientKey) -> Value {
-        let hints: Vec<Value> = HintCode::ALL
+        let hints: Vec<Value> = self
+            .hints
             .iter()
-            .filter_map(|hint| Some((hint, self.hints.get(hint)?)))
             .map(|(hint, seen)| {
                 let mut entry = hint.to_json();
                 entry["count"] = json!(seen.count);
@@ -206,34 +229,132 @@ impl ClientRecord {
     }
 }
 
-/// The hints as a list of `{code, count, first_ms, last_ms, logged_ms}`: stable JSON
-/// whatever the map's key type.
-mod hint_list {
-    use std::collections::BTreeMap;
+/// The JSON of records and deltas, written by hand: compact arrays (a record is stored
+/// and sent on every sync), and no derived decoders (each would weigh on the wasm every
+/// isolate loads). Decoding is lenient: what does not read is left out.
+mod codec {
+    use serde_json::{json, Value};
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use super::{ClientRecord, Delta, HintCode, HintsSeen, ReadFact, RunFact, Seen};
 
-    use super::{HintCode, HintSeen, Seen};
-
-    pub(super) fn serialize<S: Serializer>(
-        hints: &BTreeMap<HintCode, Seen>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let list: Vec<HintSeen> = hints
-            .iter()
-            .map(|(code, seen)| HintSeen {
-                code: *code,
-                seen: *seen,
-            })
-            .collect();
-        list.serialize(serializer)
+    /// `[thread_id, turn, creates, at_ms]` (`first` is worked out again on the way in).
+    fn run(fact: &RunFact) -> Value {
+        json!([fact.thread_id, fact.turn, fact.creates, fact.at_ms])
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<HintCode, Seen>, D::Error> {
-        let list = Vec::<HintSeen>::deserialize(deserializer)?;
-        Ok(list.into_iter().map(|h| (h.code, h.seen)).collect())
+    fn read_run(value: &Value) -> Option<RunFact> {
+        let turn = value.get(1)?.as_u64()?;
+        Some(RunFact {
+            thread_id: value.get(0)?.as_str()?.to_string(),
+            turn,
+            first: turn == 1,
+            creates: value.get(2)?.as_bool()?,
+            at_ms: value.get(3)?.as_i64()?,
+        })
+    }
+
+    /// `[hit, at_ms]`.
+    fn read(fact: &ReadFact) -> Value {
+        json!([fact.hit, fact.at_ms])
+    }
+
+    fn read_read(value: &Value) -> Option<ReadFact> {
+        Some(ReadFact {
+            hit: value.get(0)?.as_bool()?,
+            at_ms: value.get(1)?.as_i64()?,
+        })
+    }
+
+    /// `[[code, count, first_ms, last_ms, logged_ms or null], ...]`.
+    fn hints(hints: &HintsSeen) -> Value {
+        let list = hints.iter().map(|(code, seen)| {
+            json!([
+                code.as_str(),
+                seen.count,
+                seen.first_ms,
+                seen.last_ms,
+                seen.logged_ms
+            ])
+        });
+        Value::Array(list.collect())
+    }
+
+    fn read_hints(value: Option<&Value>) -> HintsSeen {
+        let mut hints = HintsSeen::default();
+        for h in list(value) {
+            let one = || {
+                let seen = Seen {
+                    count: h.get(1)?.as_u64()?,
+                    first_ms: h.get(2)?.as_i64()?,
+                    last_ms: h.get(3)?.as_i64()?,
+                    logged_ms: h.get(4).and_then(Value::as_i64),
+                };
+                Some((HintCode::parse(h.get(0)?.as_str()?)?, seen))
+            };
+            if let Some((code, seen)) = one() {
+                hints.add(code, &seen);
+            }
+        }
+        hints
+    }
+
+    fn list(value: Option<&Value>) -> impl Iterator<Item = &Value> {
+        value.and_then(Value::as_array).into_iter().flatten()
+    }
+
+    fn writes(value: &Value) -> bool {
+        value
+            .get("writes")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    impl Delta {
+        /// The delta as JSON.
+        pub fn to_json(&self) -> Value {
+            json!({
+                "runs": self.runs.iter().map(run).collect::<Vec<_>>(),
+                "reads": self.reads.iter().map(read).collect::<Vec<_>>(),
+                "writes": self.writes,
+                "hints": hints(&self.hints),
+            })
+        }
+
+        /// A delta from its JSON.
+        pub fn from_json(value: &Value) -> Delta {
+            Delta {
+                runs: list(value.get("runs")).filter_map(read_run).collect(),
+                reads: list(value.get("reads")).filter_map(read_read).collect(),
+                writes: writes(value),
+                hints: read_hints(value.get("hints")),
+            }
+        }
+    }
+
+    impl ClientRecord {
+        /// The record as JSON.
+        pub fn to_json(&self) -> Value {
+            json!({
+                "runs": self.runs.iter().map(run).collect::<Vec<_>>(),
+                "reads": self.reads.iter().map(read).collect::<Vec<_>>(),
+                "writes": self.writes,
+                "hints": hints(&self.hints),
+            })
+        }
+
+        /// A record from its JSON; its windows rebuilt as they were kept.
+        pub fn from_json(value: &Value) -> ClientRecord {
+            let mut record = ClientRecord {
+                runs: Vec::new(),
+                reads: list(value.get("reads")).filter_map(read_read).collect(),
+                writes: writes(value),
+                hints: read_hints(value.get("hints")),
+            };
+            list(value.get("runs"))
+                .filter_map(read_run)
+                .for_each(|r| record.push_run(r));
+            record
+        }
     }
 }
 
@@ -295,7 +416,7 @@ mod tests {
             });
         }
         assert_eq!(record.reads.len(), SAVER_WINDOW);
-        assert_eq!(record.reads.back().map(|r| r.at_ms), Some(100));
+        assert_eq!(record.reads.last().map(|r| r.at_ms), Some(100));
     }
 
     #[test]
@@ -309,16 +430,16 @@ mod tests {
         let mut record = ClientRecord::default();
         let code = HintCode::NewThreadPerRequest;
         record.merge(&Delta {
-            hints: BTreeMap::from([(code, seen(2, 50, 60))]),
+            hints: hints_of(code, seen(2, 50, 60)),
             ..Delta::default()
         });
         record.merge(&Delta {
-            hints: BTreeMap::from([(code, seen(1, 40, 45))]),
+            hints: hints_of(code, seen(1, 40, 45)),
             writes: true,
             ..Delta::default()
         });
         assert_eq!(
-            record.hints[&code],
+            *record.hints.get(code).unwrap(),
             Seen {
                 count: 3,
                 first_ms: 40,
@@ -326,14 +447,28 @@ mod tests {
                 logged_ms: Some(50)
             }
         );
-        let text = crate::json::to_text(&record).unwrap();
-        assert!(
-            text.contains("\"code\":\"new_thread_per_request\""),
-            "{text}"
-        );
-        let back: ClientRecord = crate::json::from_text(&text).unwrap();
+        record.push_run(run("t", 2, 7));
+        record.push_read(ReadFact {
+            hit: true,
+            at_ms: 8,
+        });
+        let text = record.to_json().to_string();
+        assert!(text.contains("new_thread_per_request"), "{text}");
+        let back = ClientRecord::from_json(&serde_json::from_str(&text).unwrap());
         assert_eq!(back, record);
+        let delta = Delta {
+            runs: vec![run("u", 1, 9)],
+            writes: true,
+            ..Delta::default()
+        };
+        assert_eq!(Delta::from_json(&delta.to_json()), delta);
         let report = back.report(&ClientKey("user:a".into()));
         assert_eq!(report["hints"][0]["count"], 3);
+    }
+
+    fn hints_of(code: HintCode, seen: Seen) -> HintsSeen {
+        let mut hints = HintsSeen::default();
+        hints.add(code, &seen);
+        hints
     }
 }
