@@ -309,15 +309,20 @@ mod codec {
             .unwrap_or(false)
     }
 
+    /// A delta's or a record's facts: they have one shape.
+    fn facts(runs: &[RunFact], reads: &[ReadFact], writes: bool, seen: &HintsSeen) -> Value {
+        json!({
+            "runs": runs.iter().map(run).collect::<Vec<_>>(),
+            "reads": reads.iter().map(read).collect::<Vec<_>>(),
+            "writes": writes,
+            "hints": hints(seen),
+        })
+    }
+
     impl Delta {
         /// The delta as JSON.
         pub fn to_json(&self) -> Value {
-            json!({
-                "runs": self.runs.iter().map(run).collect::<Vec<_>>(),
-                "reads": self.reads.iter().map(read).collect::<Vec<_>>(),
-                "writes": self.writes,
-                "hints": hints(&self.hints),
-            })
+            facts(&self.runs, &self.reads, self.writes, &self.hints)
         }
 
         /// A delta from its JSON.
@@ -334,12 +339,7 @@ mod codec {
     impl ClientRecord {
         /// The record as JSON.
         pub fn to_json(&self) -> Value {
-            json!({
-                "runs": self.runs.iter().map(run).collect::<Vec<_>>(),
-                "reads": self.reads.iter().map(read).collect::<Vec<_>>(),
-                "writes": self.writes,
-                "hints": hints(&self.hints),
-            })
+            facts(&self.runs, &self.reads, self.writes, &self.hints)
         }
 
         /// A record from its JSON; its windows rebuilt as they were kept.
