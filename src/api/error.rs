@@ -152,18 +152,6 @@ impl From<Error> for ApiError {
     }
 }
 
-impl From<&Error> for ApiError {
-    fn from(err: &Error) -> Self {
-        ApiError::Core(err.clone())
-    }
-}
-
-impl From<&ApiError> for ApiError {
-    fn from(err: &ApiError) -> Self {
-        err.clone()
-    }
-}
-
 impl From<serde_json::Error> for ApiError {
     fn from(err: serde_json::Error) -> Self {
         ApiError::Core(err.into())

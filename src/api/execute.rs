@@ -38,7 +38,7 @@ pub async fn execute<C: Checkpointer + SaverStore, M: ChatModel>(
 ) -> HttpResponse {
     if let Some(owner) = &call.owner {
         if let Err(err) = check_owner(engine.store, &call, owner).await {
-            return HttpResponse::error(&err);
+            return HttpResponse::error(err);
         }
     }
     execute_inner(call, engine).await.into()
@@ -455,7 +455,7 @@ pub async fn finish_run_until<C: Checkpointer, M: ChatModel>(
             .with_index(index),
             end,
         ),
-        Err(err) => (HttpResponse::error(&err), RunEnd::failed()),
+        Err(err) => (HttpResponse::error(err), RunEnd::failed()),
     }
 }
 

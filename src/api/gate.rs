@@ -215,13 +215,13 @@ impl RunGate {
         };
         if strategy.is_some() {
             if let Err(err) = check_caller(engine.store, &call).await {
-                return HttpResponse::error(&err);
+                return HttpResponse::error(err);
             }
         }
         let _ticket = match strategy {
             Some(strategy) => match self.admit(&call.thread_id, strategy).await {
                 Ok(ticket) => Some(ticket),
-                Err(err) => return HttpResponse::error(&err),
+                Err(err) => return HttpResponse::error(err),
             },
             None => None,
         };

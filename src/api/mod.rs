@@ -222,7 +222,7 @@ impl HttpResponse {
 
 impl From<Result<HttpResponse>> for HttpResponse {
     fn from(result: Result<HttpResponse>) -> Self {
-        result.unwrap_or_else(|err| HttpResponse::error(&err))
+        result.unwrap_or_else(HttpResponse::error)
     }
 }
 
@@ -363,7 +363,7 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
         Plan::Thread(mut call) => {
             if let ThreadCommand::Run(run) = &mut call.command {
                 if let Err(err) = assistants::resolve(backend, run).await {
-                    return HttpResponse::error(&err);
+                    return HttpResponse::error(err);
                 }
             }
             backend.call(call).await
@@ -380,14 +380,14 @@ pub async fn carry_out<B: Backend>(plan: Plan, backend: &B) -> HttpResponse {
         }
         Plan::Stateless(mut run) => match assistants::resolve(backend, &mut run).await {
             Ok(()) => backend.call_stateless(run).await,
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         },
         Plan::Batch(calls) => {
             let mut runs = Vec::with_capacity(calls.len());
             for mut call in calls {
                 if let ThreadCommand::Run(run) = &mut call.command {
                     if let Err(err) = assistants::resolve(backend, run).await {
-                        return HttpResponse::error(&err);
+                        return HttpResponse::error(err);
                     }
                 }
                 let response = backend.call(call).await;

@@ -25,7 +25,7 @@ impl ObjectInner {
     pub(super) fn assistants_route(&self, body: &str) -> HttpResponse {
         match decode::<AssistantCall>(body) {
             Ok(call) => assistants::execute(&self.assistants, call, SystemClock.now_ms()),
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 }

@@ -179,7 +179,7 @@ impl ObjectInner {
         });
         match result {
             Ok(body) => HttpResponse::ok(body),
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 

@@ -121,7 +121,7 @@ impl ObjectInner {
         match result {
             Ok(serde_json::Value::Null) => HttpResponse::no_content(),
             Ok(value) => HttpResponse::ok(value),
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 

@@ -55,7 +55,7 @@ impl ObjectInner {
     pub(super) async fn doctor_route(&self, body: &str) -> HttpResponse {
         match self.doctor_merge(body).await {
             Ok(record) => HttpResponse::ok(record.to_json()),
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 

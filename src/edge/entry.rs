@@ -57,7 +57,7 @@ pub(crate) async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::R
             return Ok(response);
         }
         Ok(Served::Http(response)) => response,
-        Err(err) => HttpResponse::error(&err),
+        Err(err) => HttpResponse::error(err),
     };
     if let Some(reason) = &response.internal_error {
         worker::console_error!("edge-memory: {reason}");

@@ -90,7 +90,7 @@ impl api::Backend for DurableObjects<'_> {
                 let store = EdgeStore::Memory(&scratch);
                 api::execute_stateless(run, &config.engine(&store, &model)).await
             }
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 

@@ -54,7 +54,7 @@ impl ObjectInner {
         inner.reconcile_runs();
         let (job, ticket) = match inner.admit_run(call).await {
             Ok(admitted) => admitted,
-            Err(err) => return object_response(&HttpResponse::error(&err)),
+            Err(err) => return object_response(&HttpResponse::error(err)),
         };
         let live = job.live.clone();
         let record = live.record();
@@ -257,7 +257,7 @@ impl ObjectInner {
         .await;
         let (config, model, prepared) = match prepared {
             Ok(ready) => ready,
-            Err(err) => return (HttpResponse::error(&err), RunEnd::failed(), None),
+            Err(err) => return (HttpResponse::error(err), RunEnd::failed(), None),
         };
         self.directory_run_started(prepared.index_update());
         let was = prepared.record.status;

@@ -31,7 +31,7 @@ impl ObjectInner {
         }
         inner.reconcile_runs();
         if let Err(err) = api::check_caller(&inner.edge_store(), &call).await {
-            return object_response(&HttpResponse::error(&err));
+            return object_response(&HttpResponse::error(err));
         }
         let ThreadCall {
             thread_id,
@@ -43,7 +43,7 @@ impl ObjectInner {
         };
         // The thread must exist (a run on it may have been deleted with it).
         if let Err(err) = inner.edge_store().get_thread(&thread_id).await {
-            return object_response(&HttpResponse::error(&err));
+            return object_response(&HttpResponse::error(err));
         }
         let answer = match op {
             RunOp::JoinStream {
@@ -68,7 +68,7 @@ impl ObjectInner {
             RunOp::Join { run_id } => inner.join_run(&thread_id, &run_id).await,
             RunOp::ChatStream => Ok(HttpResponse::no_content()),
         };
-        object_response(&answer.unwrap_or_else(|err| HttpResponse::error(&err)))
+        object_response(&answer.unwrap_or_else(HttpResponse::error))
     }
 
     /// The run under way in this object, if `run_id` is one of `thread_id`'s.
@@ -213,7 +213,7 @@ impl ObjectInner {
         }
         let record = match self.find_run(thread_id, run_id) {
             Ok(record) => record,
-            Err(err) => return object_response(&HttpResponse::error(&err)),
+            Err(err) => return object_response(&HttpResponse::error(err)),
         };
         let kept = match (record.resumable, replay) {
             (true, Replay::All | Replay::After(_)) => self

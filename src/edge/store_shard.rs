@@ -56,7 +56,7 @@ pub(super) async fn serve(env: &Env, plan: StorePlan) -> HttpResponse {
         }
         Err(err) => err,
     };
-    HttpResponse::error(&plan)
+    HttpResponse::error(plan)
 }
 
 impl StoreShards for EdgeStoreShards<'_> {
@@ -125,7 +125,7 @@ impl ObjectInner {
     pub(super) async fn store_route(&self, body: &str) -> HttpResponse {
         let command = match decode::<ShardCommand>(body) {
             Ok(command) => command,
-            Err(err) => return HttpResponse::error(&err),
+            Err(err) => return HttpResponse::error(err),
         };
         match execute_shard(&self.items, command, SystemClock.now_ms()) {
             Ok((answer, expiry)) => {
@@ -134,7 +134,7 @@ impl ObjectInner {
                 }
                 HttpResponse::ok(answer)
             }
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 
@@ -221,7 +221,7 @@ impl ObjectInner {
         });
         match stats {
             Ok(body) => HttpResponse::ok(body),
-            Err(err) => HttpResponse::error(&err),
+            Err(err) => HttpResponse::error(err),
         }
     }
 }

@@ -139,7 +139,7 @@ impl DurableObject for ThreadObject {
         inner.requests.set(inner.requests.get() + 1);
         if !crate::runtime::secure_random_available() {
             let err = Error::backend("crypto.getRandomValues failed in the thread object");
-            return object_response(&HttpResponse::error(&err));
+            return object_response(&HttpResponse::error(err));
         }
         let response = match path.as_str() {
             "/call" => match decode::<ThreadCall>(&body) {
@@ -156,7 +156,7 @@ impl DurableObject for ThreadObject {
                     },
                 ) => return ObjectInner::run_op(inner.clone(), call).await,
                 Ok(call) => inner.thread_call(call).await,
-                Err(err) => HttpResponse::error(&err),
+                Err(err) => HttpResponse::error(err),
             },
             index if index.starts_with("/index/") => inner.directory_route(index, &body).await,
             "/assistants" => inner.assistants_route(&body),
@@ -247,7 +247,7 @@ impl ObjectInner {
         let started = precise_now_ms();
         let config = match EdgeConfig::from_env(&self.env) {
             Ok(config) => config,
-            Err(err) => return HttpResponse::error(&err),
+            Err(err) => return HttpResponse::error(err),
         };
         // Only runs ask the model; every other call gets the offline one.
         let model = EdgeModel::demo();
@@ -259,7 +259,7 @@ impl ObjectInner {
         match response.index.take() {
             Some(run @ IndexUpdate::Run { .. }) => {
                 if let Err(err) = self.record_run(run).await {
-                    response = HttpResponse::error(&err);
+                    response = HttpResponse::error(err);
                 }
             }
             Some(update) => self.directory_update(update, false).await,

@@ -297,7 +297,7 @@ mod tests {
     fn a_failure_after_the_first_piece_is_an_error_chunk() {
         let mut stream = UiStream::new();
         let mut text = stream.item(&RunItem::Event(piece("a1", "Hi", None)));
-        let failed = HttpResponse::error(&crate::error::Error::Upstream {
+        let failed = HttpResponse::error(crate::error::Error::Upstream {
             reason: "model timed out".into(),
         });
         text += &stream.item(&RunItem::Done(failed));

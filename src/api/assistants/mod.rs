@@ -327,7 +327,7 @@ pub async fn carry_out<B: Backend>(backend: &B, call: AssistantCall) -> HttpResp
             return exists;
         }
         if let Err(err) = delete_threads(backend, assistant_id, call.owner.as_deref()).await {
-            return HttpResponse::error(&err);
+            return HttpResponse::error(err);
         }
     }
     backend.assistant_call(call).await

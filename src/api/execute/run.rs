@@ -449,7 +449,7 @@ pub async fn run_collected<C: Checkpointer, M: ChatModel>(
 ) -> HttpResponse {
     let prepared = match prepare_run(engine, thread_id, run, owner.as_deref()).await {
         Ok(prepared) => prepared,
-        Err(err) => return HttpResponse::error(&err),
+        Err(err) => return HttpResponse::error(err),
     };
     let collected = CollectedEvents::default();
     let response = finish_run(engine, prepared, &collected).await;

@@ -416,7 +416,7 @@ pub enum Plan {
 pub fn plan(req: &HttpRequest, info: &ServerInfo, now_ms: i64, entropy: &dyn Entropy) -> Plan {
     match plan_inner(req, info, now_ms, entropy) {
         Ok(plan) => plan,
-        Err(err) => Plan::Respond(HttpResponse::error(&err)),
+        Err(err) => Plan::Respond(HttpResponse::error(err)),
     }
 }
 
