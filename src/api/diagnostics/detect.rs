@@ -184,7 +184,7 @@ impl ClientState {
                     at_ms: now_ms,
                 };
                 self.view.push_run(fact.clone());
-                self.pending.runs.push(fact);
+                self.pending.push_run(fact);
                 if turn == 1 {
                     hints.extend(judge_runs(&self.view));
                 }
@@ -197,7 +197,7 @@ impl ClientState {
                 let hit = outcome.status == 200 && !outcome.empty;
                 let fact = ReadFact { hit, at_ms: now_ms };
                 self.view.push_read(fact);
-                self.pending.reads.push(fact);
+                self.pending.push_read(fact);
                 let reads = &self.view.reads;
                 let all_missed = reads.len() == super::SAVER_WINDOW && reads.iter().all(|r| !r.hit);
                 if self.view.writes && all_missed {
@@ -274,7 +274,7 @@ fn evict_least_recent(clients: &mut HashMap<ClientKey, ClientState>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SAVER_WINDOW;
+    use super::super::{RUN_WINDOW, SAVER_WINDOW};
     use super::*;
 
     fn client(name: &str) -> ClientKey {
@@ -533,5 +533,21 @@ mod tests {
         two.record(&who, &run("t0", false, false), &turn(2), false, 100);
         object_sync(&mut object, &two, &who, 100);
         assert!(!object.runs.iter().any(|r| r.thread_id == "t0" && r.first));
+    }
+
+    #[test]
+    fn a_busy_clients_sync_carries_no_more_than_the_windows() {
+        let d = Detectors::new();
+        let who = client("busy");
+        for i in 0..(RUN_WINDOW as i64 * 3) {
+            d.record(
+                &who,
+                &run(&format!("t{i}"), false, false),
+                &turn(1),
+                false,
+                i,
+            );
+        }
+        assert_eq!(d.take_pending(&who, 100).runs.len(), RUN_WINDOW);
     }
 }

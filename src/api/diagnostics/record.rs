@@ -118,25 +118,10 @@ impl HintsSeen {
     }
 }
 
-/// The facts an isolate saw of a client since its last sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Delta {
-    /// Runs, oldest first.
-    pub runs: Vec<RunFact>,
-    /// Saver reads, oldest first.
-    pub reads: Vec<ReadFact>,
-    /// The client wrote checkpoints through the saver.
-    pub writes: bool,
-    /// The hints its responses carried, counted since the last sync.
-    pub hints: HintsSeen,
-}
-
-impl Delta {
-    /// Nothing new.
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty() && self.reads.is_empty() && !self.writes && self.hints.is_empty()
-    }
-}
+/// The facts an isolate saw of a client since its last sync: a record of their own,
+/// bounded by the same windows (older facts would fall out of the merged record anyway),
+/// so a busy client's sync stays small however many turns it ran in the interval.
+pub type Delta = ClientRecord;
 
 /// What is known of one client: its recent runs and saver reads (the windows the
 /// detectors judge), and the hints it was given.
@@ -153,6 +138,11 @@ pub struct ClientRecord {
 }
 
 impl ClientRecord {
+    /// Nothing known (or nothing new, for a [`Delta`]).
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.reads.is_empty() && !self.writes && self.hints.is_empty()
+    }
+
     /// Takes in a run: a later turn of a thread means its first turn was no thread per
     /// request, whichever of the two arrives first (isolates sync out of order).
     pub fn push_run(&mut self, mut fact: RunFact) {
@@ -235,7 +225,7 @@ impl ClientRecord {
 mod codec {
     use serde_json::{json, Value};
 
-    use super::{ClientRecord, Delta, HintCode, HintsSeen, ReadFact, RunFact, Seen};
+    use super::{ClientRecord, HintCode, HintsSeen, ReadFact, RunFact, Seen};
 
     /// `[thread_id, turn, creates, at_ms]` (`first` is worked out again on the way in).
     fn run(fact: &RunFact) -> Value {
@@ -309,40 +299,18 @@ mod codec {
             .unwrap_or(false)
     }
 
-    /// A delta's or a record's facts: they have one shape.
-    fn facts(runs: &[RunFact], reads: &[ReadFact], writes: bool, seen: &HintsSeen) -> Value {
-        json!({
-            "runs": runs.iter().map(run).collect::<Vec<_>>(),
-            "reads": reads.iter().map(read).collect::<Vec<_>>(),
-            "writes": writes,
-            "hints": hints(seen),
-        })
-    }
-
-    impl Delta {
-        /// The delta as JSON.
-        pub fn to_json(&self) -> Value {
-            facts(&self.runs, &self.reads, self.writes, &self.hints)
-        }
-
-        /// A delta from its JSON.
-        pub fn from_json(value: &Value) -> Delta {
-            Delta {
-                runs: list(value.get("runs")).filter_map(read_run).collect(),
-                reads: list(value.get("reads")).filter_map(read_read).collect(),
-                writes: writes(value),
-                hints: read_hints(value.get("hints")),
-            }
-        }
-    }
-
     impl ClientRecord {
-        /// The record as JSON.
+        /// The record (or a delta) as JSON.
         pub fn to_json(&self) -> Value {
-            facts(&self.runs, &self.reads, self.writes, &self.hints)
+            json!({
+                "runs": self.runs.iter().map(run).collect::<Vec<_>>(),
+                "reads": self.reads.iter().map(read).collect::<Vec<_>>(),
+                "writes": self.writes,
+                "hints": hints(&self.hints),
+            })
         }
 
-        /// A record from its JSON; its windows rebuilt as they were kept.
+        /// A record (or a delta) from its JSON; its windows rebuilt as they were kept.
         pub fn from_json(value: &Value) -> ClientRecord {
             let mut record = ClientRecord {
                 runs: Vec::new(),
