@@ -63,17 +63,19 @@ pub(super) fn version_json(a: &Assistant) -> Value {
 
 /// `/graph`: the nodes and edges of the graph, as LangGraph draws it.
 pub fn graph_json() -> Value {
-    json!({
-        "nodes": [
-            {"id": "__start__", "type": "runnable", "data": {"name": "__start__"}},
-            {"id": "agent", "type": "runnable", "data": {"name": "agent"}},
-            {"id": "__end__"},
-        ],
-        "edges": [
-            {"source": "__start__", "target": "agent"},
-            {"source": "agent", "target": "__end__"},
-        ],
-    })
+    static_json(
+        r#"{
+            "nodes": [
+                {"id": "__start__", "type": "runnable", "data": {"name": "__start__"}},
+                {"id": "agent", "type": "runnable", "data": {"name": "agent"}},
+                {"id": "__end__"}
+            ],
+            "edges": [
+                {"source": "__start__", "target": "agent"},
+                {"source": "agent", "target": "__end__"}
+            ]
+        }"#,
+    )
 }
 
 /// `/schemas`: the graph's state (`messages`, LangGraph's `MessagesState`) as input,
@@ -114,35 +116,59 @@ pub fn schemas_json(graph_id: &str) -> Value {
 
 /// A message as the API reads it (LangChain's dialects).
 fn message_schema() -> Value {
-    json!({
-        "title": "Message",
-        "type": "object",
-        "properties": {
-            "type": {"type": "string", "enum": ["human", "ai", "system", "tool", "remove"]},
-            "role": {"type": "string", "enum": ["user", "assistant", "system", "tool"]},
-            "content": {"anyOf": [
-                {"type": "string"},
-                {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
-            ]},
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "tool_call_id": {"type": "string"},
-            "tool_calls": {"type": "array", "items": {"type": "object"}},
-        },
-        "required": ["content"],
-    })
+    static_json(
+        r#"{
+            "title": "Message",
+            "type": "object",
+            "properties": {
+                "type": {"type": "string", "enum": ["human", "ai", "system", "tool", "remove"]},
+                "role": {"type": "string", "enum": ["user", "assistant", "system", "tool"]},
+                "content": {"anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "object"}]}}
+                ]},
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "tool_call_id": {"type": "string"},
+                "tool_calls": {"type": "array", "items": {"type": "object"}}
+            },
+            "required": ["content"]
+        }"#,
+    )
 }
 
 /// The run settings an assistant may set (`context`, or `config.configurable`).
 fn settings_schema() -> Value {
-    json!({
-        "title": "Context",
-        "type": "object",
-        "properties": {
-            "system_prompt": {"type": "string", "description": "Shown first to the model (instead of SYSTEM_PROMPT)"},
-            "model": {"type": "string", "description": "The provider's model name (instead of OPENAI_MODEL / WORKERS_AI_MODEL)"},
-            "temperature": {"type": "number", "minimum": 0},
-            "max_tokens": {"type": "integer", "minimum": 1, "description": "Bound on the reply (instead of MODEL_MAX_TOKENS)"},
-        },
-    })
+    static_json(
+        r#"{
+            "title": "Context",
+            "type": "object",
+            "properties": {
+                "system_prompt": {"type": "string", "description": "Shown first to the model (instead of SYSTEM_PROMPT)"},
+                "model": {"type": "string", "description": "The provider's model name (instead of OPENAI_MODEL / WORKERS_AI_MODEL)"},
+                "temperature": {"type": "number", "minimum": 0},
+                "max_tokens": {"type": "integer", "minimum": 1, "description": "Bound on the reply (instead of MODEL_MAX_TOKENS)"}
+            }
+        }"#,
+    )
+}
+
+/// A fixed JSON document of this file, parsed. Kept as text rather than `json!`: the
+/// text is a few hundred bytes of data, the macro's code several KB of wasm. The
+/// documents are valid (tested), so the `Null` fallback is never taken.
+fn static_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixed_documents_parse() {
+        assert!(graph_json()["nodes"].is_array());
+        assert!(message_schema()["properties"].is_object());
+        assert!(settings_schema()["properties"].is_object());
+        assert_eq!(schemas_json("g")["graph_id"], "g");
+    }
 }
