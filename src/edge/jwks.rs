@@ -9,7 +9,7 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array, JSON};
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{Fetch, Headers, Method};
 
 use crate::api::auth::{parse_token, JwtSettings, KeySource};
 use crate::config::parse_jwks;
@@ -134,9 +134,8 @@ async fn fetch_jwks(url: &str) -> Result<(Vec<Value>, i64), String> {
     headers
         .set("accept", "application/json")
         .map_err(|e| e.to_string())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+    let request = super::outgoing::outgoing_request(url, Method::Get, Some(&headers), None)
+        .map_err(|e| e.to_string())?;
     let mut response = Fetch::Request(request)
         .send()
         .await

@@ -25,6 +25,7 @@ mod entry;
 mod jwks;
 mod model;
 mod objects;
+mod outgoing;
 mod run;
 mod runs;
 mod store;

@@ -9,9 +9,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{
-    AbortController, ByteStream, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
-};
+use worker::{AbortController, ByteStream, Delay, Env, Fetch, Headers, Method};
 
 use crate::chat::demo::MemoryDemoResponder;
 use crate::chat::openai::OpenAiModel;
@@ -81,14 +79,14 @@ impl HttpClient for FetchClient {
                 .set(name, value)
                 .map_err(|e| Error::backend(format_args!("header {name}: {e}")))?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(JsValue::from_str(&request.body)));
+        // `worker::RequestInit` leaves an empty header list unset: so does this.
+        let headers = (!request.headers.is_empty()).then_some(&headers);
+        let body = JsValue::from_str(&request.body);
         let outgoing =
-            Request::new_with_init(&request.url, &init).map_err(|e| Error::Upstream {
-                reason: format!("OPENAI_BASE_URL gives an invalid URL {} ({e})", request.url),
-            })?;
+            super::outgoing::outgoing_request(&request.url, Method::Post, headers, Some(&body))
+                .map_err(|e| Error::Upstream {
+                    reason: format!("OPENAI_BASE_URL gives an invalid URL {} ({e})", request.url),
+                })?;
         let abort = AbortController::default();
         let fetch = Fetch::Request(outgoing);
         let signal = abort.signal();

@@ -1,7 +1,8 @@
 //! The API's backend of Durable Objects: thread calls go to the thread's own object,
 //! directory updates and queries to the directory shards' objects.
 
-use worker::{Env, Method, Request, RequestInit, Response, ResponseBody};
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Response, ResponseBody};
 
 use super::store::EdgeStore;
 use super::{directory, EdgeConfig, API_CACHE_CONTROL, API_CONTENT_ENCODING};
@@ -149,11 +150,10 @@ pub(super) async fn fetch_object(
         .id_from_name(name)
         .and_then(|id| id.get_stub())
         .map_err(Error::backend)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(payload.into()));
     let url = format!("https://thread-object.internal{path}");
-    let request = Request::new_with_init(&url, &init).map_err(Error::backend)?;
+    let body = JsValue::from(payload);
+    let request = super::outgoing::outgoing_request(&url, Method::Post, None, Some(&body))
+        .map_err(Error::backend)?;
     stub.fetch_with_request(request)
         .await
         .map_err(Error::backend)
