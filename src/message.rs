@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+mod decode;
 mod parse;
 
 pub use parse::{parse_message, parse_messages};
@@ -52,8 +53,9 @@ impl MessageType {
     }
 }
 
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One message of a conversation. `Deserialize` is written out in `decode.rs`, to the
+/// same wire shape as these attributes give it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     /// Unique within the thread; assigned by the server when the client sends none.
     pub id: String,
