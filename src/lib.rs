@@ -27,6 +27,7 @@ mod json;
 pub mod limits;
 pub mod message;
 pub mod runtime;
+mod sort;
 pub mod store;
 pub mod thread;
 

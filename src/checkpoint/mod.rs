@@ -425,7 +425,7 @@ impl ThreadSearch {
     /// Sorts, skips and truncates matching records as the query asks.
     pub fn page(&self, mut records: Vec<ThreadRecord>) -> Vec<ThreadRecord> {
         records.retain(|r| self.matches(r));
-        records.sort_by(|a, b| self.compare(a, b));
+        crate::sort::sort_by(&mut records, |a, b| self.compare(a, b));
         records
             .into_iter()
             .skip(self.offset)

@@ -121,7 +121,9 @@ impl ObjectInner {
                 .filter(|r| !live.iter().any(|l| l.run_id == r.run_id)),
         );
         runs.retain(|r| status.is_none_or(|s| r.status == s));
-        runs.sort_by(|a, b| (b.created_at_ms, &b.run_id).cmp(&(a.created_at_ms, &a.run_id)));
+        crate::sort::sort_by(&mut runs, |a, b| {
+            (b.created_at_ms, &b.run_id).cmp(&(a.created_at_ms, &a.run_id))
+        });
         let page: Vec<Value> = runs.iter().skip(offset).take(limit).map(run_json).collect();
         Ok(HttpResponse::ok(Value::Array(page)))
     }

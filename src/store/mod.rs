@@ -251,7 +251,7 @@ impl NamespaceQuery {
                 None => ns,
             })
             .collect();
-        found.sort();
+        crate::sort::sort(&mut found);
         found.dedup();
         found
             .into_iter()

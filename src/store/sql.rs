@@ -249,7 +249,7 @@ impl<E: SqlExec> SqlStore<E> {
             }
         }
         // Stable: equal scores stay in key order.
-        scored.sort_by(|a, b| match (a.2, b.2) {
+        crate::sort::sort_by(&mut scored, |a, b| match (a.2, b.2) {
             (Some(x), Some(y)) => y.total_cmp(&x),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,

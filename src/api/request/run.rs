@@ -237,7 +237,7 @@ fn ignored_input_keys(body: &Map<String, Value>) -> Vec<String> {
         return Vec::new();
     };
     let mut keys: Vec<String> = input.keys().filter(|k| *k != "messages").cloned().collect();
-    keys.sort_unstable();
+    crate::sort::sort(&mut keys);
     keys
 }
 

@@ -294,7 +294,10 @@ impl LiveRuns {
             .filter(|r| r.record.borrow().thread_id.as_str() == thread_id)
             .cloned()
             .collect();
-        runs.sort_by_key(|r| (r.record.borrow().created_at_ms, r.run_id()));
+        crate::sort::sort_by(&mut runs, |a, b| {
+            let key = |r: &Rc<LiveRun>| (r.record.borrow().created_at_ms, r.run_id());
+            key(a).cmp(&key(b))
+        });
         runs
     }
 

@@ -306,7 +306,7 @@ async fn search<S: StoreShards>(
         items.extend(decode::<Vec<Item>>(answer?)?);
     }
     // Each shard's list is in this order already; one sort merges them.
-    items.sort_by(|a, b| rank(a, b, query.vector.is_some()));
+    crate::sort::sort_by(&mut items, |a, b| rank(a, b, query.vector.is_some()));
     let page: Vec<Value> = items
         .into_iter()
         .skip(query.offset)

@@ -273,7 +273,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                 Ok((cols.integer()?, cols.text()?))
             })
             .collect::<Result<_>>()?;
-        placed.sort_unstable();
+        crate::sort::sort(&mut placed);
         let start = placed.len().saturating_sub(max);
         let mut rows: HashMap<String, Vec<Option<StoredBody>>> = HashMap::new();
         let mut positions: HashMap<String, Vec<i64>> = HashMap::new();

@@ -155,7 +155,7 @@ pub(super) fn encode_ops(ops: &[PlacedOp<'_>]) -> Result<EncodedOps> {
     let mut by_size: Vec<usize> = (0..ops.len())
         .filter(|&i| matches!(ops[i].op, MessageOp::Upsert { .. }))
         .collect();
-    by_size.sort_by_key(|&i| std::cmp::Reverse(bodies[i].len()));
+    crate::sort::sort_by(&mut by_size, |&a, &b| bodies[b].len().cmp(&bodies[a].len()));
     for i in by_size {
         if bodies[i].len() <= MESSAGE_PART_BYTES && total <= LOG_OPS_MAX_BYTES {
             break;

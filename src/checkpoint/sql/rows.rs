@@ -145,7 +145,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             .map(CheckpointRow::id)
             .filter(|c| on_chain.contains(c) || *c == newest.id())
             .collect();
-        wanted.sort_unstable();
+        crate::sort::sort(&mut wanted);
         wanted.dedup();
         let mut built: HashMap<&str, Vec<Message>> = HashMap::new();
         let mut state = Vec::new();
