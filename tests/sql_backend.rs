@@ -7,10 +7,10 @@ mod support;
 
 use edge_memory::chat::demo::MemoryDemoResponder;
 use edge_memory::chat::{Engine, Turn, CONTEXT_MAX_MESSAGES};
-use edge_memory::checkpoint::{Checkpointer, NewCheckpoint};
+use edge_memory::checkpoint::{CheckpointId, Checkpointer, NewCheckpoint};
 use edge_memory::message::{parse_messages, MessageOp};
 use edge_memory::runtime::{SystemClock, SystemEntropy};
-use edge_memory::thread::{ThreadId, ThreadRecord};
+use edge_memory::thread::{ThreadId, ThreadRecord, ThreadStatus};
 use serde_json::{json, Map, Value};
 
 fn total_bytes(stats: &Value) -> i64 {
@@ -36,6 +36,11 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
     let mut steps = Vec::new();
     let mut rows_written = Vec::new();
     for turn in 1..=250 {
+        // Odd turns start cold (an object that just started: nothing remembered), even
+        // turns from what the previous turn left in memory.
+        if turn % 2 == 1 {
+            store.forget_recent();
+        }
         // Measured outside the counted span: table_stats scans every table.
         let before_bytes = total_bytes(&store.table_stats().unwrap());
         let before_rows = store.exec().rows_returned.get();
@@ -57,13 +62,17 @@ fn turns_read_and_write_the_same_at_turn_250_as_at_turn_60() {
         writes.push(total_bytes(&stats) - before_bytes);
     }
     // Once the thread is longer than the context window, a turn reads a constant number
-    // of rows, never the whole thread.
-    assert!(reads[59] > 0);
+    // of rows, never the whole thread: from storage (turns 61, 249: the window, the head,
+    // the thread's key) ...
+    assert!(reads[60] > CONTEXT_MAX_MESSAGES as u64 / 2, "{}", reads[60]);
+    assert_eq!(reads[60], reads[248], "rows read at turn 61 vs 249");
+    // ... or, after a turn of the same object, nothing but a look-up of the input's id.
+    assert!(reads[59] <= 1, "rows read after a turn: {}", reads[59]);
     assert_eq!(reads[59], reads[249], "rows read at turn 60 vs 250");
     // And no statement scans the thread: the database's own work stays flat too.
     let (at_60, at_250) = (steps[59] as f64, steps[249] as f64);
     assert!(
-        at_250 <= 1.1 * at_60,
+        at_250 <= 1.1 * at_60 && steps[248] as f64 <= 1.1 * steps[60] as f64,
         "SQLite VM steps per turn grew: {at_60} → {at_250}"
     );
     let early: i64 = writes[10..20].iter().sum();
@@ -188,4 +197,116 @@ fn a_history_page_is_built_in_one_pass() {
     ))
     .unwrap();
     assert_eq!(listed.len(), 3);
+}
+
+/// The window a checkpointer serves from what it remembers of the last turn is the one
+/// storage holds, after every kind of write: turns, replacements inside and outside the
+/// window, removals, forks, rollbacks, a deletion and a new thread under the same id.
+#[test]
+fn what_a_checkpointer_remembers_is_what_storage_holds() {
+    let store = support::sqlite_store();
+    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let t = ThreadId::parse("remembered").unwrap();
+    let create = || {
+        pollster::block_on(store.create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0)))
+            .unwrap()
+    };
+    let turn = |n: usize, from: Option<CheckpointId>| {
+        pollster::block_on(engine.run_turn(Turn {
+            thread_id: t.clone(),
+            input: input(n),
+            from_checkpoint: from,
+            metadata: Map::new(),
+        }))
+        .unwrap()
+    };
+    let update =
+        |ops: Vec<MessageOp>| pollster::block_on(engine.update_state(&t, ops, None)).unwrap();
+    let message_ids = || {
+        let state = pollster::block_on(store.latest(&t)).unwrap().unwrap();
+        state
+            .messages
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let check = |step: &str| {
+        for max in [3, 8] {
+            let warm = pollster::block_on(store.window(&t, None, max, &["absent"])).unwrap();
+            let warm_record = pollster::block_on(store.get_thread(&t)).unwrap();
+            store.forget_recent();
+            let cold = pollster::block_on(store.window(&t, None, max, &["absent"])).unwrap();
+            let cold_record = pollster::block_on(store.get_thread(&t)).unwrap();
+            assert_eq!(warm, cold, "{step}: window of {max}");
+            assert_eq!(warm_record, cold_record, "{step}: the thread's record");
+        }
+    };
+    let set_status = |status: ThreadStatus, updated_at_ms: i64| {
+        let mut record = pollster::block_on(store.get_thread(&t)).unwrap();
+        record.status = status;
+        record.updated_at_ms = updated_at_ms;
+        record
+            .metadata
+            .insert("title".into(), json!(format!("{status:?}")));
+        pollster::block_on(store.update_thread(&record)).unwrap();
+    };
+    let edited = |id: &str, text: &str| MessageOp::Upsert {
+        message: edge_memory::message::Message::new(
+            edge_memory::message::MessageType::Human,
+            id,
+            text,
+        ),
+    };
+    create();
+    for n in 1..=6 {
+        turn(n, None);
+        check(&format!("turn {n}"));
+    }
+    set_status(ThreadStatus::Busy, 1);
+    check("a status and metadata update older than the head");
+    set_status(ThreadStatus::Idle, i64::MAX / 2);
+    check("an update newer than the head");
+    turn(7, None);
+    check("a turn after updates");
+    let ids = message_ids();
+    update(vec![edited(&ids[11], "replaced inside the window")]);
+    check("a replacement inside the window");
+    update(vec![edited(&ids[0], "replaced before the window")]);
+    check("a replacement before the window");
+    turn(7, None);
+    update(vec![MessageOp::Remove {
+        id: ids[10].clone(),
+    }]);
+    check("a removal inside the window");
+    turn(8, None);
+    check("a turn after a removal");
+    let first = pollster::block_on(engine.run_turn(Turn {
+        thread_id: t.clone(),
+        input: input(9),
+        from_checkpoint: None,
+        metadata: Map::new(),
+    }))
+    .unwrap();
+    let fork_from = first.input_checkpoint.unwrap().parent_id.unwrap();
+    turn(10, Some(fork_from));
+    check("a fork");
+    turn(11, None);
+    check("a turn after a fork");
+    let newest = turn(12, None);
+    let written: Vec<CheckpointId> = [newest.input_checkpoint.unwrap(), newest.checkpoint]
+        .into_iter()
+        .map(|c| c.checkpoint_id)
+        .collect();
+    pollster::block_on(store.remove_newest(&t, &written)).unwrap();
+    check("a rollback");
+    turn(13, None);
+    check("a turn after a rollback");
+    update(vec![MessageOp::RemoveAll]);
+    check("everything removed");
+    turn(14, None);
+    check("a turn after everything was removed");
+    pollster::block_on(store.delete_thread(&t)).unwrap();
+    create();
+    turn(15, None);
+    check("a new thread under the same id");
 }

@@ -75,12 +75,43 @@ pub struct SseEvent {
 }
 
 impl SseEvent {
-    /// The event as `text/event-stream` text.
+    /// The event as `text/event-stream` text. Written straight into one buffer (a run
+    /// writes dozens of these per turn; `format!` over `Value`'s `Display` costs twice).
     pub fn to_text(&self) -> String {
-        match &self.id {
-            Some(id) => format!("event: {}\ndata: {}\nid: {id}\n\n", self.event, self.data),
-            None => format!("event: {}\ndata: {}\n\n", self.event, self.data),
+        let mut text = Vec::with_capacity(self.event.len() + 64);
+        text.extend_from_slice(b"event: ");
+        text.extend_from_slice(self.event.as_bytes());
+        text.extend_from_slice(b"\ndata: ");
+        // Writing a `Value` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut text, &self.data);
+        if let Some(id) = &self.id {
+            text.extend_from_slice(b"\nid: ");
+            text.extend_from_slice(id.as_bytes());
         }
+        text.extend_from_slice(b"\n\n");
+        String::from_utf8(text).unwrap_or_default()
+    }
+
+    /// The length of [`SseEvent::to_text`], counted without building it.
+    pub fn text_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        let _ = serde_json::to_writer(&mut counter, &self.data);
+        let id = self.id.as_ref().map_or(0, |id| "\nid: ".len() + id.len());
+        "event: ".len() + self.event.len() + "\ndata: ".len() + counter.0 + id + 2
+    }
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -532,4 +563,31 @@ pub async fn handle<C: Checkpointer + ThreadIndex + SaverStore, M: ChatModel>(
         engine: engine.on(engine.store),
     };
     serve(req, info, engine.clock, engine.entropy, &backend).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SseEvent;
+    use serde_json::json;
+
+    #[test]
+    fn an_event_is_written_as_event_stream_text_and_its_length_counted_alike() {
+        let plain = SseEvent {
+            event: "messages".into(),
+            data: json!([{"content": "é \"quoted\"\n"}, {"step": 1}]),
+            id: None,
+        };
+        let text = plain.to_text();
+        assert_eq!(
+            text,
+            "event: messages\ndata: [{\"content\":\"é \\\"quoted\\\"\\n\"},{\"step\":1}]\n\n"
+        );
+        assert_eq!(plain.text_len(), text.len());
+        let with_id = SseEvent {
+            id: Some("17".into()),
+            ..plain
+        };
+        assert!(with_id.to_text().ends_with("}]\nid: 17\n\n"));
+        assert_eq!(with_id.text_len(), with_id.to_text().len());
+    }
 }

@@ -53,15 +53,33 @@ const API_CACHE_CONTROL: &str = "no-store, no-transform";
 /// already names an encoding).
 const API_CONTENT_ENCODING: &str = "identity";
 
-/// Settings read from the environment on each request (reading vars is cheap); the
+/// Settings read from the environment, once per isolate: a deployment's vars and
+/// secrets cannot change under a running isolate (a new version starts new ones). The
 /// rules live in the native [`crate::config`] module.
 #[derive(Clone)]
 struct EdgeConfig {
     settings: Settings,
 }
 
+thread_local! {
+    /// This isolate's settings, read on its first request that found them valid (a
+    /// misconfigured worker keeps answering each request with the error).
+    static ISOLATE_CONFIG: std::cell::RefCell<Option<std::rc::Rc<EdgeConfig>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl EdgeConfig {
-    fn from_env(env: &Env) -> Result<Self, Error> {
+    /// This isolate's settings (see [`ISOLATE_CONFIG`]).
+    fn from_env(env: &Env) -> Result<std::rc::Rc<Self>, Error> {
+        if let Some(config) = ISOLATE_CONFIG.with(|c| c.borrow().clone()) {
+            return Ok(config);
+        }
+        let config = std::rc::Rc::new(Self::read(env)?);
+        ISOLATE_CONFIG.with(|c| c.replace(Some(config.clone())));
+        Ok(config)
+    }
+
+    fn read(env: &Env) -> Result<Self, Error> {
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
         let secret = |name: &str| env.secret(name).ok().map(|s| s.to_string());
         let settings = config::from_env(var, secret)?;

@@ -37,6 +37,11 @@ impl<'a> GraphEvents<'a> {
         }
     }
 
+    /// Whether `events` was asked (the other modes need not build what only it tells).
+    pub(super) fn is_on(&self) -> bool {
+        self.on
+    }
+
     fn emit(&self, event: &str, (name, run_id, nested): (&str, &str, u8), data: Value) {
         if !self.on {
             return;
@@ -86,6 +91,9 @@ impl<'a> GraphEvents<'a> {
 
     /// One piece of the reply (an `AIMessageChunk`).
     pub(super) fn chunk(&self, chunk: Value) {
+        if !self.on {
+            return;
+        }
         let model = self.model_name();
         self.emit(
             "on_chat_model_stream",

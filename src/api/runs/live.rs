@@ -141,7 +141,7 @@ impl LiveRun {
                     .unbounded_send(RunItem::Event(event.clone()))
                     .is_ok()
         });
-        let size = event.to_text().len();
+        let size = event.text_len();
         if self.log_bytes.get() + size <= RUN_EVENTS_MAX_BYTES {
             self.log_bytes.set(self.log_bytes.get() + size);
             self.log.borrow_mut().push(event);

@@ -153,6 +153,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 reason: format!("Thread '{}' already exists", thread.thread_id),
             });
         }
+        self.forget_recent();
         self.exec.execute_batch(&[Statement::new(
             INSERT_THREAD,
             vec![
@@ -172,7 +173,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
 
     async fn update_thread(&self, thread: &ThreadRecord) -> Result<()> {
         let tkey = self.thread_tkey(&thread.thread_id)?;
-        self.exec.execute_batch(&[Statement::new(
+        let written = self.exec.execute_batch(&[Statement::new(
             UPDATE_THREAD,
             vec![
                 thread.updated_at_ms.into(),
@@ -180,7 +181,23 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 thread.status.as_str().into(),
                 tkey.into(),
             ],
-        )])
+        )]);
+        let mut recent = self.recent.borrow_mut();
+        match recent.as_mut().filter(|r| r.is_of(&thread.thread_id)) {
+            Some(remembered) if written.is_ok() => {
+                // A read returns the row's creation time, not the caller's.
+                let created = remembered.record().map(|r| r.created_at_ms);
+                let mut record = thread.clone();
+                record.created_at_ms = created.unwrap_or(record.created_at_ms);
+                if created.is_some() {
+                    remembered.set_record(record, true);
+                } else {
+                    *recent = None;
+                }
+            }
+            _ => *recent = None,
+        }
+        written
     }
 
     async fn put(&self, checkpoint: &NewCheckpoint) -> Result<()> {
@@ -223,7 +240,21 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             ],
         ));
         insert_parts(&mut batch, tkey, id, encoded.parts);
-        self.exec.execute_batch(&batch)
+        let continues_head = parent
+            .is_some_and(|p| head.as_ref().is_some_and(|h| p.id() == h.id()))
+            || (parent.is_none() && head.is_none());
+        let written = self.exec.execute_batch(&batch);
+        let new_head = CheckpointRow {
+            record: record.clone(),
+            next_pos: edit.next_pos,
+        };
+        let mut recent = self.recent.borrow_mut();
+        match recent.as_mut().filter(|r| r.is_of(&record.thread_id)) {
+            Some(recent) if written.is_ok() && continues_head => recent.advance(new_head, &placed),
+            Some(recent) if written.is_ok() => recent.forget_tail(new_head),
+            _ => *recent = None,
+        }
+        written
     }
 
     async fn latest(&self, thread_id: &ThreadId) -> Result<Option<Snapshot>> {
@@ -283,6 +314,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
     async fn delete_thread(&self, thread_id: &ThreadId) -> Result<()> {
         let tkey = self.thread_tkey(thread_id)?;
         // Every table: the thread's LangGraph checkpointer storage goes with it.
+        self.forget_recent();
         self.exec
             .execute_batch(&delete_thread_rows(tkey, &Group::ALL))
     }
@@ -320,6 +352,7 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             vec![tkey.into(), names.clone()],
         ));
         batch.push(Statement::new(DELETE_LOG_ROWS, vec![tkey.into(), names]));
+        self.forget_recent();
         self.exec.execute_batch(&batch)
     }
 
@@ -377,8 +410,9 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 ids,
             ));
         }
-        // The head: the log's tail, and a look-up per asked id.
-        let messages = self.live_tail(tkey, base.id(), max_messages)?;
+        // The head: the log's tail (remembered from the last turn, as a rule), and a
+        // look-up per asked id.
+        let messages = self.head_tail(thread_id, tkey, base.id(), max_messages)?;
         let mut existing = HashSet::new();
         for id in ids {
             if self.live_position(tkey, id)?.is_some() {

@@ -15,6 +15,7 @@ const DELETE_THREAD: &str = "DELETE FROM em_threads WHERE thread_id = ?";
 impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
     async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
         self.ensure_schema()?;
+        self.forget_recent();
         self.exec.execute_batch(&[Statement::new(
             UPSERT_THREAD,
             directory::record_params(record),
@@ -23,6 +24,7 @@ impl<E: SqlExec> ThreadIndex for SqlCheckpointer<E> {
 
     async fn index_remove(&self, thread_id: &ThreadId) -> Result<()> {
         self.ensure_schema()?;
+        self.forget_recent();
         self.exec.execute_batch(&[Statement::new(
             DELETE_THREAD,
             vec![thread_id.as_str().into()],

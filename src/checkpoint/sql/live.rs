@@ -8,9 +8,11 @@ use std::ops::ControlFlow;
 
 use super::log::{OpsRow, PlacedOp, StoredBody, PAGE_MAX_ROWS};
 use super::port::{SqlExec, Statement};
+use super::recent::Recent;
 use super::{Columns, SqlCheckpointer};
 use crate::error::Result;
 use crate::message::{Message, MessageOp};
+use crate::thread::ThreadId;
 
 const SELECT_POSITION: &str = "SELECT pos FROM em_live_ids WHERE tkey = ? AND msg_id = ?";
 const SELECT_ALL: &str = "SELECT pos, checkpoint_id FROM em_live_ids WHERE tkey = ?";
@@ -196,7 +198,13 @@ impl<E: SqlExec> SqlCheckpointer<E> {
     /// The last `max` messages of the state at the head `head_id`: the log's tail walked
     /// back until no older row can hold one of them; when removals make that walk long,
     /// the head's ids name the rows to read instead.
-    pub(super) fn live_tail(&self, tkey: i64, head_id: &str, max: usize) -> Result<Vec<Message>> {
+    /// Each message comes with its list position.
+    pub(super) fn live_tail(
+        &self,
+        tkey: i64,
+        head_id: &str,
+        max: usize,
+    ) -> Result<Vec<(i64, Message)>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -248,12 +256,15 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         if !complete {
             return self.tail_from_ids(tkey, max);
         }
-        let keys: Vec<(String, usize)> = decided.into_values().flatten().collect();
+        let keys: Vec<(i64, (String, usize))> = decided
+            .into_iter()
+            .filter_map(|(pos, key)| Some((pos, key?)))
+            .collect();
         let start = keys.len().saturating_sub(max);
         keys.into_iter()
             .skip(start)
-            .map(|key| match bodies.remove(&key) {
-                Some(body) => self.resolve_message(tkey, &key.0, key.1, body),
+            .map(|(pos, key)| match bodies.remove(&key) {
+                Some(body) => Ok((pos, self.resolve_message(tkey, &key.0, key.1, body)?)),
                 None => Err(crate::error::Error::backend(format_args!(
                     "em_log: no body for position in checkpoint {}",
                     key.0
@@ -262,9 +273,36 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             .collect()
     }
 
+    /// The last `max` messages of the state at the head `head_id`: remembered from the
+    /// last turn when that head is the one remembered, else read (and remembered).
+    pub(super) fn head_tail(
+        &self,
+        thread_id: &ThreadId,
+        tkey: i64,
+        head_id: &str,
+        max: usize,
+    ) -> Result<Vec<Message>> {
+        let of_thread = |r: &&mut Recent| r.is_of(thread_id) && r.tkey() == tkey;
+        let remembered = self
+            .recent
+            .borrow_mut()
+            .as_mut()
+            .filter(of_thread)
+            .and_then(|r| r.tail(head_id, max));
+        if let Some(messages) = remembered {
+            return Ok(messages);
+        }
+        let placed = self.live_tail(tkey, head_id, max)?;
+        let messages = placed.iter().map(|(_, m)| m.clone()).collect();
+        if let Some(recent) = self.recent.borrow_mut().as_mut().filter(of_thread) {
+            recent.set_tail(head_id, placed, max);
+        }
+        Ok(messages)
+    }
+
     /// The last `max` messages of the head's state, found through its ids: their rows
     /// read whole (a thread whose old messages were mostly removed).
-    fn tail_from_ids(&self, tkey: i64, max: usize) -> Result<Vec<Message>> {
+    fn tail_from_ids(&self, tkey: i64, max: usize) -> Result<Vec<(i64, Message)>> {
         let mut placed: Vec<(i64, String)> = self
             .query(SELECT_ALL, &[tkey.into()])?
             .into_iter()
@@ -307,7 +345,10 @@ impl<E: SqlExec> SqlCheckpointer<E> {
                     "em_live_ids: checkpoint {checkpoint_id} holds no body at position {pos}"
                 )));
             };
-            out.push(self.resolve_message(tkey, &checkpoint_id, index, body)?);
+            out.push((
+                pos,
+                self.resolve_message(tkey, &checkpoint_id, index, body)?,
+            ));
         }
         Ok(out)
     }

@@ -42,12 +42,13 @@ mod index;
 mod live;
 mod log;
 mod port;
+mod recent;
 mod rows;
 mod schema;
 mod stats;
 mod upgrade;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use serde_json::{Map, Value};
 
@@ -66,6 +67,8 @@ const INSERT_IMPLICIT_THREAD: &str = "INSERT INTO em_threads (thread_id, created
 pub struct SqlCheckpointer<E> {
     exec: E,
     schema_ready: Cell<bool>,
+    /// The thread served last: its key, head and newest messages (see `recent`).
+    recent: RefCell<Option<recent::Recent>>,
 }
 
 impl<E: SqlExec> SqlCheckpointer<E> {
@@ -74,6 +77,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         SqlCheckpointer {
             exec,
             schema_ready: Cell::new(false),
+            recent: RefCell::new(None),
         }
     }
 
@@ -88,10 +92,19 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.exec.query(sql, params)
     }
 
-    /// Runs statements atomically, after setting up the schema.
+    /// Runs statements atomically, after setting up the schema. What they change is not
+    /// known here, so the remembered thread is forgotten.
     pub(crate) fn execute(&self, statements: &[Statement]) -> Result<()> {
         self.ensure_schema()?;
+        self.forget_recent();
         self.exec.execute_batch(statements)
+    }
+
+    /// Forgets the thread served last (its key, head and newest messages), so that the
+    /// next request reads them from storage: done before any write but a put on that
+    /// thread's head; public for tests and benchmarks of a cold object.
+    pub fn forget_recent(&self) {
+        self.recent.replace(None);
     }
 
     /// The thread's row key, creating the thread record if it does not exist (a

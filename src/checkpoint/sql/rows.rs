@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::log::RESOLVED_PARENT;
 use super::port::{SqlExec, SqlValue};
+use super::recent::Recent;
 use super::{Columns, SqlCheckpointer};
 use crate::checkpoint::{CheckpointId, CheckpointRecord};
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ const SELECT_THREAD: &str = "SELECT t.created_at,
 const SELECT_THREAD_KEY: &str = "SELECT tkey FROM em_threads WHERE thread_id = ?";
 
 /// A checkpoint row: its record and the next free list position after it.
+#[derive(Debug, Clone)]
 pub(super) struct CheckpointRow {
     pub(super) record: CheckpointRecord,
     pub(super) next_pos: i64,
@@ -35,28 +37,47 @@ impl CheckpointRow {
 impl<E: SqlExec> SqlCheckpointer<E> {
     /// The thread's record, if it exists.
     pub(super) fn thread_row(&self, thread_id: &ThreadId) -> Result<Option<ThreadRecord>> {
+        let remembered = self
+            .recent
+            .borrow()
+            .as_ref()
+            .and_then(|recent| recent.is_of(thread_id).then(|| recent.record())?);
+        if let Some(record) = remembered {
+            return Ok(Some(record));
+        }
         let rows = self.query(SELECT_THREAD, &[thread_id.as_str().into()])?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
         let mut cols = Columns::new(row, "em_threads");
-        Ok(Some(ThreadRecord {
+        let record = ThreadRecord {
             thread_id: thread_id.clone(),
             created_at_ms: cols.integer()?,
             updated_at_ms: cols.integer()?,
             metadata: cols.json_object()?,
             status: ThreadStatus::parse(&cols.text()?)?,
-        }))
+        };
+        if let Some(recent) = self.recent.borrow_mut().as_mut() {
+            if recent.is_of(thread_id) {
+                recent.set_record(record.clone(), false);
+            }
+        }
+        Ok(Some(record))
     }
 
     /// The thread's row key; not found when it does not exist.
     pub(super) fn thread_tkey(&self, thread_id: &ThreadId) -> Result<i64> {
+        if let Some(recent) = self.recent.borrow().as_ref().filter(|r| r.is_of(thread_id)) {
+            return Ok(recent.tkey());
+        }
         let rows = self.query(SELECT_THREAD_KEY, &[thread_id.as_str().into()])?;
         let row = rows
             .into_iter()
             .next()
             .ok_or_else(|| Error::thread_not_found(thread_id.as_str()))?;
-        Columns::new(row, "em_threads").integer()
+        let tkey = Columns::new(row, "em_threads").integer()?;
+        self.recent.replace(Some(Recent::new(thread_id, tkey)));
+        Ok(tkey)
     }
 
     /// Checkpoint rows selected by `filter` (SQL after `WHERE l.tkey = ?`, over `em_log
@@ -102,10 +123,22 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 
     /// The newest checkpoint row: the head, whose state `em_live_ids` holds.
     pub(super) fn head(&self, thread_id: &ThreadId, tkey: i64) -> Result<Option<CheckpointRow>> {
-        Ok(self
+        let remembered = self.recent.borrow().as_ref().and_then(|recent| {
+            (recent.is_of(thread_id) && recent.tkey() == tkey).then(|| recent.head())?
+        });
+        if let Some(head) = remembered {
+            return Ok(head);
+        }
+        let head = self
             .checkpoint_rows(thread_id, tkey, "", vec![], Some(1))?
             .into_iter()
-            .next())
+            .next();
+        if let Some(recent) = self.recent.borrow_mut().as_mut() {
+            if recent.is_of(thread_id) && recent.tkey() == tkey {
+                recent.set_head(head.clone());
+            }
+        }
+        Ok(head)
     }
 
     /// The checkpoint row `id`; not found when the thread has none by that id.

@@ -1,0 +1,320 @@
+//! What a checkpointer remembers of the thread it served last: the thread's row key and
+//! record, its head (newest checkpoint row) and the newest messages of the head's state,
+//! by list position.
+//!
+//! A Durable Object holds one thread and is the only writer of its storage, so a turn can
+//! start from memory instead of reading and decoding the head and its context window
+//! again (on Durable Object SQLite, each row read crosses into JavaScript: the window was
+//! a fifth of a turn's runtime CPU). The rule that keeps it right: a checkpoint's state
+//! never changes, so the tail is kept *for one head id*; a put on that head moves it
+//! forward with the ops the put placed, and every other write forgets everything (a
+//! fork, a removal, a rollback, a deletion, a saver or directory write).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::log::PlacedOp;
+use super::rows::CheckpointRow;
+use crate::message::{Message, MessageOp};
+use crate::thread::{ThreadId, ThreadRecord};
+
+/// The most bytes of message content the remembered tail may hold: an isolate's 128 MB
+/// are shared by every object it runs, and a tail of large messages is cheap to read
+/// compared to its size anyway.
+pub(super) const RECENT_TAIL_MAX_BYTES: usize = 1 << 20;
+
+/// The remembered thread.
+#[derive(Debug)]
+pub(super) struct Recent {
+    thread_id: ThreadId,
+    tkey: i64,
+    /// `None`: not known; `Some(None)`: the thread has no checkpoint.
+    head: Option<Option<CheckpointRow>>,
+    tail: Option<Tail>,
+    /// The thread's record as a read returns it (`updated_at` counts its newest
+    /// checkpoint).
+    record: Option<ThreadRecord>,
+}
+
+/// The newest messages of the head's state.
+#[derive(Debug)]
+struct Tail {
+    /// Messages by list position.
+    messages: BTreeMap<i64, Message>,
+    /// Whether `messages` are every live message of the state.
+    complete: bool,
+    /// How many messages it keeps at most (the largest window asked).
+    keep: usize,
+}
+
+impl Recent {
+    /// The thread `thread_id` has row key `tkey`; nothing else known yet.
+    pub(super) fn new(thread_id: &ThreadId, tkey: i64) -> Self {
+        Recent {
+            thread_id: thread_id.clone(),
+            tkey,
+            head: None,
+            tail: None,
+            record: None,
+        }
+    }
+
+    /// Whether this is what is remembered of `thread_id`.
+    pub(super) fn is_of(&self, thread_id: &ThreadId) -> bool {
+        &self.thread_id == thread_id
+    }
+
+    /// The thread's row key.
+    pub(super) fn tkey(&self) -> i64 {
+        self.tkey
+    }
+
+    /// The thread's record, if known.
+    pub(super) fn record(&self) -> Option<ThreadRecord> {
+        self.record.clone()
+    }
+
+    /// Remembers the thread's record as read, or as written (`updated_at` is then the
+    /// later of the written one and the head's time, as a read computes it; unknown
+    /// without the head).
+    pub(super) fn set_record(&mut self, mut record: ThreadRecord, written: bool) {
+        if written {
+            match &self.head {
+                Some(Some(head)) => {
+                    record.updated_at_ms = record.updated_at_ms.max(head.record.created_at_ms)
+                }
+                Some(None) => {}
+                None => {
+                    self.record = None;
+                    return;
+                }
+            }
+        }
+        self.record = Some(record);
+    }
+
+    /// The head, if known (`Some(None)`: no checkpoint yet).
+    pub(super) fn head(&self) -> Option<Option<CheckpointRow>> {
+        self.head.clone()
+    }
+
+    /// Remembers the head as read.
+    pub(super) fn set_head(&mut self, head: Option<CheckpointRow>) {
+        let same = match (&self.head, &head) {
+            (Some(Some(old)), Some(new)) => old.id() == new.id(),
+            (Some(None), None) => true,
+            _ => false,
+        };
+        if !same {
+            self.tail = None;
+        }
+        self.head = Some(head);
+    }
+
+    /// The last `max` messages of the state at the head `head_id`, if remembered.
+    pub(super) fn tail(&self, head_id: &str, max: usize) -> Option<Vec<Message>> {
+        let tail = self.tail.as_ref()?;
+        let at_head = matches!(&self.head, Some(Some(head)) if head.id() == head_id);
+        if !at_head || (tail.messages.len() < max && !tail.complete) {
+            return None;
+        }
+        let skip = tail.messages.len().saturating_sub(max);
+        Some(tail.messages.values().skip(skip).cloned().collect())
+    }
+
+    /// Remembers the tail read at the head `head_id` (if that is the head remembered):
+    /// `placed` are the last `asked` messages (or fewer, when the state holds fewer), by
+    /// position.
+    pub(super) fn set_tail(&mut self, head_id: &str, placed: Vec<(i64, Message)>, asked: usize) {
+        if !matches!(&self.head, Some(Some(head)) if head.id() == head_id) {
+            return;
+        }
+        let complete = placed.len() < asked;
+        let tail = Tail {
+            messages: placed.into_iter().collect(),
+            complete,
+            keep: asked,
+        };
+        self.tail = tail.within_budget().then_some(tail);
+    }
+
+    /// A put on the remembered head succeeded: `new_head` follows it with `placed` ops
+    /// (a put that did not continue the head goes through [`Recent::forget_tail`]).
+    pub(super) fn advance(&mut self, new_head: CheckpointRow, placed: &[PlacedOp<'_>]) {
+        let tail = self.tail.take().and_then(|mut tail| {
+            for placed in placed {
+                match placed.op {
+                    MessageOp::Upsert { message } => tail.place(placed.pos, message),
+                    // A removal brings an older message into the window: read it again.
+                    MessageOp::Remove { .. } | MessageOp::RemoveAll => return None,
+                }
+            }
+            tail.trim();
+            tail.within_budget().then_some(tail)
+        });
+        self.touch(&new_head);
+        self.head = Some(Some(new_head));
+        self.tail = tail;
+    }
+
+    /// A new head makes the record's `updated_at` at least its time.
+    fn touch(&mut self, new_head: &CheckpointRow) {
+        if let Some(record) = &mut self.record {
+            record.updated_at_ms = record.updated_at_ms.max(new_head.record.created_at_ms);
+        }
+    }
+
+    /// Forgets the tail; the head becomes `new_head` (a fork's put).
+    pub(super) fn forget_tail(&mut self, new_head: CheckpointRow) {
+        self.touch(&new_head);
+        self.head = Some(Some(new_head));
+        self.tail = None;
+    }
+}
+
+impl Tail {
+    /// A message at `pos`: a new one (past every position) or one replaced in place.
+    /// One replaced before the oldest kept goes again with the trim: a tail holding
+    /// fewer than it keeps holds every message.
+    fn place(&mut self, pos: i64, message: &Message) {
+        self.messages.insert(pos, message.clone());
+    }
+
+    /// Keeps the newest `keep` messages.
+    fn trim(&mut self) {
+        while self.messages.len() > self.keep {
+            self.messages.pop_first();
+            self.complete = false;
+        }
+    }
+
+    fn within_budget(&self) -> bool {
+        let bytes: usize = self.messages.values().map(message_bytes).sum();
+        bytes <= RECENT_TAIL_MAX_BYTES
+    }
+}
+
+/// About how many bytes a message's content takes (its strings, and a word per value).
+fn message_bytes(message: &Message) -> usize {
+    let extra: usize = message.extra.values().map(value_bytes).sum();
+    message.id.len() + value_bytes(&message.content) + extra
+}
+
+fn value_bytes(value: &Value) -> usize {
+    8 + match value {
+        Value::String(text) => text.len(),
+        Value::Array(items) => items.iter().map(value_bytes).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_bytes(v)).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{CheckpointId, CheckpointRecord};
+    use crate::message::MessageType;
+    use serde_json::Map;
+
+    fn row(id: &str) -> CheckpointRow {
+        CheckpointRow {
+            record: CheckpointRecord {
+                thread_id: ThreadId::parse("t").unwrap(),
+                checkpoint_id: CheckpointId::parse(id).unwrap(),
+                parent_id: None,
+                created_at_ms: 1,
+                metadata: Map::new(),
+            },
+            next_pos: 1,
+        }
+    }
+
+    fn message(id: &str, text: &str) -> Message {
+        Message::new(MessageType::Human, id, text)
+    }
+
+    fn texts(messages: &[Message]) -> Vec<String> {
+        messages.iter().map(Message::text).collect()
+    }
+
+    fn recent_with(head: &str, placed: Vec<(i64, Message)>, asked: usize) -> Recent {
+        let mut recent = Recent::new(&ThreadId::parse("t").unwrap(), 7);
+        recent.set_head(Some(row(head)));
+        recent.set_tail(head, placed, asked);
+        recent
+    }
+
+    #[test]
+    fn a_tail_is_served_only_at_its_head_and_within_what_it_holds() {
+        let placed = vec![(3, message("a", "A")), (4, message("b", "B"))];
+        let recent = recent_with("c1", placed, 2);
+        assert_eq!(texts(&recent.tail("c1", 2).unwrap()), ["A", "B"]);
+        assert_eq!(texts(&recent.tail("c1", 1).unwrap()), ["B"]);
+        assert!(recent.tail("c2", 1).is_none(), "another head");
+        assert!(recent.tail("c1", 3).is_none(), "more than it holds");
+        // A state shorter than the window asked is held whole: any window is served.
+        let short = recent_with("c1", vec![(1, message("a", "A"))], 5);
+        assert_eq!(texts(&short.tail("c1", 50).unwrap()), ["A"]);
+    }
+
+    #[test]
+    fn a_put_on_the_head_appends_replaces_in_place_and_trims() {
+        let placed = vec![(3, message("a", "A")), (4, message("b", "B"))];
+        let mut recent = recent_with("c1", placed, 2);
+        let (new, replaced, old) = (
+            MessageOp::Upsert {
+                message: message("c", "C"),
+            },
+            MessageOp::Upsert {
+                message: message("b", "B2"),
+            },
+            MessageOp::Upsert {
+                message: message("z", "Z2"),
+            },
+        );
+        let ops = [
+            PlacedOp { op: &new, pos: 5 },
+            PlacedOp {
+                op: &replaced,
+                pos: 4,
+            },
+            // A message older than the window, replaced: the window does not change.
+            PlacedOp { op: &old, pos: 1 },
+        ];
+        recent.advance(row("c2"), &ops);
+        assert!(recent.tail("c1", 1).is_none(), "the old head is gone");
+        assert_eq!(texts(&recent.tail("c2", 2).unwrap()), ["B2", "C"]);
+        assert!(
+            recent.tail("c2", 3).is_none(),
+            "trimmed to the window asked"
+        );
+    }
+
+    #[test]
+    fn removals_forks_and_other_heads_forget_the_tail() {
+        let removal = MessageOp::Remove { id: "a".into() };
+        let mut recent = recent_with("c1", vec![(1, message("a", "A"))], 5);
+        recent.advance(
+            row("c2"),
+            &[PlacedOp {
+                op: &removal,
+                pos: 1,
+            }],
+        );
+        assert!(recent.tail("c2", 1).is_none());
+        let mut recent = recent_with("c1", vec![(1, message("a", "A"))], 5);
+        recent.forget_tail(row("c2"));
+        assert!(recent.tail("c2", 1).is_none());
+        let mut recent = recent_with("c1", vec![(1, message("a", "A"))], 5);
+        recent.set_head(Some(row("c0")));
+        assert!(recent.tail("c0", 1).is_none(), "a head read differs");
+    }
+
+    #[test]
+    fn a_tail_over_the_byte_budget_is_not_kept() {
+        let big = "x".repeat(RECENT_TAIL_MAX_BYTES + 1);
+        let recent = recent_with("c1", vec![(1, message("a", &big))], 5);
+        assert!(recent.tail("c1", 1).is_none());
+    }
+}
