@@ -10,8 +10,6 @@
 //! forward with the ops the put placed, and every other write forgets everything (a
 //! fork, a removal, a rollback, a deletion, a saver or directory write).
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::log::PlacedOp;
@@ -40,8 +38,8 @@ pub(super) struct Recent {
 /// The newest messages of the head's state.
 #[derive(Debug)]
 struct Tail {
-    /// Messages by list position.
-    messages: BTreeMap<i64, Message>,
+    /// Messages with their list positions, in position order.
+    messages: Vec<(i64, Message)>,
     /// Whether `messages` are every live message of the state.
     complete: bool,
     /// How many messages it keeps at most (the largest window asked).
@@ -120,19 +118,24 @@ impl Recent {
             return None;
         }
         let skip = tail.messages.len().saturating_sub(max);
-        Some(tail.messages.values().skip(skip).cloned().collect())
+        Some(
+            tail.messages[skip..]
+                .iter()
+                .map(|(_, message)| message.clone())
+                .collect(),
+        )
     }
 
     /// Remembers the tail read at the head `head_id` (if that is the head remembered):
-    /// `placed` are the last `asked` messages (or fewer, when the state holds fewer), by
-    /// position.
+    /// `placed` are the last `asked` messages (or fewer, when the state holds fewer) with
+    /// their positions, in position order.
     pub(super) fn set_tail(&mut self, head_id: &str, placed: Vec<(i64, Message)>, asked: usize) {
         if !matches!(&self.head, Some(Some(head)) if head.id() == head_id) {
             return;
         }
         let complete = placed.len() < asked;
         let tail = Tail {
-            messages: placed.into_iter().collect(),
+            messages: placed,
             complete,
             keep: asked,
         };
@@ -178,19 +181,23 @@ impl Tail {
     /// One replaced before the oldest kept goes again with the trim: a tail holding
     /// fewer than it keeps holds every message.
     fn place(&mut self, pos: i64, message: &Message) {
-        self.messages.insert(pos, message.clone());
+        match self.messages.binary_search_by_key(&pos, |(p, _)| *p) {
+            Ok(at) => self.messages[at].1 = message.clone(),
+            Err(at) => self.messages.insert(at, (pos, message.clone())),
+        }
     }
 
     /// Keeps the newest `keep` messages.
     fn trim(&mut self) {
-        while self.messages.len() > self.keep {
-            self.messages.pop_first();
+        let excess = self.messages.len().saturating_sub(self.keep);
+        if excess > 0 {
+            self.messages.drain(..excess);
             self.complete = false;
         }
     }
 
     fn within_budget(&self) -> bool {
-        let bytes: usize = self.messages.values().map(message_bytes).sum();
+        let bytes: usize = self.messages.iter().map(|(_, m)| message_bytes(m)).sum();
         bytes <= RECENT_TAIL_MAX_BYTES
     }
 }
