@@ -1,5 +1,5 @@
 # edge-memory: the two commands are `make dev` and `make test`.
-.PHONY: dev test check bench setup build deploy clean
+.PHONY: dev test check bench profile setup build deploy clean
 
 ## Set up everything, build, and serve the worker + demo on http://127.0.0.1:8787.
 dev:
@@ -20,6 +20,11 @@ check:
 bench:
 	bash scripts/bench.sh $(ARGS)
 
+## Where a streamed turn's runtime time goes: a CPU profile of the release worker in workerd,
+## with its wasm function names (ARGS="--turns 300 --warm 60").
+profile: setup
+	bash -c 'source scripts/env.sh && "$$NODE22" bench/profile.mjs $(ARGS)'
+
 ## Install the toolchain pieces and npm packages (idempotent).
 setup:
 	bash scripts/setup.sh
@@ -30,7 +35,7 @@ build: setup
 
 ## Deploy to Cloudflare (needs `wrangler login` or CLOUDFLARE_API_TOKEN).
 deploy: build
-	. scripts/env.sh && "$$NODE22" "$$WRANGLER_JS" deploy
+	bash -c 'source scripts/env.sh && "$$NODE22" "$$WRANGLER_JS" deploy'
 
 clean:
 	rm -rf build build-dev target/wasm32-unknown-unknown pkg
