@@ -91,9 +91,6 @@ impl<'a> GraphEvents<'a> {
 
     /// One piece of the reply (an `AIMessageChunk`).
     pub(super) fn chunk(&self, chunk: Value) {
-        if !self.on {
-            return;
-        }
         let model = self.model_name();
         self.emit(
             "on_chat_model_stream",

@@ -86,17 +86,15 @@ struct MessageEvents<'a> {
 impl DeltaSink for MessageEvents<'_> {
     fn delta(&self, text: &str) {
         let chunk = message_chunk_json(&self.reply_id, text, None);
+        if self.events.is_on() {
+            self.events.chunk(chunk.clone());
+        }
         if self.tuples {
-            if self.events.is_on() {
-                self.events.chunk(chunk.clone());
-            }
             self.sink.event(SseEvent {
                 event: "messages".into(),
                 data: Value::Array(vec![chunk, self.meta.clone()]),
                 id: None,
             });
-        } else {
-            self.events.chunk(chunk);
         }
     }
 }

@@ -41,6 +41,16 @@ fn json_text(map: &Map<String, Value>) -> String {
     Value::Object(map.clone()).to_string()
 }
 
+/// Whether a put on `parent` continues the head (every ordinary turn), rather than
+/// forking from an older checkpoint.
+fn continues_head(parent: Option<&CheckpointRow>, head: Option<&CheckpointRow>) -> bool {
+    match (parent, head) {
+        (Some(p), Some(h)) => p.id() == h.id(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 impl<E: SqlExec> SqlCheckpointer<E> {
     /// A put's id must be newer than every checkpoint of the thread: ids sort in time,
     /// and the newest is the head.
@@ -70,12 +80,7 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         parent: Option<&CheckpointRow>,
     ) -> Result<(Vec<Statement>, LiveEdit)> {
         let id = record.checkpoint_id.as_str();
-        let continues_head = match (parent, head) {
-            (Some(p), Some(h)) => p.id() == h.id(),
-            (None, None) => true,
-            _ => false,
-        };
-        if continues_head {
+        if continues_head(parent, head) {
             let next_pos = head.map_or(1, |h| h.next_pos);
             let edit = LiveEdit::new(tkey, id, next_pos, Default::default(), head.is_none());
             return Ok((Vec::new(), edit));
@@ -182,21 +187,10 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
                 tkey.into(),
             ],
         )]);
-        let mut recent = self.recent.borrow_mut();
-        match recent.as_mut().filter(|r| r.is_of(&thread.thread_id)) {
-            Some(remembered) if written.is_ok() => {
-                // A read returns the row's creation time, not the caller's.
-                let created = remembered.record().map(|r| r.created_at_ms);
-                let mut record = thread.clone();
-                record.created_at_ms = created.unwrap_or(record.created_at_ms);
-                if created.is_some() {
-                    remembered.set_record(record, true);
-                } else {
-                    *recent = None;
-                }
-            }
-            _ => *recent = None,
+        if written.is_err() {
+            self.forget_recent();
         }
+        self.remembered(&thread.thread_id, |recent| recent.record_written(thread));
         written
     }
 
@@ -240,20 +234,21 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             ],
         ));
         insert_parts(&mut batch, tkey, id, encoded.parts);
-        let continues_head = parent
-            .is_some_and(|p| head.as_ref().is_some_and(|h| p.id() == h.id()))
-            || (parent.is_none() && head.is_none());
         let written = self.exec.execute_batch(&batch);
+        if written.is_err() {
+            self.forget_recent();
+        }
         let new_head = CheckpointRow {
             record: record.clone(),
             next_pos: edit.next_pos,
         };
-        let mut recent = self.recent.borrow_mut();
-        match recent.as_mut().filter(|r| r.is_of(&record.thread_id)) {
-            Some(recent) if written.is_ok() && continues_head => recent.advance(new_head, &placed),
-            Some(recent) if written.is_ok() => recent.forget_tail(new_head),
-            _ => *recent = None,
-        }
+        self.remembered(&record.thread_id, |recent| {
+            if continues_head(parent, head.as_ref()) {
+                recent.advance(new_head, &placed);
+            } else {
+                recent.forget_tail(new_head);
+            }
+        });
         written
     }
 

@@ -8,7 +8,6 @@ use std::ops::ControlFlow;
 
 use super::log::{OpsRow, PlacedOp, StoredBody, PAGE_MAX_ROWS};
 use super::port::{SqlExec, Statement};
-use super::recent::Recent;
 use super::{Columns, SqlCheckpointer};
 use crate::error::Result;
 use crate::message::{Message, MessageOp};
@@ -282,21 +281,15 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         head_id: &str,
         max: usize,
     ) -> Result<Vec<Message>> {
-        let of_thread = |r: &&mut Recent| r.is_of(thread_id) && r.tkey() == tkey;
-        let remembered = self
-            .recent
-            .borrow_mut()
-            .as_mut()
-            .filter(of_thread)
-            .and_then(|r| r.tail(head_id, max));
-        if let Some(messages) = remembered {
+        if let Some(messages) = self
+            .remembered(thread_id, |recent| recent.tail(head_id, max))
+            .flatten()
+        {
             return Ok(messages);
         }
         let placed = self.live_tail(tkey, head_id, max)?;
         let messages = placed.iter().map(|(_, m)| m.clone()).collect();
-        if let Some(recent) = self.recent.borrow_mut().as_mut().filter(of_thread) {
-            recent.set_tail(head_id, placed, max);
-        }
+        self.remembered(thread_id, |recent| recent.set_tail(head_id, placed, max));
         Ok(messages)
     }
 

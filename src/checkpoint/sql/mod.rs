@@ -100,6 +100,16 @@ impl<E: SqlExec> SqlCheckpointer<E> {
         self.exec.execute_batch(statements)
     }
 
+    /// Runs `f` on what is remembered of `thread_id`, if that is the thread remembered.
+    fn remembered<R>(
+        &self,
+        thread_id: &ThreadId,
+        f: impl FnOnce(&mut recent::Recent) -> R,
+    ) -> Option<R> {
+        let mut recent = self.recent.borrow_mut();
+        recent.as_mut().filter(|r| r.is_of(thread_id)).map(f)
+    }
+
     /// Forgets the thread served last (its key, head and newest messages), so that the
     /// next request reads them from storage: done before any write but a put on that
     /// thread's head; public for tests and benchmarks of a cold object.

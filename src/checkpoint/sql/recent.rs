@@ -10,8 +10,6 @@
 //! forward with the ops the put placed, and every other write forgets everything (a
 //! fork, a removal, a rollback, a deletion, a saver or directory write).
 
-use serde_json::Value;
-
 use super::log::PlacedOp;
 use super::rows::CheckpointRow;
 use crate::message::{Message, MessageOp};
@@ -44,6 +42,8 @@ struct Tail {
     complete: bool,
     /// How many messages it keeps at most (the largest window asked).
     keep: usize,
+    /// The messages' stored size ([`Message::stored_size`]), kept up to date.
+    bytes: usize,
 }
 
 impl Recent {
@@ -73,23 +73,28 @@ impl Recent {
         self.record.clone()
     }
 
-    /// Remembers the thread's record as read, or as written (`updated_at` is then the
-    /// later of the written one and the head's time, as a read computes it; unknown
-    /// without the head).
-    pub(super) fn set_record(&mut self, mut record: ThreadRecord, written: bool) {
-        if written {
-            match &self.head {
-                Some(Some(head)) => {
-                    record.updated_at_ms = record.updated_at_ms.max(head.record.created_at_ms)
-                }
-                Some(None) => {}
-                None => {
-                    self.record = None;
-                    return;
-                }
-            }
-        }
+    /// Remembers the thread's record as a read returned it.
+    pub(super) fn set_record(&mut self, record: ThreadRecord) {
         self.record = Some(record);
+    }
+
+    /// The thread's record was written: remembered as a read would return it (the row's
+    /// creation time, `updated_at` the later of the written one and the head's time), or
+    /// forgotten when that is not known here.
+    pub(super) fn record_written(&mut self, written: &ThreadRecord) {
+        let created = self.record.as_ref().map(|r| r.created_at_ms);
+        let head_time = match &self.head {
+            Some(Some(head)) => Some(head.record.created_at_ms),
+            Some(None) => Some(0),
+            None => None,
+        };
+        self.record = created
+            .zip(head_time)
+            .map(|(created_at_ms, head_time)| ThreadRecord {
+                created_at_ms,
+                updated_at_ms: written.updated_at_ms.max(head_time),
+                ..written.clone()
+            });
     }
 
     /// The head, if known (`Some(None)`: no checkpoint yet).
@@ -134,10 +139,12 @@ impl Recent {
             return;
         }
         let complete = placed.len() < asked;
+        let bytes = placed.iter().map(|(_, m)| m.stored_size()).sum();
         let tail = Tail {
             messages: placed,
             complete,
             keep: asked,
+            bytes,
         };
         self.tail = tail.within_budget().then_some(tail);
     }
@@ -181,8 +188,12 @@ impl Tail {
     /// One replaced before the oldest kept goes again with the trim: a tail holding
     /// fewer than it keeps holds every message.
     fn place(&mut self, pos: i64, message: &Message) {
+        self.bytes = self.bytes.saturating_add(message.stored_size());
         match self.messages.binary_search_by_key(&pos, |(p, _)| *p) {
-            Ok(at) => self.messages[at].1 = message.clone(),
+            Ok(at) => {
+                let old = std::mem::replace(&mut self.messages[at].1, message.clone());
+                self.bytes = self.bytes.saturating_sub(old.stored_size());
+            }
             Err(at) => self.messages.insert(at, (pos, message.clone())),
         }
     }
@@ -191,29 +202,18 @@ impl Tail {
     fn trim(&mut self) {
         let excess = self.messages.len().saturating_sub(self.keep);
         if excess > 0 {
-            self.messages.drain(..excess);
+            let dropped: usize = self
+                .messages
+                .drain(..excess)
+                .map(|(_, m)| m.stored_size())
+                .sum();
+            self.bytes = self.bytes.saturating_sub(dropped);
             self.complete = false;
         }
     }
 
     fn within_budget(&self) -> bool {
-        let bytes: usize = self.messages.iter().map(|(_, m)| message_bytes(m)).sum();
-        bytes <= RECENT_TAIL_MAX_BYTES
-    }
-}
-
-/// About how many bytes a message's content takes (its strings, and a word per value).
-fn message_bytes(message: &Message) -> usize {
-    let extra: usize = message.extra.values().map(value_bytes).sum();
-    message.id.len() + value_bytes(&message.content) + extra
-}
-
-fn value_bytes(value: &Value) -> usize {
-    8 + match value {
-        Value::String(text) => text.len(),
-        Value::Array(items) => items.iter().map(value_bytes).sum(),
-        Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_bytes(v)).sum(),
-        _ => 0,
+        self.bytes <= RECENT_TAIL_MAX_BYTES
     }
 }
 

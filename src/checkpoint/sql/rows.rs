@@ -37,12 +37,10 @@ impl CheckpointRow {
 impl<E: SqlExec> SqlCheckpointer<E> {
     /// The thread's record, if it exists.
     pub(super) fn thread_row(&self, thread_id: &ThreadId) -> Result<Option<ThreadRecord>> {
-        let remembered = self
-            .recent
-            .borrow()
-            .as_ref()
-            .and_then(|recent| recent.is_of(thread_id).then(|| recent.record())?);
-        if let Some(record) = remembered {
+        if let Some(record) = self
+            .remembered(thread_id, |recent| recent.record())
+            .flatten()
+        {
             return Ok(Some(record));
         }
         let rows = self.query(SELECT_THREAD, &[thread_id.as_str().into()])?;
@@ -57,18 +55,14 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             metadata: cols.json_object()?,
             status: ThreadStatus::parse(&cols.text()?)?,
         };
-        if let Some(recent) = self.recent.borrow_mut().as_mut() {
-            if recent.is_of(thread_id) {
-                recent.set_record(record.clone(), false);
-            }
-        }
+        self.remembered(thread_id, |recent| recent.set_record(record.clone()));
         Ok(Some(record))
     }
 
     /// The thread's row key; not found when it does not exist.
     pub(super) fn thread_tkey(&self, thread_id: &ThreadId) -> Result<i64> {
-        if let Some(recent) = self.recent.borrow().as_ref().filter(|r| r.is_of(thread_id)) {
-            return Ok(recent.tkey());
+        if let Some(tkey) = self.remembered(thread_id, |recent| recent.tkey()) {
+            return Ok(tkey);
         }
         let rows = self.query(SELECT_THREAD_KEY, &[thread_id.as_str().into()])?;
         let row = rows
@@ -123,21 +117,14 @@ impl<E: SqlExec> SqlCheckpointer<E> {
 
     /// The newest checkpoint row: the head, whose state `em_live_ids` holds.
     pub(super) fn head(&self, thread_id: &ThreadId, tkey: i64) -> Result<Option<CheckpointRow>> {
-        let remembered = self.recent.borrow().as_ref().and_then(|recent| {
-            (recent.is_of(thread_id) && recent.tkey() == tkey).then(|| recent.head())?
-        });
-        if let Some(head) = remembered {
+        if let Some(head) = self.remembered(thread_id, |recent| recent.head()).flatten() {
             return Ok(head);
         }
         let head = self
             .checkpoint_rows(thread_id, tkey, "", vec![], Some(1))?
             .into_iter()
             .next();
-        if let Some(recent) = self.recent.borrow_mut().as_mut() {
-            if recent.is_of(thread_id) && recent.tkey() == tkey {
-                recent.set_head(head.clone());
-            }
-        }
+        self.remembered(thread_id, |recent| recent.set_head(head.clone()));
         Ok(head)
     }
 
