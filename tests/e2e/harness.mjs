@@ -24,14 +24,6 @@ export async function freePort() {
   });
 }
 
-/** A free port that is not `taken` (a port just released can be handed out again). */
-async function freePortOtherThan(taken) {
-  for (;;) {
-    const port = await freePort();
-    if (port !== taken) return port;
-  }
-}
-
 /** A fresh persist directory (DO storage lives here across restarts). */
 export function tempPersistDir(label = 'edge-memory') {
   return mkdtempSync(join(tmpdir(), `${label}-`));
@@ -60,10 +52,25 @@ export function withExplicitAuth(vars) {
  * without a request, so the worker's first request is still the caller's (a cold start).
  * `env`: more environment variables for wrangler.
  */
-export async function startWorker({
+export async function startWorker(options = {}) {
+  // A port picked here is free when picked, not when wrangler binds it: another process
+  // can take it in between. Such a start is retried on a new port; a caller's port is kept.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startWorkerOnce({ ...options, port: options.port ?? await freePort() });
+    } catch (error) {
+      const portTaken = /Address already in use/.test(String(error.message));
+      if (!portTaken || options.port !== undefined || attempt >= PORT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+/** How many ports `startWorker` tries when the port it picked is taken before it is bound. */
+const PORT_ATTEMPTS = 3;
+
+async function startWorkerOnce({
   persistDir, port, vars = {}, anyStatusIsUp = false, release = false, config, env = {}, readyFromLog = false,
-} = {}) {
-  port ??= await freePort();
+}) {
   const logFile = join(persistDir, `wrangler-${Date.now()}.log`);
   const out = openSync(logFile, 'a');
   // The tests run the build with dev routes (build-dev/); `release` runs what deploys.
@@ -74,7 +81,9 @@ export async function startWorker({
   const args = [
     WRANGLER, 'dev', ...script, '--local', '--ip', '127.0.0.1', '--port', String(port),
     '--persist-to', persistDir, '--show-interactive-dev-session=false',
-    '--inspector-port', String(await freePortOtherThan(port)),
+    // Port 0: the system picks the inspector's port when it binds it. A port picked ahead
+    // could meanwhile be taken by this very workerd's own ephemeral sockets.
+    '--inspector-port', '0',
   ];
   const allVars = config ? vars : withExplicitAuth(vars);
   for (const [key, value] of Object.entries(allVars)) args.push('--var', `${key}:${value}`);

@@ -34,17 +34,14 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+PORT_ATTEMPTS = 3
+"""How many ports a worker's first start tries when the one it picked is taken first."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def free_port_other_than(taken: int) -> int:
-    """A free port that is not `taken` (a port just released can be handed out again)."""
-    while (port := free_port()) == taken:
-        pass
-    return port
 
 
 def is_up(url: str) -> bool:
@@ -79,15 +76,33 @@ class Worker:
 
     def __init__(self, persist_dir: Path, port: int | None = None, vars: dict[str, str] | None = None):
         self.persist_dir = persist_dir
+        # A port picked here may be taken before wrangler binds it: the first start then
+        # moves to another (restarts keep the port the worker already served on).
+        self.may_move = port is None
         self.port = port or free_port()
         self.vars = vars or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self.start_once()
+                self.may_move = False
+                return self
+            except RuntimeError as error:
+                if "Address already in use" not in str(error) or not self.may_move or attempt == PORT_ATTEMPTS:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def start_once(self) -> None:
+        # Inspector port 0: the system picks it when it is bound (a port picked ahead could
+        # meanwhile be taken by this very workerd's own ephemeral sockets).
         args = [str(NODE), str(WRANGLER), "dev", "build-dev/index.js", "--local", "--ip", "127.0.0.1", "--port", str(self.port),
                 "--persist-to", str(self.persist_dir), "--show-interactive-dev-session=false",
-                "--inspector-port", str(free_port_other_than(self.port))]
+                "--inspector-port", "0"]
         for key, value in with_explicit_auth(self.vars).items():
             args += ["--var", f"{key}:{value}"]
         log_path = self.persist_dir / f"wrangler-{time.time_ns()}.log"
@@ -105,7 +120,6 @@ class Worker:
                 self.kill()
                 raise RuntimeError("worker did not start in 60 s")
             time.sleep(0.2)
-        return self
 
     def kill(self) -> None:
         if self.proc is not None:
