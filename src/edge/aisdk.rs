@@ -21,7 +21,8 @@ pub(super) fn ui_stream(
     items: UnboundedReceiver<RunItem>,
     location: &str,
 ) -> worker::Result<Response> {
-    let items = futures_util::stream::iter(head.into_iter().map(RunItem::Event)).chain(items);
+    let items = futures_util::stream::iter(head.into_iter().map(|e| RunItem::Event(Rc::new(e))))
+        .chain(items);
     let body = items
         .scan(UiStream::new(), |stream, item| {
             std::future::ready(Some(stream.item(&item)))

@@ -407,7 +407,7 @@ async fn events_until_open(items: &mut UnboundedReceiver<RunItem>) -> Opening {
         match items.next().await {
             Some(RunItem::Event(event)) => {
                 let opens = api::opens_stream(&event);
-                before_open.push(event);
+                before_open.push(Rc::unwrap_or_clone(event));
                 if opens {
                     return Opening::Stream(before_open);
                 }

@@ -4,9 +4,12 @@
 
 use serde_json::{json, Value};
 
+use crate::api::wire::values_json;
 use crate::api::{RunSink, SseEvent, ASSISTANT_ID};
+use crate::message::Message;
 
-/// Tells a run as `events`, when asked (else says nothing).
+/// Tells a run as `events`, when asked (else says nothing, and builds nothing: its
+/// methods take what the events would carry and turn it into JSON only when on).
 pub(super) struct GraphEvents<'a> {
     sink: &'a dyn RunSink,
     on: bool,
@@ -66,7 +69,10 @@ impl<'a> GraphEvents<'a> {
     }
 
     /// The graph starts with the run's input.
-    pub(super) fn graph_start(&self, input: Value) {
+    pub(super) fn graph_start(&self, input: &Value) {
+        if !self.on {
+            return;
+        }
         self.emit(
             "on_chain_start",
             (ASSISTANT_ID, &self.run_id, 0),
@@ -74,13 +80,17 @@ impl<'a> GraphEvents<'a> {
         );
     }
 
-    /// The node starts, and the model with the context it is shown.
-    pub(super) fn node_start(&self, state: Value, context: Value) {
+    /// The node starts with `state`, and the model with the `context` it is shown.
+    pub(super) fn node_start(&self, state: &[Message], context: &[Message]) {
+        if !self.on {
+            return;
+        }
         self.emit(
             "on_chain_start",
             ("agent", &self.node_run_id, 1),
-            json!({"input": state}),
+            json!({"input": values_json(state)}),
         );
+        let context: Vec<Value> = context.iter().map(Message::to_json).collect();
         let model = self.model_name();
         self.emit(
             "on_chat_model_start",
@@ -90,7 +100,10 @@ impl<'a> GraphEvents<'a> {
     }
 
     /// One piece of the reply (an `AIMessageChunk`).
-    pub(super) fn chunk(&self, chunk: Value) {
+    pub(super) fn chunk(&self, chunk: &Value) {
+        if !self.on {
+            return;
+        }
         let model = self.model_name();
         self.emit(
             "on_chat_model_stream",
@@ -99,8 +112,13 @@ impl<'a> GraphEvents<'a> {
         );
     }
 
-    /// The model and the node end with the reply; then the graph with its final values.
-    pub(super) fn node_end(&self, reply: Value, state: Value) {
+    /// The model and the node end with the reply (as JSON; `None` when off), the node
+    /// having started from `state`.
+    pub(super) fn node_end(&self, reply: Option<&Value>, state: &[Message]) {
+        let Some(reply) = reply.filter(|_| self.on) else {
+            return;
+        };
+        let state = values_json(state);
         let model = self.model_name();
         self.emit(
             "on_chat_model_end",
@@ -121,11 +139,14 @@ impl<'a> GraphEvents<'a> {
     }
 
     /// The graph ends with its final values.
-    pub(super) fn graph_end(&self, output: Value) {
+    pub(super) fn graph_end(&self, output: &[Message]) {
+        if !self.on {
+            return;
+        }
         self.emit(
             "on_chain_end",
             (ASSISTANT_ID, &self.run_id, 0),
-            json!({"output": output}),
+            json!({"output": values_json(output)}),
         );
     }
 

@@ -86,9 +86,7 @@ struct MessageEvents<'a> {
 impl DeltaSink for MessageEvents<'_> {
     fn delta(&self, text: &str) {
         let chunk = message_chunk_json(&self.reply_id, text, None);
-        if self.events.is_on() {
-            self.events.chunk(chunk.clone());
-        }
+        self.events.chunk(&chunk);
         if self.tuples {
             self.sink.event(SseEvent {
                 event: "messages".into(),
@@ -209,7 +207,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
         node_ids,
         (meta.clone(), stored.reply_step),
     );
-    events.graph_start(input);
+    events.graph_start(&input);
     if tell.has(StreamMode::Values) {
         tell.emit("values", values_json(input_state));
     }
@@ -228,10 +226,7 @@ pub(super) async fn run_turn_events<C: Checkpointer, M: ChatModel>(
     if pause && stored.answered.is_none() {
         return paused(&tell, stored, (messages, end));
     }
-    events.node_start(
-        values_json(input_state),
-        Value::Array(stored.context.iter().map(Message::to_json).collect()),
-    );
+    events.node_start(input_state, &stored.context);
     let deltas = MessageEvents {
         sink,
         reply_id: stored.reply_id.clone(),
@@ -305,15 +300,18 @@ async fn reply_events<C: Checkpointer, M: ChatModel>(
     if !answered {
         end.written.push(outcome.checkpoint.checkpoint_id.clone());
     }
-    let reply = outcome.reply.to_json();
+    // The reply as JSON, for the modes that carry it.
+    let reply =
+        (tell.has(StreamMode::Updates) || deltas.events.is_on()).then(|| outcome.reply.to_json());
     if deltas.tuples {
         let last = message_chunk_json(&outcome.reply.id, "", Some(&outcome.end));
         tell.emit("messages", json!([last, deltas.meta]));
     }
-    if tell.has(StreamMode::Updates) {
+    if let (Some(reply), true) = (&reply, tell.has(StreamMode::Updates)) {
         tell.emit("updates", json!({"agent": {"messages": [reply]}}));
     }
-    let input_state = values_json(&messages);
+    // The state the node started from: what the list holds before the reply.
+    let input_len = messages.len();
     // (A stream that asked for no state has none loaded: the reply is then all it holds,
     // and nothing reads it.)
     if !answered {
@@ -322,8 +320,10 @@ async fn reply_events<C: Checkpointer, M: ChatModel>(
     if tell.has(StreamMode::Values) {
         tell.emit("values", values_json(&messages));
     }
-    deltas.events.node_end(reply, input_state);
-    deltas.events.graph_end(values_json(&messages));
+    deltas
+        .events
+        .node_end(reply.as_ref(), &messages[..input_len]);
+    deltas.events.graph_end(&messages);
     Ok((messages, outcome.checkpoint, end))
 }
 

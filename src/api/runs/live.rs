@@ -17,8 +17,10 @@ use crate::chat::{StopAction, StopSignal};
 /// What a follower of a run receives.
 #[derive(Debug)]
 pub enum RunItem {
-    /// The run's next event.
-    Event(SseEvent),
+    /// The run's next event, shared with the run's log and its other followers (a
+    /// reply's every piece is an event: copied per follower, they cost more than the
+    /// rest of the turn's bookkeeping).
+    Event(Rc<SseEvent>),
     /// The run is over: its final response (an error, or what a `wait` answers).
     Done(HttpResponse),
 }
@@ -66,7 +68,7 @@ impl Follower {
 /// A run under way (or just finished) in this object.
 pub struct LiveRun {
     record: RefCell<RunRecord>,
-    log: RefCell<Vec<SseEvent>>,
+    log: RefCell<Vec<Rc<SseEvent>>>,
     log_bytes: Cell<usize>,
     next_id: Cell<u64>,
     followers: RefCell<Vec<Follower>>,
@@ -134,6 +136,7 @@ impl LiveRun {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         event.id = Some(id.to_string());
+        let event = Rc::new(event);
         self.followers.borrow_mut().retain(|follower| {
             !follower.wants(&event)
                 || follower
@@ -153,12 +156,16 @@ impl LiveRun {
         if let Some(id) = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()) {
             self.next_id.set(self.next_id.get().max(id + 1));
         }
-        self.log.borrow_mut().push(event);
+        self.log.borrow_mut().push(Rc::new(event));
     }
 
     /// The events logged so far.
     pub fn events(&self) -> Vec<SseEvent> {
-        self.log.borrow().clone()
+        self.log
+            .borrow()
+            .iter()
+            .map(|e| SseEvent::clone(e))
+            .collect()
     }
 
     /// Follows the run: the logged events `replay` asks for (of `modes`, all when
@@ -348,7 +355,7 @@ mod tests {
         let mut seen = Vec::new();
         while let Ok(item) = receiver.try_recv() {
             seen.push(match item {
-                RunItem::Event(e) => format!("{}:{}", e.id.unwrap(), e.event),
+                RunItem::Event(e) => format!("{}:{}", e.id.as_deref().unwrap(), e.event),
                 RunItem::Done(r) => format!("done:{}", r.status),
             });
         }
