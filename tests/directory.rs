@@ -105,6 +105,38 @@ fn late_copies_never_replace_newer_ones() {
     assert_eq!(all, 6);
 }
 
+/// A later copy keeps the thread's `created_at` (the update leaves that indexed column
+/// alone); a thread created again under its id, whose removal was lost, takes its new
+/// one; a late copy of the old thread changes neither.
+#[test]
+fn created_at_follows_the_thread_created_again() {
+    let directory = shard();
+    let created = |directory: &SqlDirectory<support::RusqliteExec>| {
+        let found = pollster::block_on(directory.search_threads(&filter(json!({"v": 1})))).unwrap();
+        (found[0].created_at_ms, found[0].updated_at_ms)
+    };
+    pollster::block_on(directory.index_upsert(&record("int", json!({"v": 1}), 11))).unwrap();
+    assert_eq!(created(&directory), (1, 11));
+    let mut again = record("int", json!({"v": 1}), 500);
+    again.created_at_ms = 400;
+    pollster::block_on(directory.index_upsert(&again)).unwrap();
+    assert_eq!(created(&directory), (400, 500));
+    pollster::block_on(directory.index_upsert(&record("int", json!({"v": 1}), 12))).unwrap();
+    assert_eq!(
+        created(&directory),
+        (400, 500),
+        "a late copy of the old thread"
+    );
+    let mut by_created = filter(json!({}));
+    by_created.sort_by = ThreadSortKey::CreatedAt;
+    let newest = pollster::block_on(directory.search_threads(&by_created)).unwrap();
+    assert_eq!(
+        newest[0].thread_id.as_str(),
+        "int",
+        "the index follows the new created_at"
+    );
+}
+
 /// A search page and a count read what they return, not the shard: the newest 10 of
 /// 2,000 copies cost the same SQLite work as of 100 (VM steps), ordered by the index.
 #[test]

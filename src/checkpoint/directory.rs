@@ -34,13 +34,20 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Inserts or replaces a copy, unless the stored one is newer: copies may arrive late
-/// and out of order, and `updated_at` only grows on a thread.
+/// and out of order, and `updated_at` only grows on a thread. `created_at` is left out
+/// of the update: an indexed column assigned costs its index a row written even when
+/// its value is the same (every copy of a thread after its first).
 const UPSERT: &str =
     "INSERT INTO em_directory (thread_id, created_at, updated_at, metadata, status)
      VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (thread_id) DO UPDATE SET created_at = excluded.created_at,
+     ON CONFLICT (thread_id) DO UPDATE SET
        updated_at = excluded.updated_at, metadata = excluded.metadata, status = excluded.status
      WHERE excluded.updated_at >= em_directory.updated_at";
+
+/// After [`UPSERT`]: a thread deleted and created again under its id, whose removal
+/// never arrived, takes its new `created_at` (only when the copy was taken and differs).
+const RECREATED: &str = "UPDATE em_directory SET created_at = ?
+     WHERE thread_id = ? AND updated_at = ? AND created_at != ?";
 
 const REMOVE: &str = "DELETE FROM em_directory WHERE thread_id = ?";
 
@@ -259,8 +266,16 @@ pub(crate) fn json_text(map: &Map<String, Value>) -> String {
 impl<E: SqlExec> ThreadIndex for SqlDirectory<E> {
     async fn index_upsert(&self, record: &ThreadRecord) -> Result<()> {
         self.ensure_schema()?;
-        self.exec
-            .execute_batch(&[Statement::new(UPSERT, record_params(record))])
+        let recreated = vec![
+            record.created_at_ms.into(),
+            record.thread_id.as_str().into(),
+            record.updated_at_ms.into(),
+            record.created_at_ms.into(),
+        ];
+        self.exec.execute_batch(&[
+            Statement::new(UPSERT, record_params(record)),
+            Statement::new(RECREATED, recreated),
+        ])
     }
 
     async fn index_remove(&self, thread_id: &ThreadId) -> Result<()> {

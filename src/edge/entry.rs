@@ -246,8 +246,20 @@ async fn read_request(req: &mut Request, config: &EdgeConfig) -> Result<HttpRequ
         cancel_body(req);
         return Err(err);
     }
-    http.body = read_body(req).await?;
+    http.body = match declared {
+        // Its size known and within the limit: read whole, in one call (streaming it
+        // chunk by chunk costs a promise and the reader's glue per chunk).
+        Some(_) => req.bytes().await.map_err(unreadable)?,
+        None => read_body(req).await?,
+    };
     Ok(http)
+}
+
+/// A body that could not be read is the client's (a dropped connection, a bad length).
+fn unreadable(e: worker::Error) -> Error {
+    Error::BadRequest {
+        reason: format!("body could not be read ({e})"),
+    }
 }
 
 /// Cancels the rest of a request body that will not be read, so the runtime answers at
@@ -263,9 +275,6 @@ fn cancel_body(req: &Request) {
 /// chunked or HTTP/2 body has no `content-length` to check first, and buffering it whole
 /// could exhaust the isolate's memory (128 MB) shared with other requests.
 async fn read_body(req: &mut Request) -> Result<Vec<u8>, Error> {
-    let unreadable = |e: worker::Error| Error::BadRequest {
-        reason: format!("body could not be read ({e})"),
-    };
     let Ok(mut stream) = req.stream() else {
         return Ok(Vec::new()); // no body at all
     };
