@@ -522,6 +522,9 @@ function report(r) {
   for (const sc of r.scale) {
     budget(sc.maxShare < 0.01, `${sc.mode} scale simulation: no object served 1% of all object requests (largest share ${pct(sc.maxShare)}, ${sc.busiest})`);
   }
+  const directoryRows = r.scale.find((sc) => sc.mode === 'ownerless')?.directoryRowsWrittenPerTurn ?? 0;
+  const allRows = o.rowsPerTurnLate + directoryRows;
+  budget(allRows <= 4, `rows written per turn ≤ 4 in all (${fmt(allRows, 2)}: the thread object's ${fmt(o.rowsPerTurnLate, 0)}, its run record included, and its directory shard's ${fmt(directoryRows, 2)} amortized over the ownerless scale run's ${SCALE.turns}-turn threads)`);
   budget(o.workerMsLate <= 1.3 * o.workerMsEarly, `worker time per turn at the end within 1.3× of the start (${fmt(o.workerMsLate / o.workerMsEarly, 2)}×)`);
   budget(o.bytesPerTurnLate <= 1.1 * o.bytesPerTurnEarly, `bytes written per turn at the end within 1.1× of the start (${fmt(o.bytesPerTurnLate / o.bytesPerTurnEarly, 2)}×)`);
   budget(o.totalLogicalBytes <= 2 * o.rawContentBytes, `storage after ${TURNS} turns at most 2× the raw message content (${fmt(o.totalLogicalBytes / o.rawContentBytes, 2)}×)`);
