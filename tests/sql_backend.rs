@@ -205,7 +205,11 @@ fn a_history_page_is_built_in_one_pass() {
 #[test]
 fn what_a_checkpointer_remembers_is_what_storage_holds() {
     let store = support::sqlite_store();
-    let engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    let mut engine = Engine::new(&store, &MemoryDemoResponder, &SystemClock, &SystemEntropy);
+    // A window smaller than the thread: the oldest messages are outside what is
+    // remembered, so what is known of their ids comes from look-ups.
+    engine.context.budget.max_messages = 6;
+    let engine = engine;
     let t = ThreadId::parse("remembered").unwrap();
     let create = || {
         pollster::block_on(store.create_thread(&ThreadRecord::new(t.clone(), Map::new(), 0)))
@@ -230,12 +234,17 @@ fn what_a_checkpointer_remembers_is_what_storage_holds() {
             .map(|m| m.id.clone())
             .collect::<Vec<_>>()
     };
+    // The ids each check asks about: which exist is remembered too (looked up, or known
+    // from the tail), and must follow replacements, removals and forks.
+    let probes = std::cell::RefCell::new(vec!["absent".to_string()]);
     let check = |step: &str| {
+        let probes = probes.borrow();
+        let asked: Vec<&str> = probes.iter().map(String::as_str).collect();
         for max in [3, 8] {
-            let warm = pollster::block_on(store.window(&t, None, max, &["absent"])).unwrap();
+            let warm = pollster::block_on(store.window(&t, None, max, &asked)).unwrap();
             let warm_record = pollster::block_on(store.get_thread(&t)).unwrap();
             store.forget_recent();
-            let cold = pollster::block_on(store.window(&t, None, max, &["absent"])).unwrap();
+            let cold = pollster::block_on(store.window(&t, None, max, &asked)).unwrap();
             let cold_record = pollster::block_on(store.get_thread(&t)).unwrap();
             assert_eq!(warm, cold, "{step}: window of {max}");
             assert_eq!(warm_record, cold_record, "{step}: the thread's record");
@@ -269,6 +278,18 @@ fn what_a_checkpointer_remembers_is_what_storage_holds() {
     turn(7, None);
     check("a turn after updates");
     let ids = message_ids();
+    // Before the window: one replaced, one removed; inside it: one removed, one replaced.
+    probes
+        .borrow_mut()
+        .extend([&ids[0], &ids[4], &ids[10], &ids[11]].into_iter().cloned());
+    check("the ids asked about");
+    let head = || {
+        let state = pollster::block_on(store.latest(&t)).unwrap().unwrap();
+        state.checkpoint.checkpoint_id
+    };
+    let before_removal = head();
+    update(vec![MessageOp::Remove { id: ids[4].clone() }]);
+    check("a removal before the window");
     update(vec![edited(&ids[11], "replaced inside the window")]);
     check("a replacement inside the window");
     update(vec![edited(&ids[0], "replaced before the window")]);
@@ -292,6 +313,8 @@ fn what_a_checkpointer_remembers_is_what_storage_holds() {
     check("a fork");
     turn(11, None);
     check("a turn after a fork");
+    turn(11, Some(before_removal));
+    check("a fork back to before a removal");
     let newest = turn(12, None);
     let written: Vec<CheckpointId> = [newest.input_checkpoint.unwrap(), newest.checkpoint]
         .into_iter()

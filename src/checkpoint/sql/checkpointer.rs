@@ -15,6 +15,7 @@ use crate::checkpoint::{
     CheckpointId, CheckpointRecord, Checkpointer, ListQuery, NewCheckpoint, Snapshot, Window,
 };
 use crate::error::{ConflictKind, Error, Result};
+use crate::message::MessageOp;
 use crate::thread::{ThreadId, ThreadRecord};
 
 const INSERT_THREAD: &str = "INSERT INTO em_threads (thread_id, created_at, updated_at, metadata, status) VALUES (?, ?, ?, ?, ?)";
@@ -209,6 +210,15 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             None => None,
         };
         let (mut batch, mut edit) = self.start_edit(tkey, record, head.as_ref(), parent)?;
+        if let (true, Some(head)) = (continues_head(parent, head.as_ref()), &head) {
+            // What memory knows of the ids the put names spares their look-ups.
+            for id in checkpoint.ops.iter().filter_map(MessageOp::message_id) {
+                let known = self.remembered(&record.thread_id, |r| r.position(head.id(), id));
+                if let Some(pos) = known.flatten() {
+                    edit.know(id, pos);
+                }
+            }
+        }
         let placed = checkpoint
             .ops
             .iter()
@@ -406,11 +416,14 @@ impl<E: SqlExec> Checkpointer for SqlCheckpointer<E> {
             ));
         }
         // The head: the log's tail (remembered from the last turn, as a rule), and a
-        // look-up per asked id.
+        // look-up per asked id that memory does not answer.
         let messages = self.head_tail(thread_id, tkey, base.id(), max_messages)?;
         let mut existing = HashSet::new();
         for id in ids {
-            if self.live_position(tkey, id)?.is_some() {
+            if self
+                .head_position(thread_id, tkey, base.id(), id)?
+                .is_some()
+            {
                 existing.insert((*id).to_string());
             }
         }

@@ -57,6 +57,11 @@ impl LiveEdit {
         }
     }
 
+    /// Where `id` sits before the put's ops, known without a look-up.
+    pub(super) fn know(&mut self, id: &str, pos: Option<i64>) {
+        self.positions.entry(id.to_string()).or_insert(pos);
+    }
+
     /// Where `id` sits when the ops so far have run.
     fn position_of<E: SqlExec>(&self, store: &SqlCheckpointer<E>, id: &str) -> Result<Option<i64>> {
         if let Some(known) = self.positions.get(id) {
@@ -142,6 +147,24 @@ impl<E: SqlExec> SqlCheckpointer<E> {
             Some(row) => Ok(Some(Columns::new(row, "em_live_ids").integer()?)),
             None => Ok(None),
         }
+    }
+
+    /// The position of `id` in the state at the head `head_id` (`None`: not in it): from
+    /// what the checkpointer remembers of that head, else looked up (and remembered).
+    pub(super) fn head_position(
+        &self,
+        thread_id: &ThreadId,
+        tkey: i64,
+        head_id: &str,
+        id: &str,
+    ) -> Result<Option<i64>> {
+        let known = self.remembered(thread_id, |r| r.position(head_id, id));
+        if let Some(pos) = known.flatten() {
+            return Ok(pos);
+        }
+        let pos = self.live_position(tkey, id)?;
+        self.remembered(thread_id, |r| r.looked_up(head_id, id, pos));
+        Ok(pos)
     }
 
     /// The list at checkpoint `from` (or empty), from its chain's placed ops.

@@ -8,7 +8,11 @@
 //! a fifth of a turn's runtime CPU). The rule that keeps it right: a checkpoint's state
 //! never changes, so the tail is kept *for one head id*; a put on that head moves it
 //! forward with the ops the put placed, and every other write forgets everything (a
-//! fork, a removal, a rollback, a deletion, a saver or directory write).
+//! fork, a removal, a rollback, a deletion, a saver or directory write). Positions never
+//! move, so where an id sits (or that it is absent) stays true across such puts too, except
+//! for the ids they place or remove.
+
+use std::collections::HashMap;
 
 use super::log::PlacedOp;
 use super::rows::CheckpointRow;
@@ -19,6 +23,10 @@ use crate::thread::{ThreadId, ThreadRecord};
 /// are shared by every object it runs, and a tail of large messages is cheap to read
 /// compared to its size anyway.
 pub(super) const RECENT_TAIL_MAX_BYTES: usize = 1 << 20;
+
+/// The most look-ups remembered: a turn asks about a few ids; a client that names
+/// thousands in one input must not grow the object's memory with them.
+const LOOKED_UP_MAX: usize = 256;
 
 /// The remembered thread.
 #[derive(Debug)]
@@ -31,6 +39,8 @@ pub(super) struct Recent {
     /// The thread's record as a read returns it (`updated_at` counts its newest
     /// checkpoint).
     record: Option<ThreadRecord>,
+    /// Where ids looked up at the head sit in its state (`None`: not in it).
+    looked_up: HashMap<String, Option<i64>>,
 }
 
 /// The newest messages of the head's state.
@@ -55,6 +65,7 @@ impl Recent {
             head: None,
             tail: None,
             record: None,
+            looked_up: HashMap::new(),
         }
     }
 
@@ -111,15 +122,50 @@ impl Recent {
         };
         if !same {
             self.tail = None;
+            self.looked_up.clear();
         }
         self.head = Some(head);
+    }
+
+    fn at_head(&self, head_id: &str) -> bool {
+        matches!(&self.head, Some(Some(head)) if head.id() == head_id)
+    }
+
+    /// Where `id` sits in the state at the head `head_id` (`Some(None)`: not in it), when
+    /// known without reading: a message of the remembered tail, an id looked up at this
+    /// head, or any other id when the tail holds the whole state.
+    pub(super) fn position(&self, head_id: &str, id: &str) -> Option<Option<i64>> {
+        if !self.at_head(head_id) {
+            return None;
+        }
+        let in_tail = self.tail.as_ref().and_then(|tail| {
+            let found = tail.messages.iter().rev().find(|(_, m)| m.id == id);
+            match found {
+                Some((pos, _)) => Some(Some(*pos)),
+                None => tail.complete.then_some(None),
+            }
+        });
+        in_tail.or_else(|| self.looked_up.get(id).copied())
+    }
+
+    /// Remembers where a look-up at the head `head_id` found `id` (`None`: absent).
+    pub(super) fn looked_up(&mut self, head_id: &str, id: &str, pos: Option<i64>) {
+        if self.at_head(head_id) {
+            self.remember_position(id, pos);
+        }
+    }
+
+    fn remember_position(&mut self, id: &str, pos: Option<i64>) {
+        if self.looked_up.len() >= LOOKED_UP_MAX && !self.looked_up.contains_key(id) {
+            self.looked_up.clear();
+        }
+        self.looked_up.insert(id.to_string(), pos);
     }
 
     /// The last `max` messages of the state at the head `head_id`, if remembered.
     pub(super) fn tail(&self, head_id: &str, max: usize) -> Option<Vec<Message>> {
         let tail = self.tail.as_ref()?;
-        let at_head = matches!(&self.head, Some(Some(head)) if head.id() == head_id);
-        if !at_head || (tail.messages.len() < max && !tail.complete) {
+        if !self.at_head(head_id) || (tail.messages.len() < max && !tail.complete) {
             return None;
         }
         let skip = tail.messages.len().saturating_sub(max);
@@ -135,7 +181,7 @@ impl Recent {
     /// `placed` are the last `asked` messages (or fewer, when the state holds fewer) with
     /// their positions, in position order.
     pub(super) fn set_tail(&mut self, head_id: &str, placed: Vec<(i64, Message)>, asked: usize) {
-        if !matches!(&self.head, Some(Some(head)) if head.id() == head_id) {
+        if !self.at_head(head_id) {
             return;
         }
         let complete = placed.len() < asked;
@@ -152,6 +198,20 @@ impl Recent {
     /// A put on the remembered head succeeded: `new_head` follows it with `placed` ops
     /// (a put that did not continue the head goes through [`Recent::forget_tail`]).
     pub(super) fn advance(&mut self, new_head: CheckpointRow, placed: &[PlacedOp<'_>]) {
+        // Ids looked up before follow what the put did to them (the tail knows the rest).
+        for op in placed {
+            let (id, pos) = match op.op {
+                MessageOp::Upsert { message } => (&message.id, Some(op.pos)),
+                MessageOp::Remove { id } => (id, None),
+                MessageOp::RemoveAll => {
+                    self.looked_up.values_mut().for_each(|known| *known = None);
+                    continue;
+                }
+            };
+            if let Some(known) = self.looked_up.get_mut(id) {
+                *known = pos;
+            }
+        }
         let tail = self.tail.take().and_then(|mut tail| {
             for placed in placed {
                 match placed.op {
@@ -180,6 +240,7 @@ impl Recent {
         self.touch(&new_head);
         self.head = Some(Some(new_head));
         self.tail = None;
+        self.looked_up.clear();
     }
 }
 
@@ -316,6 +377,58 @@ mod tests {
         let mut recent = recent_with("c1", vec![(1, message("a", "A"))], 5);
         recent.set_head(Some(row("c0")));
         assert!(recent.tail("c0", 1).is_none(), "a head read differs");
+    }
+
+    #[test]
+    fn where_an_id_sits_is_known_from_the_tail_or_a_look_up_at_the_same_head() {
+        let placed = vec![(3, message("a", "A")), (4, message("b", "B"))];
+        let mut recent = recent_with("c1", placed, 2);
+        assert_eq!(recent.position("c1", "b"), Some(Some(4)), "in the tail");
+        assert_eq!(
+            recent.position("c1", "old"),
+            None,
+            "older than the tail: unknown"
+        );
+        recent.looked_up("c1", "old", Some(1));
+        recent.looked_up("c1", "new", None);
+        recent.looked_up("c0", "elsewhere", Some(2));
+        assert_eq!(recent.position("c1", "old"), Some(Some(1)));
+        assert_eq!(recent.position("c1", "new"), Some(None));
+        assert_eq!(
+            recent.position("c1", "elsewhere"),
+            None,
+            "looked up at another head"
+        );
+        assert_eq!(recent.position("c0", "old"), None, "asked at another head");
+        // A put on the head: what it removes or places follows; the rest stays.
+        let (removed, placed) = (
+            MessageOp::Remove { id: "old".into() },
+            MessageOp::Upsert {
+                message: message("new", "N"),
+            },
+        );
+        recent.advance(
+            row("c2"),
+            &[
+                PlacedOp {
+                    op: &removed,
+                    pos: 1,
+                },
+                PlacedOp {
+                    op: &placed,
+                    pos: 5,
+                },
+            ],
+        );
+        assert_eq!(recent.position("c2", "old"), Some(None));
+        assert_eq!(recent.position("c2", "new"), Some(Some(5)));
+        // A tail holding the whole state knows every other id is absent.
+        let whole = recent_with("c1", vec![(1, message("a", "A"))], 5);
+        assert_eq!(whole.position("c1", "zzz"), Some(None));
+        // Forks forget.
+        recent.looked_up("c2", "kept", Some(9));
+        recent.forget_tail(row("c3"));
+        assert_eq!(recent.position("c3", "kept"), None);
     }
 
     #[test]
