@@ -8,9 +8,9 @@
 //! a fifth of a turn's runtime CPU). The rule that keeps it right: a checkpoint's state
 //! never changes, so the tail is kept *for one head id*; a put on that head moves it
 //! forward with the ops the put placed, and every other write forgets everything (a
-//! fork, a removal, a rollback, a deletion, a saver or directory write). Positions never
-//! move, so where an id sits (or that it is absent) stays true across such puts too, except
-//! for the ids they place or remove.
+//! fork, a removal, a rollback, a deletion, a saver or directory write). It also keeps
+//! where the ids it looked up sit: list positions never move, so a put on the head changes
+//! that only for the ids the put places or removes.
 
 use std::collections::HashMap;
 
