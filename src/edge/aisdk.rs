@@ -11,7 +11,7 @@ use worker::Response;
 use super::objects::STREAM_HEADER;
 use super::thread_object::{object_response, ObjectInner};
 use crate::api::aisdk::{UiStream, UI_STREAM_HEADER, UI_STREAM_VERSION};
-use crate::api::runs::{run_location, Replay, RunItem};
+use crate::api::runs::{run_location, LiveEvent, Replay, RunItem};
 use crate::api::{self, HttpResponse, SseEvent, ThreadCall};
 
 /// A run's response as a UI message stream: `head` (the events up to the reply's first
@@ -21,8 +21,11 @@ pub(super) fn ui_stream(
     items: UnboundedReceiver<RunItem>,
     location: &str,
 ) -> worker::Result<Response> {
-    let items = futures_util::stream::iter(head.into_iter().map(|e| RunItem::Event(Rc::new(e))))
-        .chain(items);
+    let items = futures_util::stream::iter(
+        head.into_iter()
+            .map(|e| RunItem::Event(LiveEvent::shared(e))),
+    )
+    .chain(items);
     let body = items
         .scan(UiStream::new(), |stream, item| {
             std::future::ready(Some(stream.item(&item)))

@@ -407,7 +407,7 @@ async fn events_until_open(items: &mut UnboundedReceiver<RunItem>) -> Opening {
         match items.next().await {
             Some(RunItem::Event(event)) => {
                 let opens = api::opens_stream(&event);
-                before_open.push(Rc::unwrap_or_clone(event));
+                before_open.push(Rc::unwrap_or_clone(event).into_event());
                 if opens {
                     return Opening::Stream(before_open);
                 }
@@ -428,13 +428,20 @@ async fn events_until_open(items: &mut UnboundedReceiver<RunItem>) -> Opening {
 /// The most events one chunk of a run's stream carries.
 const STREAM_BATCH_MAX: usize = 256;
 
-/// A run item as event-stream text: an event, or the error event of a failed end.
-fn item_text(item: RunItem) -> String {
-    match item {
-        RunItem::Event(event) => event.to_text(),
-        RunItem::Done(response) if response.status >= 400 => api::error_event(&response).to_text(),
-        RunItem::Done(_) => String::new(),
+/// Ready run items as one piece of event-stream text: each event as written when it
+/// was logged, and the error event of a failed end.
+fn items_text(items: Vec<RunItem>) -> String {
+    let mut text = String::new();
+    for item in items {
+        match item {
+            RunItem::Event(event) => text.push_str(event.text()),
+            RunItem::Done(response) if response.status >= 400 => {
+                text.push_str(&api::error_event(&response).to_text())
+            }
+            RunItem::Done(_) => {}
+        }
     }
+    text
 }
 
 /// The event stream of a run: `head`, then the rest of its events as they come; a run
@@ -448,9 +455,7 @@ pub(super) fn event_stream(
     // The events ready at once go out as one chunk: each chunk crosses the object, the
     // worker and the runtime's stream machinery (most of a turn's CPU when every word
     // of a reply is its own event). Nothing waits: an event alone goes alone.
-    let rest = items
-        .ready_chunks(STREAM_BATCH_MAX)
-        .map(|batch| batch.into_iter().map(item_text).collect::<String>());
+    let rest = items.ready_chunks(STREAM_BATCH_MAX).map(items_text);
     let body = futures_util::stream::once(async move { head })
         .chain(rest)
         .map(|text| Ok::<Vec<u8>, worker::Error>(text.into_bytes()));

@@ -238,7 +238,7 @@ pub fn collected(response: HttpResponse) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::runs::RunItem;
+    use crate::api::runs::{LiveEvent, RunItem};
 
     fn piece(id: &str, text: &str, reason: Option<&str>) -> SseEvent {
         let metadata = reason.map_or(json!({}), |r| json!({"finish_reason": r}));
@@ -267,13 +267,13 @@ mod tests {
             data: json!({"run_id": "r1"}),
             id: None,
         };
-        let mut text = stream.item(&RunItem::Event(run_id.into()));
+        let mut text = stream.item(&RunItem::Event(LiveEvent::shared(run_id)));
         for event in [
             piece("a1", "Hel", None),
             piece("a1", "lo", None),
             piece("a1", "", Some("length")),
         ] {
-            text += &stream.item(&RunItem::Event(event.into()));
+            text += &stream.item(&RunItem::Event(LiveEvent::shared(event)));
         }
         let done = HttpResponse::no_content()
             .with_header("x-thread-head", "cp9")
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn a_failure_after_the_first_piece_is_an_error_chunk() {
         let mut stream = UiStream::new();
-        let mut text = stream.item(&RunItem::Event(piece("a1", "Hi", None).into()));
+        let mut text = stream.item(&RunItem::Event(LiveEvent::shared(piece("a1", "Hi", None))));
         let failed = HttpResponse::error(crate::error::Error::Upstream {
             reason: "model timed out".into(),
         });
@@ -315,7 +315,7 @@ mod tests {
             data: json!({"messages": [{"type": "human", "id": "u", "content": "Hi"}, {"type": "ai", "id": "a", "content": "Hello"}]}),
             id: None,
         };
-        let mut text = stream.item(&RunItem::Event(values.into()));
+        let mut text = stream.item(&RunItem::Event(LiveEvent::shared(values)));
         text += &stream.item(&RunItem::Done(HttpResponse::no_content()));
         assert!(text.contains(r#""delta":"Hello""#), "{text}");
         assert_eq!(kinds(&text)[0], "start");

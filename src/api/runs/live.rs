@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -18,11 +19,45 @@ use crate::chat::{StopAction, StopSignal};
 #[derive(Debug)]
 pub enum RunItem {
     /// The run's next event, shared with the run's log and its other followers (a
-    /// reply's every piece is an event: copied per follower, they cost more than the
-    /// rest of the turn's bookkeeping).
-    Event(Rc<SseEvent>),
+    /// reply's every piece is an event: copied per follower, or written out again for
+    /// each, they cost more than the rest of the turn's bookkeeping).
+    Event(Rc<LiveEvent>),
     /// The run is over: its final response (an error, or what a `wait` answers).
     Done(HttpResponse),
+}
+
+/// A run's event with its `text/event-stream` text, written once: the log's byte bound
+/// measures it, and every follower sends it as it is.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    inner: SseEvent,
+    text: String,
+}
+
+impl LiveEvent {
+    /// `event`, written out, to be shared.
+    pub fn shared(event: SseEvent) -> Rc<Self> {
+        let text = event.to_text();
+        Rc::new(LiveEvent { inner: event, text })
+    }
+
+    /// The event as stream text ([`SseEvent::to_text`]).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The event itself.
+    pub fn into_event(self) -> SseEvent {
+        self.inner
+    }
+}
+
+impl Deref for LiveEvent {
+    type Target = SseEvent;
+
+    fn deref(&self) -> &SseEvent {
+        &self.inner
+    }
 }
 
 /// Where a follower starts in a run's events.
@@ -68,7 +103,7 @@ impl Follower {
 /// A run under way (or just finished) in this object.
 pub struct LiveRun {
     record: RefCell<RunRecord>,
-    log: RefCell<Vec<Rc<SseEvent>>>,
+    log: RefCell<Vec<Rc<LiveEvent>>>,
     log_bytes: Cell<usize>,
     next_id: Cell<u64>,
     followers: RefCell<Vec<Follower>>,
@@ -136,7 +171,7 @@ impl LiveRun {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         event.id = Some(id.to_string());
-        let event = Rc::new(event);
+        let event = LiveEvent::shared(event);
         self.followers.borrow_mut().retain(|follower| {
             !follower.wants(&event)
                 || follower
@@ -144,7 +179,7 @@ impl LiveRun {
                     .unbounded_send(RunItem::Event(event.clone()))
                     .is_ok()
         });
-        let size = event.text_len();
+        let size = event.text().len();
         if self.log_bytes.get() + size <= RUN_EVENTS_MAX_BYTES {
             self.log_bytes.set(self.log_bytes.get() + size);
             self.log.borrow_mut().push(event);
@@ -156,16 +191,12 @@ impl LiveRun {
         if let Some(id) = event.id.as_deref().and_then(|id| id.parse::<u64>().ok()) {
             self.next_id.set(self.next_id.get().max(id + 1));
         }
-        self.log.borrow_mut().push(Rc::new(event));
+        self.log.borrow_mut().push(LiveEvent::shared(event));
     }
 
     /// The events logged so far.
     pub fn events(&self) -> Vec<SseEvent> {
-        self.log
-            .borrow()
-            .iter()
-            .map(|e| SseEvent::clone(e))
-            .collect()
+        self.log.borrow().iter().map(|e| e.inner.clone()).collect()
     }
 
     /// Follows the run: the logged events `replay` asks for (of `modes`, all when

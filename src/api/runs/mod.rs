@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 pub use crate::chat::StopAction;
 pub use crate::checkpoint::runs::{RunRecord, RunStatus, SqlRuns, RUNS_KEPT_PER_THREAD};
-pub use live::{LiveRun, LiveRuns, Replay, RunItem};
+pub use live::{LiveEvent, LiveRun, LiveRuns, Replay, RunItem};
 
 use crate::error::{Error, Result};
 use crate::runtime::iso8601;
