@@ -12,20 +12,16 @@ use super::objects::STREAM_HEADER;
 use super::thread_object::{object_response, ObjectInner};
 use crate::api::aisdk::{UiStream, UI_STREAM_HEADER, UI_STREAM_VERSION};
 use crate::api::runs::{run_location, LiveEvent, Replay, RunItem};
-use crate::api::{self, HttpResponse, SseEvent, ThreadCall};
+use crate::api::{self, HttpResponse, ThreadCall};
 
 /// A run's response as a UI message stream: `head` (the events up to the reply's first
 /// piece), then the rest as they come.
 pub(super) fn ui_stream(
-    head: Vec<SseEvent>,
+    head: Vec<Rc<LiveEvent>>,
     items: UnboundedReceiver<RunItem>,
     location: &str,
 ) -> worker::Result<Response> {
-    let items = futures_util::stream::iter(
-        head.into_iter()
-            .map(|e| RunItem::Event(LiveEvent::shared(e))),
-    )
-    .chain(items);
+    let items = futures_util::stream::iter(head.into_iter().map(RunItem::Event)).chain(items);
     let body = items
         .scan(UiStream::new(), |stream, item| {
             std::future::ready(Some(stream.item(&item)))

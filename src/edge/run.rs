@@ -15,10 +15,11 @@ use super::thread_object::{object_response, precise_now_ms, server_timing, Objec
 use super::EdgeConfig;
 use crate::api::diagnostics::TURN_HEADER;
 use crate::api::runs::{
-    run_json, run_location, LiveRun, Replay, RunItem, RunRecord, RunStatus, RUN_EVENTS_KEPT_MS,
+    run_json, run_location, LiveEvent, LiveRun, Replay, RunItem, RunRecord, RunStatus,
+    RUN_EVENTS_KEPT_MS,
 };
 use crate::api::{
-    self, HttpResponse, Multitask, RunEnd, RunGate, RunRequest, RunTicket, SseEvent, ThreadCall,
+    self, HttpResponse, Multitask, RunEnd, RunGate, RunRequest, RunTicket, ThreadCall,
     ThreadCommand,
 };
 use crate::chat::{StopAction, StopSignal};
@@ -30,7 +31,7 @@ use crate::thread::{ThreadId, ThreadStatus};
 /// How a run's response starts.
 enum Opening {
     /// The events up to the reply's first piece: the response is an event stream.
-    Stream(Vec<SseEvent>),
+    Stream(Vec<Rc<LiveEvent>>),
     /// The run was over before the reply's first piece: its whole answer.
     Whole(HttpResponse),
 }
@@ -407,14 +408,18 @@ async fn events_until_open(items: &mut UnboundedReceiver<RunItem>) -> Opening {
         match items.next().await {
             Some(RunItem::Event(event)) => {
                 let opens = api::opens_stream(&event);
-                before_open.push(Rc::unwrap_or_clone(event).into_event());
+                before_open.push(event);
                 if opens {
                     return Opening::Stream(before_open);
                 }
             }
             // Over before the reply's first piece: answered whole, as JSON.
             Some(RunItem::Done(response)) => {
-                return Opening::Whole(api::whole_answer(response, before_open))
+                let events = before_open
+                    .into_iter()
+                    .map(|event| Rc::unwrap_or_clone(event).into_event())
+                    .collect();
+                return Opening::Whole(api::whole_answer(response, events));
             }
             None => {
                 return Opening::Whole(HttpResponse::error(Error::backend(
@@ -447,11 +452,11 @@ fn items_text(items: Vec<RunItem>) -> String {
 /// The event stream of a run: `head`, then the rest of its events as they come; a run
 /// that fails after opening ends with an `error` event.
 pub(super) fn event_stream(
-    head: Vec<SseEvent>,
+    head: Vec<Rc<LiveEvent>>,
     items: UnboundedReceiver<RunItem>,
     location: &str,
 ) -> worker::Result<Response> {
-    let head: String = head.iter().map(SseEvent::to_text).collect();
+    let head: String = head.iter().map(|event| event.text()).collect();
     // The events ready at once go out as one chunk: each chunk crosses the object, the
     // worker and the runtime's stream machinery (most of a turn's CPU when every word
     // of a reply is its own event). Nothing waits: an event alone goes alone.
