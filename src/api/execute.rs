@@ -316,6 +316,9 @@ pub struct PreparedRun {
     pub run: RunRequest,
     /// The thread's record, as the index should have it.
     pub record: ThreadRecord,
+    /// Whether preparing changed what search filters on (a new thread, or the graph's
+    /// ids stamped): then the directory must hear of this run soon, not only of its time.
+    pub stamped: bool,
 }
 
 impl PreparedRun {
@@ -380,7 +383,9 @@ pub async fn prepare_run<C: Checkpointer, M>(
     // ?delete_threads=true` finds threads by it), as LangGraph's server stamps it.
     let assistant_id = json!(run.assistant.id());
     let unstamped = !record.metadata.contains_key("graph_id");
-    if unstamped || record.metadata.get("assistant_id") != Some(&assistant_id) {
+    // A thread created here is unstamped too.
+    let stamped = unstamped || record.metadata.get("assistant_id") != Some(&assistant_id);
+    if stamped {
         if unstamped {
             record
                 .metadata
@@ -395,6 +400,7 @@ pub async fn prepare_run<C: Checkpointer, M>(
         thread_id,
         run,
         record,
+        stamped,
     })
 }
 

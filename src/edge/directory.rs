@@ -130,11 +130,12 @@ impl ObjectInner {
     /// or leaves it to the alarm (coalesced turns, retries). `reread`: the update carries
     /// the record as a run began, so the one sent now is read back (status and time as
     /// the run left them) — only when it goes now: an alarm reads it when it fires.
-    pub(super) async fn directory_update(&self, update: IndexUpdate, reread: bool) {
-        let action = self
-            .directory_sync
-            .borrow_mut()
-            .on_change(&update, SystemClock.now_ms());
+    /// `quiet`: a run's update that changed only the thread's time.
+    pub(super) async fn directory_update(&self, update: IndexUpdate, reread: bool, quiet: bool) {
+        let action =
+            self.directory_sync
+                .borrow_mut()
+                .on_change(&update, quiet, SystemClock.now_ms());
         match action {
             SyncAction::SendNow => {
                 let update = match update {
@@ -149,7 +150,32 @@ impl ObjectInner {
                 self.directory_send(update).await;
             }
             SyncAction::ArmAlarm { in_ms } => self.arm_alarm(&update, in_ms).await,
+            SyncAction::Defer { in_ms } => self.defer(&update, in_ms).await,
             SyncAction::Wait => {}
+        }
+    }
+
+    /// A fresh instance's turn that moved only the thread's time: an alarm already
+    /// pending for the thread will carry it (read from storage: a read, not a write);
+    /// else one is set `in_ms` from now.
+    async fn defer(&self, update: &IndexUpdate, in_ms: i64) {
+        let now = SystemClock.now_ms();
+        let due = now + in_ms;
+        let pending = self
+            .state
+            .storage()
+            .get::<AlarmThread>(ALARM_THREAD_KEY)
+            .await;
+        // An alarm long overdue is not trusted to be coming: one is set again.
+        let trusted = |p: &AlarmThread| p.due_ms <= due && p.due_ms > now - DIRECTORY_RETRY_MS;
+        match pending {
+            Ok(Some(pending)) if trusted(&pending) => {
+                self.directory_sync.borrow_mut().deferred_to(pending.due_ms);
+            }
+            _ => {
+                self.directory_sync.borrow_mut().deferred_to(due);
+                self.arm_alarm(update, in_ms).await;
+            }
         }
     }
 
@@ -197,6 +223,9 @@ impl ObjectInner {
             SyncAction::ArmAlarm { in_ms } => self.state.wait_until(async move {
                 inner.arm_alarm(&update, in_ms).await;
             }),
+            SyncAction::Defer { in_ms } => self.state.wait_until(async move {
+                inner.defer(&update, in_ms).await;
+            }),
             SyncAction::Wait => {}
         }
     }
@@ -208,7 +237,10 @@ impl ObjectInner {
         if let Err(err) = &delivered {
             worker::console_warn!("edge-memory: directory update deferred: {err}");
         }
-        let next = self.directory_sync.borrow_mut().on_sent(delivered.is_ok());
+        let next = self
+            .directory_sync
+            .borrow_mut()
+            .on_sent(delivered.is_ok(), SystemClock.now_ms());
         if let SyncAction::ArmAlarm { in_ms } = next {
             self.arm_alarm(&update, in_ms).await;
         }

@@ -214,14 +214,17 @@ impl ObjectInner {
             }
         }
         let started = precise_now_ms();
-        let (mut response, end, was) = self.turn(&live, thread_id.clone(), owner, run).await;
+        let (mut response, end, before) = self.turn(&live, thread_id.clone(), owner, run).await;
         if let Some(reason) = &response.internal_error {
             worker::console_error!("edge-memory run: {reason}");
         }
         let directory_update = response.index.take();
         let took = precise_now_ms() - started;
         self.last_run_ms.set(took);
-        self.settle_run(&live, &end, response.status, was).await;
+        let was = before.as_ref().map(|b| b.status);
+        let status_changed = self.settle_run(&live, &end, response.status, was).await;
+        // Only the thread's time moved: its shard can wait for it.
+        let quiet = !status_changed && before.is_some_and(|b| !b.stamped);
         response = response.with_header("server-timing", server_timing(took));
         live.finish(response);
         self.live.remove(&live.run_id());
@@ -233,19 +236,19 @@ impl ObjectInner {
         if delete_thread_after {
             self.delete_finished_thread(&thread_id).await;
         } else if let Some(update) = directory_update {
-            self.directory_update(update, true).await;
+            self.directory_update(update, true, quiet).await;
         }
     }
 
-    /// Prepares and runs the turn: the response, how the run ended, and the thread's
-    /// status before it.
+    /// Prepares and runs the turn: the response, how the run ended, and the thread as
+    /// the run found it (none if it could not be prepared).
     async fn turn(
         self: &Rc<Self>,
         live: &Rc<LiveRun>,
         thread_id: ThreadId,
         owner: Option<String>,
         run: RunRequest,
-    ) -> (HttpResponse, RunEnd, Option<ThreadStatus>) {
+    ) -> (HttpResponse, RunEnd, Option<ThreadBefore>) {
         let prepared = async {
             let config = EdgeConfig::from_env(&self.env)?.for_run(&run);
             let model = config.model(&self.env)?;
@@ -261,26 +264,30 @@ impl ObjectInner {
             Err(err) => return (HttpResponse::error(err), RunEnd::failed(), None),
         };
         self.directory_run_started(prepared.index_update());
-        let was = prepared.record.status;
+        let before = ThreadBefore {
+            status: prepared.record.status,
+            stamped: prepared.stamped,
+        };
         let store = self.edge_store();
         let mut engine = config.engine(&store, &model);
         engine.keys = Some(&self.keys);
         let live_run: &LiveRun = live;
         let (response, end) = api::finish_run_until(&engine, prepared, live_run, live_run).await;
-        (response, end, Some(was))
+        (response, end, Some(before))
     }
 
     /// Records how a run ended: a rolled-back run's checkpoints and record are removed;
     /// any other gets its final status (and a resumable run's events are kept for
     /// [`RUN_EVENTS_KEPT_MS`]); the thread is `interrupted` after an interrupted run and
-    /// `idle` again after the next one that succeeds.
+    /// `idle` again after the next one that succeeds. Answers whether the thread's
+    /// status changed.
     async fn settle_run(
         &self,
         live: &LiveRun,
         end: &RunEnd,
         response_status: u16,
         was: Option<ThreadStatus>,
-    ) {
+    ) -> bool {
         let now = SystemClock.now_ms();
         let record = live.record();
         let thread_id = &record.thread_id;
@@ -289,7 +296,7 @@ impl ObjectInner {
                 .roll_back(thread_id, &record.run_id, &end.written)
                 .await
             {
-                Ok(()) => return,
+                Ok(()) => return false,
                 // A backend that cannot remove checkpoints (KV): kept, as interrupted.
                 Err(err) => worker::console_error!(
                     "edge-memory: run {} not rolled back ({err}); kept as interrupted",
@@ -328,6 +335,7 @@ impl ObjectInner {
         if record.resumable {
             self.arm_alarm_within(RUN_EVENTS_KEPT_MS).await;
         }
+        thread_status.is_some()
     }
 
     /// Removes what a rolled-back run wrote: its checkpoints, then its record.
@@ -370,9 +378,18 @@ impl ObjectInner {
                 thread_id: thread_id.clone(),
                 owner,
             };
-            self.directory_update(removal, false).await;
+            self.directory_update(removal, false, false).await;
         }
     }
+}
+
+/// The thread as a run found it.
+#[derive(Debug, Clone, Copy)]
+struct ThreadBefore {
+    /// Its status.
+    status: ThreadStatus,
+    /// Whether preparing the run stamped it (or created it): see [`api::PreparedRun`].
+    stamped: bool,
 }
 
 /// A new run's record, pending.

@@ -95,7 +95,7 @@ impl DurableObject for ThreadObject {
                 directory: SqlDirectory::new(DoSql::new(state.storage())),
                 assistants: SqlAssistants::new(counted()),
                 items: crate::store::sql::SqlStore::new(counted()),
-                directory_sync: std::cell::RefCell::new(DirectorySync::new()),
+                directory_sync: std::cell::RefCell::new(directory_sync(&env)),
                 recorded_runs: std::cell::RefCell::new(std::collections::VecDeque::new()),
                 #[cfg(feature = "dev-routes")]
                 directory_previous: std::cell::RefCell::new(None),
@@ -265,7 +265,7 @@ impl ObjectInner {
                     response = HttpResponse::error(err);
                 }
             }
-            Some(update) => self.directory_update(update, false).await,
+            Some(update) => self.directory_update(update, false, false).await,
             None => {}
         }
         // The object's own time for the call (storage, model, response), for
@@ -294,4 +294,21 @@ pub(super) fn precise_now_ms() -> f64 {
             now.call0(&performance).ok()?.as_f64()
         })
         .unwrap_or_else(js_sys::Date::now)
+}
+
+/// The object's directory sync: with the `dev-routes` build and `DEV_MODE`,
+/// `DEV_DIRECTORY_TIME_LAG_MS` shortens how long a quiet turn waits, so the tests see it
+/// arrive in seconds.
+fn directory_sync(env: &Env) -> DirectorySync {
+    #[cfg(feature = "dev-routes")]
+    {
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+        if var("DEV_MODE").as_deref() == Some("true") {
+            if let Some(ms) = var("DEV_DIRECTORY_TIME_LAG_MS").and_then(|v| v.parse().ok()) {
+                return DirectorySync::with_time_lag(ms);
+            }
+        }
+    }
+    let _ = env;
+    DirectorySync::new()
 }

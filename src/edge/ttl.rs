@@ -65,7 +65,7 @@ impl ObjectInner {
                 thread_id: thread_id.clone(),
                 owner,
             };
-            self.directory_update(removal, false).await;
+            self.directory_update(removal, false, false).await;
         }
         let _ = storage.delete(TTL_KEY).await;
     }

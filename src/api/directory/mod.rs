@@ -30,8 +30,9 @@ use crate::thread::{ThreadId, ThreadRecord};
 /// Shards for threads without an owner. Each unscoped search asks every one of them (a
 /// subrequest each), so the number weighs search cost (32 subrequests, inside the Free
 /// plan's 50 per request with the default page of 10) against the share of directory
-/// traffic each shard takes (1/32 of ownerless threads' updates: measured by the scale
-/// benchmark, under 1% of all object requests).
+/// traffic each shard takes (1/32 of ownerless threads' updates: the scale benchmark
+/// measures the busiest shard's share of all object requests, ~1.5% with threads of 5
+/// back-to-back turns).
 pub const SHARED_DIRECTORY_SHARDS: u32 = 32;
 
 /// A thread sends its record to its shard at most once per this interval for plain turns
@@ -39,6 +40,14 @@ pub const SHARED_DIRECTORY_SHARDS: u32 = 32;
 /// per 10 s however fast it turns, and a search re-reads each result's own record anyway
 /// (so only the order between pages can lag). Creation, metadata and deletion go at once.
 pub const DIRECTORY_COALESCE_MS: i64 = 10_000;
+
+/// A turn that changed neither the thread's metadata nor its status (only its time)
+/// reaches the shard at most once per this interval, and waits for it even in a fresh
+/// instance of the object (the alarm carries it): a person's turns are often more than
+/// [`DIRECTORY_COALESCE_MS`] apart, each in a fresh instance (an idle object is evicted
+/// after ~10 s), and would otherwise cost the shard a request and two rows written each.
+/// Only `updated_at` lags, so only the order between pages of a search by it can.
+pub const DIRECTORY_TIME_LAG_MS: i64 = 300_000;
 
 /// How long a thread waits before sending its record again after its shard failed.
 pub const DIRECTORY_RETRY_MS: i64 = 5_000;
@@ -186,20 +195,37 @@ pub enum SyncAction {
         /// Delay from now, in ms.
         in_ms: i64,
     },
+    /// A turn that changed only the thread's time, in an object that has not sent the
+    /// thread yet (a fresh instance): an alarm already pending for the thread (stored
+    /// with it) is enough, else set one this many ms from now.
+    Defer {
+        /// Delay from now, in ms.
+        in_ms: i64,
+    },
     /// Nothing: an armed alarm will send the newest record.
     Wait,
 }
 
 /// When a thread object sends its record to its directory shard: what search filters on
-/// (creation, metadata, owner, deletion) at once, plain turns at most once per
-/// [`DIRECTORY_COALESCE_MS`]; a failed send is retried from the alarm. Kept in the
-/// object's memory: a cold object sends its first change at once.
-#[derive(Debug, Default)]
+/// (creation, metadata, owner, deletion) at once, changes of status at most once per
+/// [`DIRECTORY_COALESCE_MS`], turns that only move its time at most once per
+/// [`DIRECTORY_TIME_LAG_MS`]; a failed send is retried from the alarm. Kept in the
+/// object's memory: a fresh instance sends its first change at once, unless it moves
+/// only the time.
+#[derive(Debug)]
 pub struct DirectorySync {
     /// When the last send started, and the metadata it carried.
     last_sent: Option<(i64, Map<String, Value>)>,
-    /// Whether an alarm is set to send the newest record.
-    armed: bool,
+    /// When the armed alarm is due, if one is.
+    armed: Option<i64>,
+    /// [`DIRECTORY_TIME_LAG_MS`] (shorter in dev-mode tests).
+    time_lag_ms: i64,
+}
+
+impl Default for DirectorySync {
+    fn default() -> Self {
+        Self::with_time_lag(DIRECTORY_TIME_LAG_MS)
+    }
 }
 
 impl DirectorySync {
@@ -208,8 +234,19 @@ impl DirectorySync {
         Self::default()
     }
 
-    /// Decides what to do about `update`, made at `now_ms`.
-    pub fn on_change(&mut self, update: &IndexUpdate, now_ms: i64) -> SyncAction {
+    /// A new object's state whose quiet turns wait `time_lag_ms` instead of
+    /// [`DIRECTORY_TIME_LAG_MS`] (for tests that cannot wait minutes).
+    pub fn with_time_lag(time_lag_ms: i64) -> Self {
+        DirectorySync {
+            last_sent: None,
+            armed: None,
+            time_lag_ms,
+        }
+    }
+
+    /// Decides what to do about `update`, made at `now_ms`. `quiet`: a run's update that
+    /// changed neither the thread's metadata nor its status.
+    pub fn on_change(&mut self, update: &IndexUpdate, quiet: bool, now_ms: i64) -> SyncAction {
         let record = match update {
             IndexUpdate::Remove { .. } => {
                 self.last_sent = None;
@@ -219,26 +256,51 @@ impl DirectorySync {
             IndexUpdate::Run { .. } => return SyncAction::SendNow,
             IndexUpdate::Upsert { record } => record,
         };
+        let interval = if quiet {
+            self.time_lag_ms
+        } else {
+            DIRECTORY_COALESCE_MS
+        };
         match &self.last_sent {
             Some((at, metadata)) if *metadata == record.metadata => {
-                let due = at + DIRECTORY_COALESCE_MS;
+                let due = at + interval;
                 if now_ms >= due {
                     self.mark_sent(record, now_ms);
                     SyncAction::SendNow
-                } else if self.armed {
-                    SyncAction::Wait
                 } else {
-                    self.armed = true;
-                    SyncAction::ArmAlarm {
-                        in_ms: due - now_ms,
-                    }
+                    self.arm_by(due, now_ms)
                 }
             }
+            None if quiet => match self.armed {
+                Some(_) => SyncAction::Wait,
+                None => SyncAction::Defer {
+                    in_ms: self.time_lag_ms,
+                },
+            },
             _ => {
                 self.mark_sent(record, now_ms);
                 SyncAction::SendNow
             }
         }
+    }
+
+    /// An alarm due by `due`: the armed one if it is due sooner, else a new one.
+    fn arm_by(&mut self, due: i64, now_ms: i64) -> SyncAction {
+        match self.armed {
+            Some(armed) if armed <= due => SyncAction::Wait,
+            _ => {
+                self.armed = Some(due);
+                SyncAction::ArmAlarm {
+                    in_ms: due - now_ms,
+                }
+            }
+        }
+    }
+
+    /// After [`SyncAction::Defer`]: the alarm that will send the record is due at
+    /// `due_ms` (one found pending, or the one just set).
+    pub fn deferred_to(&mut self, due_ms: i64) {
+        self.armed = Some(due_ms);
     }
 
     /// A run starts: only metadata the run stamped (search filters on it) is sent now;
@@ -249,26 +311,23 @@ impl DirectorySync {
             (IndexUpdate::Upsert { record }, Some((_, metadata)))
                 if *metadata != record.metadata =>
             {
-                self.on_change(update, now_ms)
+                self.on_change(update, false, now_ms)
             }
             _ => SyncAction::Wait,
         }
     }
 
-    /// After a send: a failure is retried from the alarm.
-    pub fn on_sent(&mut self, delivered: bool) -> SyncAction {
-        if delivered || self.armed {
+    /// After a send at `now_ms`: a failure is retried from the alarm.
+    pub fn on_sent(&mut self, delivered: bool, now_ms: i64) -> SyncAction {
+        if delivered {
             return SyncAction::Wait;
         }
-        self.armed = true;
-        SyncAction::ArmAlarm {
-            in_ms: DIRECTORY_RETRY_MS,
-        }
+        self.arm_by(now_ms + DIRECTORY_RETRY_MS, now_ms)
     }
 
     /// The alarm went off: the object sends its record as it is now.
     pub fn on_alarm(&mut self, update: &IndexUpdate, now_ms: i64) {
-        self.armed = false;
+        self.armed = None;
         match update {
             IndexUpdate::Upsert { record } => self.mark_sent(record, now_ms),
             IndexUpdate::Remove { .. } => self.last_sent = None,
@@ -373,28 +432,116 @@ mod tests {
     fn turns_are_coalesced_and_what_search_filters_on_goes_at_once() {
         let mut sync = DirectorySync::new();
         let mut thread = record("t", None, 1);
-        assert_eq!(sync.on_change(&upsert(&thread), 0), SyncAction::SendNow);
-        // Turns within the interval: one alarm, then nothing more.
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 0),
+            SyncAction::SendNow
+        );
+        // Changes within the interval: one alarm, then nothing more.
         thread.updated_at_ms = 2;
         assert_eq!(
-            sync.on_change(&upsert(&thread), 100),
+            sync.on_change(&upsert(&thread), false, 100),
             SyncAction::ArmAlarm {
                 in_ms: DIRECTORY_COALESCE_MS - 100
             }
         );
-        assert_eq!(sync.on_change(&upsert(&thread), 200), SyncAction::Wait);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 200),
+            SyncAction::Wait
+        );
+        assert_eq!(
+            sync.on_change(&upsert(&thread), true, 250),
+            SyncAction::Wait
+        );
         // A metadata change is not held back.
         thread.metadata.insert("title".into(), json!("renamed"));
-        assert_eq!(sync.on_change(&upsert(&thread), 300), SyncAction::SendNow);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 300),
+            SyncAction::SendNow
+        );
         sync.on_alarm(&upsert(&thread), DIRECTORY_COALESCE_MS);
-        // After the interval a turn goes at once again.
+        // After the interval a change goes at once again.
         let later = 2 * DIRECTORY_COALESCE_MS + 100;
-        assert_eq!(sync.on_change(&upsert(&thread), later), SyncAction::SendNow);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, later),
+            SyncAction::SendNow
+        );
         let removal = IndexUpdate::Remove {
             thread_id: thread.thread_id.clone(),
             owner: None,
         };
-        assert_eq!(sync.on_change(&removal, later + 50), SyncAction::SendNow);
+        assert_eq!(
+            sync.on_change(&removal, false, later + 50),
+            SyncAction::SendNow
+        );
+    }
+
+    #[test]
+    fn turns_that_move_only_the_time_wait_the_longer_interval() {
+        let mut sync = DirectorySync::new();
+        let thread = record("t", None, 1);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 0),
+            SyncAction::SendNow
+        );
+        // A quiet turn past the short interval still waits for the long one.
+        let at = 2 * DIRECTORY_COALESCE_MS;
+        assert_eq!(
+            sync.on_change(&upsert(&thread), true, at),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_TIME_LAG_MS - at
+            }
+        );
+        assert_eq!(
+            sync.on_change(&upsert(&thread), true, at + 1),
+            SyncAction::Wait
+        );
+        // A status change meanwhile does not wait for the long alarm.
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, at + 2),
+            SyncAction::SendNow,
+            "the short interval since the last send is over"
+        );
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, at + 3),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_COALESCE_MS - 1
+            },
+            "the alarm is brought forward to the short interval"
+        );
+        let sent = at + 2 + DIRECTORY_COALESCE_MS;
+        sync.on_alarm(&upsert(&thread), sent);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), true, sent + 10),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_TIME_LAG_MS - 10
+            }
+        );
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, sent + 20),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_COALESCE_MS - 20
+            },
+            "a status change does not wait for the long alarm"
+        );
+    }
+
+    #[test]
+    fn a_fresh_instance_defers_a_quiet_turn_to_the_alarm() {
+        let mut sync = DirectorySync::new();
+        let thread = record("t", None, 1);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), true, 0),
+            SyncAction::Defer {
+                in_ms: DIRECTORY_TIME_LAG_MS
+            }
+        );
+        sync.deferred_to(DIRECTORY_TIME_LAG_MS);
+        assert_eq!(sync.on_change(&upsert(&thread), true, 10), SyncAction::Wait);
+        // What it has not sent yet and is not quiet goes at once.
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 20),
+            SyncAction::SendNow
+        );
     }
 
     #[test]
@@ -403,14 +550,17 @@ mod tests {
         let mut thread = record("t", None, 1);
         // A cold object: the run's end sends it.
         assert_eq!(sync.on_run_start(&upsert(&thread), 0), SyncAction::Wait);
-        assert_eq!(sync.on_change(&upsert(&thread), 50), SyncAction::SendNow);
+        assert_eq!(
+            sync.on_change(&upsert(&thread), false, 50),
+            SyncAction::SendNow
+        );
         thread.updated_at_ms = 50_000;
         assert_eq!(
             sync.on_run_start(&upsert(&thread), 50_000),
             SyncAction::Wait
         );
         assert_eq!(
-            sync.on_change(&upsert(&thread), 50_100),
+            sync.on_change(&upsert(&thread), false, 50_100),
             SyncAction::SendNow
         );
         thread.metadata.insert("graph_id".into(), json!("agent"));
@@ -424,12 +574,21 @@ mod tests {
     fn a_failed_send_is_retried_from_the_alarm_once() {
         let mut sync = DirectorySync::new();
         assert_eq!(
-            sync.on_sent(false),
+            sync.on_sent(false, 0),
             SyncAction::ArmAlarm {
                 in_ms: DIRECTORY_RETRY_MS
             }
         );
-        assert_eq!(sync.on_sent(false), SyncAction::Wait, "already armed");
-        assert_eq!(sync.on_sent(true), SyncAction::Wait);
+        assert_eq!(sync.on_sent(false, 10), SyncAction::Wait, "already armed");
+        assert_eq!(sync.on_sent(true, 20), SyncAction::Wait);
+        // A retry is not held back by a later alarm (a quiet turn's).
+        let mut sync = DirectorySync::new();
+        sync.deferred_to(DIRECTORY_TIME_LAG_MS);
+        assert_eq!(
+            sync.on_sent(false, 0),
+            SyncAction::ArmAlarm {
+                in_ms: DIRECTORY_RETRY_MS
+            }
+        );
     }
 }
